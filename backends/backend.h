@@ -1,0 +1,56 @@
+/*
+ * The backend interface: one ops table per Backend.Type, in a static table.
+ * Backends see leases, never the store. All calls come from the event loop thread.
+ */
+#ifndef TWILL_BACKENDS_BACKEND_H
+#define TWILL_BACKENDS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipam/ipam.h"
+#include "subnet/config.h"
+#include "subnet/lease.h"
+
+struct ev_loop;
+
+/* What the daemon knows of the external (underlay) interface. */
+struct be_extif {
+	char name[16];               /* IFNAMSIZ */
+	int ifindex;
+	int mtu;
+	struct ipam_addr iface_addr; /* the interface's own IPv4 address (local end of tunnels) */
+	struct ipam_addr public_ip;  /* advertised in the lease (== iface_addr unless --public-ip) */
+};
+
+struct backend;
+
+struct backend_ops {
+	const char *name; /* Backend.Type, e.g. "vxlan" */
+	/*
+	 * Read the backend options from @cfg->backend, check them, create what must
+	 * exist before the lease (the VXLAN device and its MAC), and fill
+	 * @ret_attrs->backend_type/backend_data for the lease. NULL with errno and
+	 * a logged reason on failure.
+	 */
+	struct backend *(*init)(struct ev_loop *loop, const struct subnet_config *cfg,
+				const struct be_extif *ext, struct lease_attrs *ret_attrs);
+	/* The own lease is known: address the device, set routes. Returns the MTU for the subnet file, or -errno. */
+	int (*start)(struct backend *be, const struct lease *own);
+	/* A remote lease appeared or changed (same subnet, new attributes). 0 or -errno (logged). */
+	int (*lease_added)(struct backend *be, const struct lease *l);
+	int (*lease_removed)(struct backend *be, const struct lease *l);
+	/*
+	 * The complete set of remote leases (after start, or after a relist):
+	 * bring the kernel to exactly this state, removing stale entries. 0 or -errno.
+	 */
+	int (*resync)(struct backend *be, const struct lease *leases, size_t n);
+	/* Leave kernel state in place (COMPAT: restart must not break traffic) and free. NULL-safe. */
+	void (*stop)(struct backend *be);
+};
+
+/* The backend for @type ("vxlan", "udp", "host-gw"), or NULL. */
+const struct backend_ops *backend_lookup(const char *type);
+
+#endif

@@ -1,0 +1,3 @@
+/* placeholder until the module lands */
+int twill_placeholder_backends(void);
+int twill_placeholder_backends(void) { return 0; }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds twill twice (release with gcc; ASan+UBSan with
+# clang, fuzzers included) into fresh build directories, and runs the whole
+# suite (unit, integration, fuzz) in both. Non-zero on any failure.
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+cd "$src"
+
+if [ "${TWILL_SKIP_DEPS:-0}" != 1 ]; then
+	bash contrib/deps.sh
+fi
+
+jobs=$(nproc)
+out=${TWILL_TEST_OUT:-$src/build-test}
+rm -rf "$out"
+mkdir -p "$out"
+status=0
+summary=()
+
+run_suite() { # name, build dir, cmake args...
+	local name=$1 dir=$2
+	shift 2
+	echo "=== [$name] configure and build"
+	cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.cmake.log" 2>&1 ||
+		{ cat "$dir.cmake.log"; return 1; }
+	cmake --build "$dir" -j "$jobs" 2>&1 | tail -n 30
+	[ "${PIPESTATUS[0]}" -eq 0 ] || return 1
+	echo "=== [$name] ctest"
+	local rc=0
+	(cd "$dir" && ctest --output-on-failure --no-tests=error -j "$jobs" ${TWILL_CTEST_ARGS:-}) | tee "$dir.ctest.log" || rc=1
+	[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+	summary+=("[$name] $(grep -E 'tests passed|tests failed' "$dir.ctest.log" | tail -n 1)")
+	return $rc
+}
+
+run_suite release "$out/release" -DCMAKE_C_COMPILER=gcc || status=1
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+	run_suite sanitize "$out/sanitize" -DCMAKE_C_COMPILER=clang -DTWILL_SANITIZE=ON \
+	-DTWILL_FUZZ=ON -DTWILL_FUZZ_SECONDS="${TWILL_FUZZ_SECONDS:-20}" || status=1
+
+echo "=== summary"
+for s in "${summary[@]}"; do echo "$s"; done
+if [ $status -eq 0 ]; then
+	echo "contrib/test.sh: all suites passed"
+else
+	echo "contrib/test.sh: FAILED"
+fi
+exit $status

@@ -1,0 +1,12 @@
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("twill-docker-opts %s\n", TWILL_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "usage: twill-docker-opts [flags] (not implemented yet)\n");
+	return 2;
+}
