@@ -1,0 +1,46 @@
+/*
+ * The subnet file (COMPAT.md §6, default /run/flannel/subnet.env): written
+ * atomically by twilld, read back by twilld (lease re-use) and twill-docker-opts.
+ */
+#ifndef TWILL_SUBNET_SUBNETFILE_H
+#define TWILL_SUBNET_SUBNETFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ipam/ipam.h"
+
+#define SUBNETFILE_DEFAULT_PATH "/run/flannel/subnet.env"
+
+struct subnetfile {
+	bool has_network;
+	struct ipam_prefix network;     /* FLANNEL_NETWORK */
+	bool has_subnet;
+	struct ipam_prefix subnet;      /* FLANNEL_SUBNET: first host address / lease length */
+	bool has_ipv6_network;
+	struct ipam_prefix ipv6_network;
+	bool has_ipv6_subnet;
+	struct ipam_prefix ipv6_subnet;
+	bool has_mtu;
+	int mtu;                        /* FLANNEL_MTU */
+	bool has_ipmasq;
+	bool ipmasq;                    /* FLANNEL_IPMASQ */
+};
+
+/*
+ * Write @f to @path atomically (temp file in the same directory, fsync, rename;
+ * directory created 0755, file 0644) in exactly COMPAT §6's format and order.
+ * Fields whose has_* is false are left out. 0 or -errno. Does not log.
+ */
+int subnetfile_write(const char *path, const struct subnetfile *f);
+
+/*
+ * Parse the file at @path. Unknown lines are ignored (the file is a shell
+ * fragment); a malformed value of a known key is an error. 0, -ENOENT, or
+ * -EINVAL with the reason ("line 2: FLANNEL_SUBNET: ...") in @err.
+ */
+int subnetfile_read(const char *path, struct subnetfile *ret, char *err, size_t errlen);
+/* The same for a buffer (used by the fuzz harness). */
+int subnetfile_parse(const char *buf, size_t len, struct subnetfile *ret, char *err, size_t errlen);
+
+#endif
