@@ -1,12 +1,9 @@
+/* twillctl: the command line for flannel's config and leases (see ctl/ctl.h). */
 #include <stdio.h>
-#include <string.h>
+
+#include "ctl/ctl.h"
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("twillctl %s\n", TWILL_VERSION);
-		return 0;
-	}
-	fprintf(stderr, "usage: twillctl [flags] (not implemented yet)\n");
-	return 2;
+	return ctl_main(argc, argv, stdout, stderr);
 }

@@ -16,19 +16,19 @@
 #define SUBNET_ERR_MAX          512
 
 struct subnet_config {
-	bool enable_ipv4;                  /* default true */
-	bool enable_ipv6;                  /* default false */
-	struct ipam_prefix network;        /* network address (host bits clear) */
+	bool enable_ipv4;           /* default true */
+	bool enable_ipv6;           /* default false */
+	struct ipam_prefix network; /* network address (host bits clear) */
 	uint8_t subnet_len;
-	struct ipam_prefix subnet_min;     /* length subnet_len */
-	struct ipam_prefix subnet_max;     /* length subnet_len */
-	struct ipam_prefix ipv6_network;   /* valid when enable_ipv6 */
+	struct ipam_prefix subnet_min;   /* length subnet_len */
+	struct ipam_prefix subnet_max;   /* length subnet_len */
+	struct ipam_prefix ipv6_network; /* valid when enable_ipv6 */
 	uint8_t ipv6_subnet_len;
 	struct ipam_prefix ipv6_subnet_min;
 	struct ipam_prefix ipv6_subnet_max;
 	char backend_type[SUBNET_BACKEND_TYPE_MAX]; /* lower case: "udp", "vxlan", "host-gw" */
-	bool backend_defaulted;            /* Backend (or Backend.Type) was absent: udp chosen */
-	json_t *backend;                   /* the Backend object (owned reference), never NULL */
+	bool backend_defaulted; /* Backend (or Backend.Type) was absent: udp chosen */
+	json_t *backend;        /* the Backend object (owned reference), never NULL */
 };
 
 /*

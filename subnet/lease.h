@@ -15,21 +15,22 @@
 #define LEASE_KEY_MAX          128
 
 struct lease_attrs {
-	struct ipam_addr public_ip;   /* AF_INET */
+	struct ipam_addr public_ip; /* AF_INET */
 	bool has_public_ipv6;
-	struct ipam_addr public_ipv6; /* AF_INET6 when has_public_ipv6 */
+	struct ipam_addr public_ipv6;              /* AF_INET6 when has_public_ipv6 */
 	char backend_type[LEASE_BACKEND_TYPE_MAX]; /* "" when absent (flannel's udp writes none) */
-	json_t *backend_data;         /* owned reference; NULL when absent or JSON null */
+	json_t *backend_data;    /* owned reference; NULL when absent or JSON null */
+	json_t *backend_v6_data; /* flannel's dual-stack vxlan BackendV6Data; same rules */
 };
 
 struct lease {
 	bool has_ipv4;
-	struct ipam_prefix subnet;      /* network address */
+	struct ipam_prefix subnet; /* network address */
 	bool has_ipv6;
 	struct ipam_prefix ipv6_subnet; /* network address */
 	struct lease_attrs attrs;
-	int64_t store_lease_id;         /* 0 = reservation (key with no etcd lease) */
-	int64_t expires_at;             /* CLOCK_REALTIME seconds; 0 = never (reservation) or unknown */
+	int64_t store_lease_id; /* 0 = reservation (key with no etcd lease) */
+	int64_t expires_at;     /* CLOCK_REALTIME seconds; 0 = never (reservation) or unknown */
 	int64_t mod_revision;
 };
 
@@ -38,24 +39,39 @@ struct lease {
  * 0 or -EINVAL (also for host bits set). Fills has_ipv4/subnet/has_ipv6/ipv6_subnet.
  */
 int lease_key_parse(const char *key, struct lease *ret);
-/* Inverse of lease_key_parse; @buf holds LEASE_KEY_MAX bytes. */
+/* Inverse of lease_key_parse (host bits cleared); returns @buf, which holds LEASE_KEY_MAX bytes. */
 char *lease_key_format(const struct lease *l, char *buf);
 
-/* Parse the lease value JSON; 0, or -EINVAL with the reason in @err. Does not log. */
+/*
+ * Parse the lease value JSON (keys case-insensitive, unknown keys ignored, PublicIP
+ * required); 0 and *ret filled (caller clears it), or -EINVAL with the reason in @err
+ * and *ret untouched. Does not log.
+ */
 int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, char *err,
-		      size_t errlen);
-/* Byte-exact flannel JSON (field order PublicIP, PublicIPv6, BackendType, BackendData); malloc'd. */
+                      size_t errlen);
+/*
+ * Byte-exact flannel JSON (field order PublicIP, PublicIPv6, BackendType, BackendData,
+ * BackendV6Data; the last three left out when empty/NULL; <, >, & escaped as Go does).
+ * malloc'd; NULL with errno ENOMEM.
+ */
 char *lease_attrs_format(const struct lease_attrs *a);
-/* Deep copy (BackendData reference taken); 0 or -ENOMEM. */
+/* Copy (BackendData references taken, not deep); @dst is overwritten, not cleared. 0. */
 int lease_attrs_copy(struct lease_attrs *dst, const struct lease_attrs *src);
+/* Same addresses, BackendType and (json_equal) BackendData/BackendV6Data. */
 bool lease_attrs_equal(const struct lease_attrs *a, const struct lease_attrs *b);
-/* Drops the BackendData reference; the struct may be reused after. */
+/* Drops the BackendData references and zeroes @a (NULL-safe); the struct may be reused after. */
 void lease_attrs_clear(struct lease_attrs *a);
 
+/* Copy of the whole lease (attrs as lease_attrs_copy); @dst overwritten. 0. */
 int lease_copy(struct lease *dst, const struct lease *src);
+/* Drops owned references and zeroes @l; NULL-safe. */
 void lease_clear(struct lease *l);
 
-/* VXLAN BackendData helpers: {"VNI":1,"VtepMAC":"16:95:20:8d:5a:7b"}. 0 or -EINVAL. */
+/*
+ * VXLAN BackendData helpers: {"VNI":1,"VtepMAC":"16:95:20:8d:5a:7b"}. lease_vxlan_data:
+ * 0 or -EINVAL (not an object, VtepMAC missing or not a MAC, VNI not 0..2^24-1; a
+ * missing VNI reads as 0, as in Go). lease_vxlan_data_new: a new reference, NULL on ENOMEM.
+ */
 int lease_vxlan_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret_mac[6]);
 json_t *lease_vxlan_data_new(uint32_t vni, const uint8_t mac[6]);
 

@@ -32,10 +32,12 @@ struct store_kv {
 
 struct store_result {
 	int err;              /* 0 or -errno: -ECONNREFUSED/-ETIMEDOUT (unreachable), -EACCES (auth),
-			       * -ENOENT (lease not found), -EINVAL (bad request), -EPROTO (bad reply) */
+			       * -ENOENT (lease not found), -EINVAL (bad request), -EPROTO (bad reply),
+			       * -ESTALE (revision compacted), -EEXIST (lease exists), -EIO (server) */
 	const char *errmsg;   /* reason when err != 0 (e.g. etcd's message), else NULL */
 	int64_t revision;     /* store revision the reply was taken at */
-	bool succeeded;       /* create/cas/del: the compare held and the write happened */
+	bool succeeded;       /* create/cas/del: the compare held and the write happened (del with
+			       * expect 0: a key was deleted); put/revoke: true */
 	struct store_kv *kvs; /* get/list: matches; create/cas failed: the current kv, if any */
 	size_t n_kvs;
 	int64_t lease_id;     /* create with ttl: the lease granted; keepalive: the lease */
@@ -56,7 +58,7 @@ struct store_event {
 /*
  * Watch callback. @err 0: @n events at @revision (n may be 0 for progress).
  * @err -ESTALE: the start revision was compacted; -EPIPE: the stream broke and
- * could not be resumed. After an error the watch is dead: list again and start
+ * could not be resumed; -EACCES: no permission (etcd auth). After an error the watch is dead: list again and start
  * a new watch from that listing's revision + 1 (the caller still frees the old one).
  */
 typedef void (*store_watch_cb)(void *ctx, int err, const struct store_event *evs, size_t n,
@@ -92,7 +94,7 @@ struct store_ops {
 	int (*keepalive)(struct store *s, int64_t lease_id, store_cb cb, void *ctx);
 	/* Revoke a lease and delete its keys. */
 	int (*revoke)(struct store *s, int64_t lease_id, store_cb cb, void *ctx);
-	/* Watch @prefix from @from_rev (inclusive). NULL with errno on failure. */
+	/* Watch @prefix from @from_rev (inclusive; 0 = from now). NULL with errno on failure. */
 	struct store_watch *(*watch)(struct store *s, const char *prefix, int64_t from_rev,
 				     store_watch_cb cb, void *ctx);
 	/* Stop a watch; no callback after this returns. NULL-safe. */
@@ -114,7 +116,9 @@ struct store_opts {
 	const char *cafile, *certfile, *keyfile;
 	const char *username, *password;
 	int request_timeout_ms; /* total timeout of a unary call (default 5000) */
-	int watch_idle_ms;      /* a watch silent this long is reopened (default 0 = server progress) */
+	int watch_idle_ms;      /* a watch silent this long is reopened (0 = 660000: etcd's default
+				 * progress-notify interval, 10 min, + 1 min; set lower with a server
+				 * that has --experimental-watch-progress-notify-interval) */
 };
 
 /* etcd v3 over HTTP(S). NULL with errno (and a logged reason) on failure. */

@@ -14,17 +14,17 @@
 
 struct subnetfile {
 	bool has_network;
-	struct ipam_prefix network;     /* FLANNEL_NETWORK */
+	struct ipam_prefix network; /* FLANNEL_NETWORK */
 	bool has_subnet;
-	struct ipam_prefix subnet;      /* FLANNEL_SUBNET: first host address / lease length */
+	struct ipam_prefix subnet; /* FLANNEL_SUBNET: first host address / lease length */
 	bool has_ipv6_network;
 	struct ipam_prefix ipv6_network;
 	bool has_ipv6_subnet;
 	struct ipam_prefix ipv6_subnet;
 	bool has_mtu;
-	int mtu;                        /* FLANNEL_MTU */
+	int mtu; /* FLANNEL_MTU */
 	bool has_ipmasq;
-	bool ipmasq;                    /* FLANNEL_IPMASQ */
+	bool ipmasq; /* FLANNEL_IPMASQ */
 };
 
 /*
@@ -35,12 +35,15 @@ struct subnetfile {
 int subnetfile_write(const char *path, const struct subnetfile *f);
 
 /*
- * Parse the file at @path. Unknown lines are ignored (the file is a shell
- * fragment); a malformed value of a known key is an error. 0, -ENOENT, or
- * -EINVAL with the reason ("line 2: FLANNEL_SUBNET: ...") in @err.
+ * Parse the file at @path. Unknown lines, comments and blank lines are ignored
+ * (the file is a shell fragment; "export " and one level of quotes are accepted);
+ * a malformed value of a known key is an error; the last of repeated keys wins.
+ * 0, -errno of open/read (-ENOENT...), or -EINVAL (also for files over 64 KiB) with
+ * the reason in @err ("line 2: FLANNEL_SUBNET: ...", without the path). *ret is
+ * written only on success. Does not log.
  */
 int subnetfile_read(const char *path, struct subnetfile *ret, char *err, size_t errlen);
-/* The same for a buffer (used by the fuzz harness). */
+/* The same for a buffer of @len bytes (NULs allowed: they make a known value malformed). */
 int subnetfile_parse(const char *buf, size_t len, struct subnetfile *ret, char *err, size_t errlen);
 
 #endif

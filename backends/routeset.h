@@ -1,0 +1,74 @@
+/*
+ * The kernel state of the remote leases, shared by vxlan and host-gw: for each
+ * remote subnet a route (via a nexthop object where the kernel has them), and
+ * for overlay (vxlan) leases a permanent neighbour and fdb entry. Changes are
+ * queued and reach the kernel as netlink batches; a resync dumps the kernel and
+ * brings it to exactly the wanted set; a netlink event socket restores what
+ * someone else removes (debounced), and ENOBUFS triggers a full resync.
+ * Logs failures (warn) with the lease they concern.
+ */
+#ifndef TWILL_BACKENDS_ROUTESET_H
+#define TWILL_BACKENDS_ROUTESET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipam/ipam.h"
+
+struct ev_loop;
+struct routeset;
+
+/* What one remote lease asks of the kernel. */
+struct rs_lease {
+	struct ipam_prefix subnet;  /* IPv4, network address */
+	struct ipam_addr public_ip; /* IPv4 */
+	bool overlay;   /* vxlan: neighbour + fdb + route via the subnet address, onlink */
+	uint8_t mac[6]; /* VtepMAC when overlay */
+};
+
+#define RS_NH_RANGE (1u << 24) /* nexthop ids nh_base .. nh_base + RS_NH_RANGE - 1 */
+
+struct rs_params {
+	const char *name;           /* log prefix, e.g. "vxlan flannel.1" */
+	struct ev_loop *loop;       /* NULL: no self-healing, every change is flushed at once */
+	int ext_ifindex;            /* external interface (direct and host-gw routes) */
+	struct ipam_prefix network; /* overlay Network: gateway routes inside it on ext are ours */
+	uint32_t nh_base;           /* nexthop id range of this set (deterministic ids) */
+	bool nexthops;              /* use nexthop objects when the kernel has them */
+	bool direct_routing;        /* overlay leases whose PublicIP has no gateway: direct route */
+	/*
+	 * Make sure the overlay device exists (recreating it if needed), is up and
+	 * addressed: its ifindex, or -errno (logged by the callee). NULL: no device.
+	 */
+	int (*ensure_dev)(void *ctx);
+	void *ctx;
+};
+
+/* A new, empty set; opens its netlink sockets (events only with a loop). NULL with errno. */
+struct routeset *routeset_new(const struct rs_params *p);
+/* Frees memory, timers and sockets; leaves the kernel state as it is. NULL-safe. */
+void routeset_free(struct routeset *rs);
+/* Calls ensure_dev and starts watching events. Until then, changes only queue. 0 or -errno. */
+int routeset_start(struct routeset *rs);
+/* Queue @l (added or changed; keyed by its subnet). 0 or -errno (bad lease, logged). */
+int routeset_set(struct routeset *rs, const struct rs_lease *l);
+/* Queue the removal of @subnet (unknown subnets are ignored). 0. */
+int routeset_unset(struct routeset *rs, const struct ipam_prefix *subnet);
+/*
+ * Send the queued changes as one batch now (otherwise a zero-delay timer does it
+ * once per loop iteration). 0, or the number of refused objects (logged), or -errno.
+ */
+int routeset_flush(struct routeset *rs);
+/* Make @ls (n leases) the whole wanted set and reconcile the kernel with it now; as flush. */
+int routeset_resync(struct routeset *rs, const struct rs_lease *ls, size_t n);
+/* Dump the kernel and repair the differences with the wanted set now; as flush. */
+int routeset_reconcile(struct routeset *rs);
+/* True when routes go through nexthop objects (probed once at creation). */
+bool routeset_uses_nexthops(const struct routeset *rs);
+/* Number of wanted leases. */
+size_t routeset_count(const struct routeset *rs);
+/* Number of reconciles run so far (self-healing included); for tests. */
+uint64_t routeset_reconciles(const struct routeset *rs);
+
+#endif

@@ -1,0 +1,688 @@
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "daemon/health.h"
+#include "daemon/iface.h"
+#include "daemon/iptables.h"
+#include "daemon/sdnotify.h"
+#include "daemon/twilld.h"
+#include "daemon/util.h"
+#include "lib/ev.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "subnet/leasemgr.h"
+#include "subnet/store.h"
+#include "subnet/store_flags.h"
+
+#define CONFIG_RETRY_MS 1000
+#define INIT_RETRY_MS   5000
+#define START_RETRY_MS  1000
+
+enum retry_what {
+	RETRY_NONE,
+	RETRY_CONFIG, /* fetch and check the config again */
+	RETRY_INIT,   /* backend init again */
+	RETRY_START,  /* backend start / subnet file again */
+};
+
+struct twilld;
+
+/* One config fetch in flight: start-up or SIGHUP. */
+struct fetch {
+	struct twilld *d;
+	bool hup;
+	bool inflight;
+};
+
+struct twilld {
+	struct ev_loop *loop;
+	const struct twilld_opts *o;
+	char prefix[256];
+	char config_key[300];
+	struct store *store;
+	struct ev_signal *sig_term, *sig_int, *sig_hup;
+	struct ev_timer *retry;
+	enum retry_what retry_what;
+	char last_err[SUBNET_ERR_MAX + 512]; /* repeated failures are logged once at warn */
+
+	struct fetch fetch_start, fetch_hup;
+	struct subnet_config *cfg;
+
+	struct be_extif ext;
+	const struct backend_ops *be_ops;
+	struct backend *be;
+	struct lease_attrs attrs;
+	struct leasemgr *lm;
+
+	bool has_own;
+	bool started; /* backend started and subnet file written for own */
+	struct lease own;
+	int mtu;
+	bool ready_notified;
+	struct health *health;
+	struct ipt *ipt;
+	char ipt_last_err[IPT_ERR_MAX];
+	int fatal; /* -errno that stopped the loop, 0 for a signal */
+};
+
+/* ---- Retry and logging helpers ---- */
+
+/* Log a failure at warn the first time, at debug while it repeats unchanged. */
+__attribute__((format(printf, 2, 3))) static void warn_once(struct twilld *d, const char *fmt, ...)
+{
+	char msg[sizeof(d->last_err)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (strcmp(msg, d->last_err) == 0) {
+		log_debug("%s", msg);
+		return;
+	}
+	snprintf(d->last_err, sizeof(d->last_err), "%s", msg);
+	log_warnx("%s", msg);
+}
+
+static void retry_in(struct twilld *d, enum retry_what what, uint64_t ms)
+{
+	d->retry_what = what;
+	if (ev_timer_start(d->retry, ms, 0) < 0)
+		log_error("cannot arm the retry timer: %s", strerror(errno));
+}
+
+/* ---- Backend start, subnet file, readiness ---- */
+
+static void start_backend(struct twilld *d)
+{
+	char desc[TWILLD_DESCRIBE_MAX];
+	struct subnetfile sf;
+	const struct lease *remote;
+	size_t n = 0;
+	int mtu, r;
+
+	twilld_lease_describe(&d->own, desc, sizeof(desc));
+	mtu = d->be_ops->start(d->be, &d->own);
+	if (mtu < 0) {
+		warn_once(d, "backend %s: start with lease %s failed: %s, retrying in %ds",
+		          d->be_ops->name, desc, strerror(-mtu), START_RETRY_MS / 1000);
+		retry_in(d, RETRY_START, START_RETRY_MS);
+		return;
+	}
+	d->mtu = mtu;
+	r = twilld_subnetfile_fill(d->cfg, &d->own, mtu, d->o->ip_masq, &sf);
+	if (r == 0)
+		r = subnetfile_write(d->o->subnet_file, &sf);
+	if (r < 0) {
+		warn_once(d, "subnet file %s: write failed: %s, retrying in %ds", d->o->subnet_file,
+		          strerror(-r), START_RETRY_MS / 1000);
+		retry_in(d, RETRY_START, START_RETRY_MS);
+		return;
+	}
+	d->last_err[0] = '\0';
+	d->started = true;
+	if (d->ipt && d->cfg->enable_ipv4 && d->own.has_ipv4) {
+		r = ipt_set_lease(d->ipt, &d->cfg->network, &d->own.subnet);
+		if (r < 0)
+			log_warnx("iptables: cannot set network and lease: %s", strerror(-r));
+	}
+	log_info("subnet file %s: written (lease %s, MTU %d)", d->o->subnet_file, desc, mtu);
+	/* events that arrived while the backend was not started are applied now */
+	remote = leasemgr_remote(d->lm, &n);
+	r = d->be_ops->resync(d->be, remote, n);
+	if (r < 0)
+		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
+		          strerror(-r));
+	if (!d->ready_notified) {
+		r = sd_notify_send("READY=1");
+		if (r < 0)
+			log_warnx("sd_notify READY=1 to %s failed: %s", getenv("NOTIFY_SOCKET"),
+			          strerror(-r));
+		d->ready_notified = true;
+		log_info("ready: backend %s on %s, lease %s", d->be_ops->name, d->ext.name, desc);
+	}
+}
+
+/* ---- Lease manager events ---- */
+
+static void on_own_acquired(void *ctx, const struct lease *own)
+{
+	struct twilld *d = ctx;
+	char desc[TWILLD_DESCRIBE_MAX], old[TWILLD_DESCRIBE_MAX];
+	bool same;
+
+	twilld_lease_describe(own, desc, sizeof(desc));
+	same = d->has_own && d->own.has_ipv4 == own->has_ipv4 && d->own.has_ipv6 == own->has_ipv6 &&
+	       (!own->has_ipv4 || ipam_prefix_equal(&d->own.subnet, &own->subnet)) &&
+	       (!own->has_ipv6 || ipam_prefix_equal(&d->own.ipv6_subnet, &own->ipv6_subnet));
+	if (same && d->started) {
+		log_info("lease %s: re-acquired, same subnet", desc);
+		lease_clear(&d->own);
+		if (lease_copy(&d->own, own) < 0)
+			log_error("lease %s: out of memory", desc);
+		return;
+	}
+	if (d->has_own && !same)
+		log_warnx("lease %s: acquired, replacing %s: restarting backend %s", desc,
+		          twilld_lease_describe(&d->own, old, sizeof(old)), d->be_ops->name);
+	else
+		log_info("lease %s: acquired", desc);
+	lease_clear(&d->own);
+	d->has_own = false;
+	if (lease_copy(&d->own, own) < 0) {
+		log_error("lease %s: out of memory", desc);
+		return;
+	}
+	d->has_own = true;
+	d->started = false;
+	if (d->retry_what == RETRY_START)
+		ev_timer_stop(d->retry);
+	start_backend(d);
+}
+
+static void on_own_lost(void *ctx, const struct lease *old)
+{
+	struct twilld *d = ctx;
+	char desc[TWILLD_DESCRIBE_MAX];
+
+	(void)d;
+	log_warnx(
+		"lease %s: lost (deleted or expired): re-acquiring; forwarding continues meanwhile",
+		twilld_lease_describe(old, desc, sizeof(desc)));
+}
+
+static void on_resync(void *ctx, const struct lease *leases, size_t n)
+{
+	struct twilld *d = ctx;
+	int r;
+
+	log_info("remote leases: %zu known, resyncing backend %s", n, d->be_ops->name);
+	if (!d->started) {
+		log_debug("backend %s not started yet: resync deferred", d->be_ops->name);
+		return;
+	}
+	r = d->be_ops->resync(d->be, leases, n);
+	if (r < 0)
+		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
+		          strerror(-r));
+}
+
+static void on_added(void *ctx, const struct lease *l)
+{
+	struct twilld *d = ctx;
+	char desc[TWILLD_DESCRIBE_MAX];
+	int r;
+
+	twilld_lease_describe(l, desc, sizeof(desc));
+	log_info("lease %s: added", desc);
+	if (!d->started)
+		return;
+	r = d->be_ops->lease_added(d->be, l);
+	if (r < 0)
+		log_warnx("backend %s: lease %s: programming failed: %s", d->be_ops->name, desc,
+		          strerror(-r));
+}
+
+static void on_removed(void *ctx, const struct lease *l)
+{
+	struct twilld *d = ctx;
+	char desc[TWILLD_DESCRIBE_MAX];
+	int r;
+
+	twilld_lease_describe(l, desc, sizeof(desc));
+	log_info("lease %s: removed", desc);
+	if (!d->started)
+		return;
+	r = d->be_ops->lease_removed(d->be, l);
+	if (r < 0)
+		log_warnx("backend %s: lease %s: removal failed: %s", d->be_ops->name, desc,
+		          strerror(-r));
+}
+
+static void on_lm_error(void *ctx, int err, const char *msg)
+{
+	struct twilld *d = ctx;
+
+	warn_once(d, "lease acquisition: %s (%s), retrying", msg ? msg : "failed", strerror(-err));
+}
+
+static const struct leasemgr_events lm_events = {
+	.own_acquired = on_own_acquired,
+	.own_lost = on_own_lost,
+	.resync = on_resync,
+	.added = on_added,
+	.removed = on_removed,
+	.error = on_lm_error,
+};
+
+/* ---- Start-up steps ---- */
+
+static void init_backend(struct twilld *d)
+{
+	struct leasemgr_opts lo = { 0 };
+	int r;
+
+	lease_attrs_clear(&d->attrs);
+	memset(&d->attrs, 0, sizeof(d->attrs));
+	d->attrs.public_ip = d->ext.public_ip;
+	d->be = d->be_ops->init(d->loop, d->cfg, &d->ext, &d->attrs);
+	if (!d->be) {
+		warn_once(d, "backend %s: init on %s failed: %s, retrying in %ds", d->be_ops->name,
+		          d->ext.name, strerror(errno), INIT_RETRY_MS / 1000);
+		retry_in(d, RETRY_INIT, INIT_RETRY_MS);
+		return;
+	}
+	d->attrs.public_ip = d->ext.public_ip;
+	if (d->cfg->enable_ipv6 && d->o->has_public_ipv6) {
+		d->attrs.has_public_ipv6 = true;
+		d->attrs.public_ipv6 = d->o->public_ipv6_addr;
+	}
+	log_info("backend %s: initialised on %s", d->be_ops->name, d->ext.name);
+
+	lo.prefix = d->prefix;
+	lo.lease_ttl_s = d->o->lease_ttl_s;
+	lo.renew_margin_s = d->o->renew_margin_min * 60;
+	lo.retry_ms = 0; /* the lease manager's default: 60 s, as flannel */
+	lo.subnet_file = d->o->subnet_file;
+	d->lm = leasemgr_new(d->loop, d->store, &lo, &lm_events, d);
+	if (!d->lm) {
+		d->fatal = errno ? -errno : -ENOMEM;
+		log_error("lease manager: cannot create: %s", strerror(-d->fatal));
+		ev_loop_stop(d->loop);
+		return;
+	}
+	r = leasemgr_start(d->lm, d->cfg, &d->attrs);
+	if (r < 0) {
+		d->fatal = r;
+		log_error("lease manager: cannot start: %s", strerror(-r));
+		ev_loop_stop(d->loop);
+		return;
+	}
+	d->last_err[0] = '\0';
+	log_info("lease manager: acquiring a lease under %s/subnets", d->prefix);
+}
+
+/* A valid config arrived at start-up. */
+static void apply_config(struct twilld *d, struct subnet_config *cfg)
+{
+	char net[IPAM_PREFIX_STRLEN], net6[IPAM_PREFIX_STRLEN];
+
+	d->be_ops = backend_lookup(cfg->backend_type);
+	if (!d->be_ops) {
+		if (cfg->backend_defaulted)
+			warn_once(
+				d,
+				"network config %s: no Backend in the network config: flannel uses udp, which this twilld does not provide: set Backend.Type (e.g. vxlan), retrying in %ds",
+				d->config_key, CONFIG_RETRY_MS / 1000);
+		else
+			warn_once(
+				d,
+				"network config %s: backend type \"%s\" is not available in this twilld, retrying in %ds",
+				d->config_key, cfg->backend_type, CONFIG_RETRY_MS / 1000);
+		subnet_config_free(cfg);
+		retry_in(d, RETRY_CONFIG, CONFIG_RETRY_MS);
+		return;
+	}
+	d->cfg = cfg;
+	d->last_err[0] = '\0';
+	log_info("network config %s: Network %s%s%s, SubnetLen %u, Backend %s", d->config_key,
+	         cfg->enable_ipv4 ? ipam_prefix_format(&cfg->network, net) : "(IPv4 disabled)",
+	         cfg->enable_ipv6 ? ", IPv6Network " : "",
+	         cfg->enable_ipv6 ? ipam_prefix_format(&cfg->ipv6_network, net6) : "",
+	         cfg->subnet_len, cfg->backend_type);
+	if (cfg->backend_defaulted)
+		log_warnx("no Backend in the network config: using udp, as flannel does");
+	init_backend(d);
+}
+
+static void fetch_config(struct twilld *d, struct fetch *f);
+
+static void on_config(void *ctx, const struct store_result *res)
+{
+	struct fetch *f = ctx;
+	struct twilld *d = f->d;
+	struct subnet_config *cfg;
+	char err[SUBNET_ERR_MAX];
+
+	f->inflight = false;
+	if (res->err < 0) {
+		if (f->hup) {
+			log_warnx(
+				"SIGHUP: network config %s: cannot read it: %s: keeping the running config",
+				d->config_key, res->errmsg ? res->errmsg : strerror(-res->err));
+			return;
+		}
+		warn_once(d, "network config %s: cannot read it from %s: %s, retrying in %ds",
+		          d->config_key, d->store->ops->endpoint(d->store),
+		          res->errmsg ? res->errmsg : strerror(-res->err), CONFIG_RETRY_MS / 1000);
+		retry_in(d, RETRY_CONFIG, CONFIG_RETRY_MS);
+		return;
+	}
+	if (res->n_kvs == 0) {
+		if (f->hup) {
+			log_warnx(
+				"SIGHUP: network config %s: not found: keeping the running config",
+				d->config_key);
+			return;
+		}
+		warn_once(d,
+		          "network config %s: not found, retrying in %ds (twillctl config set ...)",
+		          d->config_key, CONFIG_RETRY_MS / 1000);
+		retry_in(d, RETRY_CONFIG, CONFIG_RETRY_MS);
+		return;
+	}
+	cfg = subnet_config_parse(res->kvs[0].value, res->kvs[0].value_len, err, sizeof(err));
+	if (!cfg) {
+		if (f->hup) {
+			log_warnx(
+				"SIGHUP: network config %s: invalid: %s: keeping the running config",
+				d->config_key, err);
+			return;
+		}
+		warn_once(d, "network config %s: invalid: %s, retrying in %ds", d->config_key, err,
+		          CONFIG_RETRY_MS / 1000);
+		retry_in(d, RETRY_CONFIG, CONFIG_RETRY_MS);
+		return;
+	}
+	if (!f->hup) {
+		apply_config(d, cfg);
+		return;
+	}
+	if (!d->cfg) {
+		/* still starting: the start-up fetch takes it from here */
+		subnet_config_free(cfg);
+		return;
+	}
+	if (subnet_config_equal(d->cfg, cfg)) {
+		log_info("SIGHUP: network config %s: unchanged", d->config_key);
+	} else {
+		char diff[1024];
+
+		log_warnx(
+			"SIGHUP: network config %s: changed (%s): restart twilld to apply it (the running config stays in use)",
+			d->config_key, twilld_config_diff(d->cfg, cfg, diff, sizeof(diff)));
+	}
+	subnet_config_free(cfg);
+}
+
+static void fetch_config(struct twilld *d, struct fetch *f)
+{
+	int r;
+
+	if (f->inflight)
+		return;
+	r = d->store->ops->get(d->store, d->config_key, on_config, f);
+	if (r < 0) {
+		if (f->hup) {
+			log_warnx("SIGHUP: network config %s: cannot query the store: %s",
+			          d->config_key, strerror(-r));
+			return;
+		}
+		warn_once(d, "network config %s: cannot query the store: %s, retrying in %ds",
+		          d->config_key, strerror(-r), CONFIG_RETRY_MS / 1000);
+		retry_in(d, RETRY_CONFIG, CONFIG_RETRY_MS);
+		return;
+	}
+	f->inflight = true;
+}
+
+static void on_retry(struct ev_timer *t, void *ctx)
+{
+	struct twilld *d = ctx;
+	enum retry_what what = d->retry_what;
+
+	(void)t;
+	d->retry_what = RETRY_NONE;
+	switch (what) {
+	case RETRY_CONFIG:
+		fetch_config(d, &d->fetch_start);
+		break;
+	case RETRY_INIT:
+		init_backend(d);
+		break;
+	case RETRY_START:
+		if (d->has_own && !d->started)
+			start_backend(d);
+		break;
+	case RETRY_NONE:
+		break;
+	}
+}
+
+static void on_signal(struct ev_signal *s, int signo, void *ctx)
+{
+	struct twilld *d = ctx;
+
+	(void)s;
+	if (signo == SIGHUP) {
+		if (!d->cfg) {
+			log_info("SIGHUP: no valid network config yet: checking %s now",
+			         d->config_key);
+			if (d->retry_what == RETRY_CONFIG) {
+				ev_timer_stop(d->retry);
+				d->retry_what = RETRY_NONE;
+				fetch_config(d, &d->fetch_start);
+			}
+			return;
+		}
+		log_info("SIGHUP: reading network config %s again", d->config_key);
+		fetch_config(d, &d->fetch_hup);
+		return;
+	}
+	log_info("%s: exiting; the lease and the kernel state stay in place",
+	         signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	ev_loop_stop(d->loop);
+}
+
+static void log_compat_notes(const struct twilld_opts *o)
+{
+	if (o->vmodule && *o->vmodule)
+		log_debug("-vmodule is accepted for flanneld compatibility and ignored");
+	if (o->log_backtrace_at && *o->log_backtrace_at)
+		log_debug("-log_backtrace_at is accepted for flanneld compatibility and ignored");
+	if (o->renew_margin_min * 60 >= o->lease_ttl_s)
+		log_info(
+			"--subnet-lease-renew-margin (%lld min) is not shorter than --subnet-lease-ttl (%lld s): the lease is renewed at half its TTL",
+			(long long)o->renew_margin_min, (long long)o->lease_ttl_s);
+}
+
+static void ipt_done(void *ctx, const struct ipt_result *res)
+{
+	struct twilld *d = ctx;
+
+	if (res->err < 0) {
+		const char *msg = res->msg ? res->msg : strerror(-res->err);
+
+		if (strcmp(msg, d->ipt_last_err) != 0)
+			log_warnx("iptables: sync failed: %s, retrying in %llds", msg,
+			          (long long)d->o->iptables_resync_s);
+		else
+			log_debug("iptables: sync failed again: %s", msg);
+		snprintf(d->ipt_last_err, sizeof(d->ipt_last_err), "%s", msg);
+		return;
+	}
+	d->ipt_last_err[0] = '\0';
+	if (res->removed)
+		log_info("iptables: removed %u chains of turned-off features", res->removed);
+	if (res->first)
+		log_info("iptables: rules in place (forward rules %s, masquerade %s)",
+		         d->o->iptables_forward_rules ? "on" : "off", d->o->ip_masq ? "on" : "off");
+	else if (res->repaired)
+		log_warnx("iptables: %u missing or changed rules restored", res->repaired);
+}
+
+static void start_iptables(struct twilld *d)
+{
+	struct ipt_opts io = { 0 };
+	char state[4096], err[IPT_ERR_MAX];
+
+	io.forward_rules = d->o->iptables_forward_rules;
+	io.masq = d->o->ip_masq;
+	io.resync_s = (unsigned)d->o->iptables_resync_s;
+	io.state_file = ipt_state_path(d->o->subnet_file, state, sizeof(state)) == 0 ? state : NULL;
+	io.random_fully = -1;
+	io.done = ipt_done;
+	io.ctx = d;
+	d->ipt = ipt_new(d->loop, &io, err, sizeof(err));
+	if (!d->ipt)
+		log_error("iptables: %s: continuing without iptables rules", err);
+}
+
+/* /readyz: ready once the backend runs with a lease and the subnet file is written. */
+static bool health_ready(void *ctx, char *reason, size_t len)
+{
+	struct twilld *d = ctx;
+	const char *why = "backend not started yet";
+
+	if (d->started)
+		return true;
+	if (!d->cfg)
+		why = "no valid network config yet";
+	else if (!d->lm)
+		why = "backend not initialised yet";
+	else if (!d->has_own)
+		why = "no lease yet";
+	snprintf(reason, len, "%s", why);
+	return false;
+}
+
+static void health_scrape(void *ctx, struct metrics *reg)
+{
+	struct twilld *d = ctx;
+	struct metric *m;
+	size_t n = 0;
+
+	m = metrics_register(reg, METRIC_GAUGE, "twill_ready",
+	                     "1 when the backend runs with a lease and the subnet file is written",
+	                     NULL, NULL);
+	metric_set(m, NULL, NULL, d->started ? 1 : 0);
+	if (d->lm)
+		leasemgr_remote(d->lm, &n);
+	m = metrics_register(reg, METRIC_GAUGE, "twill_remote_leases",
+	                     "remote leases known to the lease manager", NULL, NULL);
+	metric_set(m, NULL, NULL, (double)n);
+}
+
+static int start_health(struct twilld *d)
+{
+	struct health_opts ho = { 0 };
+	struct metrics *reg = metrics_global();
+	char err[HEALTH_ERR_MAX];
+
+	ho.ip = d->o->healthz_ip;
+	ho.port = (uint16_t)d->o->healthz_port;
+	ho.metrics = reg;
+	ho.ready = health_ready;
+	ho.ready_ctx = d;
+	if (reg && metrics_on_scrape(reg, health_scrape, d) < 0)
+		log_warnx("metrics: cannot register the scrape callback");
+	d->health = health_new(d->loop, &ho, err, sizeof(err));
+	if (!d->health) {
+		int r = errno ? -errno : -EINVAL;
+
+		log_error("healthz: %s", err);
+		return r;
+	}
+	log_info("healthz: serving /healthz, /readyz and /metrics on %s:%u",
+	         ho.ip && *ho.ip ? ho.ip : "0.0.0.0", health_port(d->health));
+	return 0;
+}
+
+int twilld_run(const struct twilld_opts *o)
+{
+	struct twilld *d = calloc(1, sizeof(*d));
+	struct iface_sel sel = { 0 };
+	char err[IFACE_ERR_MAX], ip[IPAM_ADDR_STRLEN], pip[IPAM_ADDR_STRLEN];
+	int r = 0;
+
+	if (!d)
+		return -ENOMEM;
+	d->o = o;
+	d->fetch_start.d = d;
+	d->fetch_hup.d = d;
+	d->fetch_hup.hup = true;
+	log_info("twilld %s starting", TWILL_VERSION);
+	log_compat_notes(o);
+
+	if (!store_flags_prefix(&o->store, d->prefix, sizeof(d->prefix))) {
+		log_error("--etcd-prefix \"%s\": empty or too long",
+		          o->store.prefix ? o->store.prefix : "");
+		r = -EINVAL;
+		goto out;
+	}
+	snprintf(d->config_key, sizeof(d->config_key), "%s/config",
+	         strcmp(d->prefix, "/") == 0 ? "" : d->prefix);
+
+	sel.ifaces = o->iface.v;
+	sel.n_ifaces = o->iface.n;
+	sel.regexes = o->iface_regex.v;
+	sel.n_regexes = o->iface_regex.n;
+	sel.can_reach = o->iface_can_reach;
+	sel.public_ip = o->has_public_ip ? &o->public_ip_addr : NULL;
+	r = iface_choose(&sel, &d->ext, err, sizeof(err));
+	if (r < 0) {
+		log_error("failed to find an interface to use: %s", err);
+		goto out;
+	}
+	log_info("using interface %s (index %d, MTU %d), address %s, public IP %s", d->ext.name,
+	         d->ext.ifindex, d->ext.mtu, ipam_addr_format(&d->ext.iface_addr, ip),
+	         ipam_addr_format(&d->ext.public_ip, pip));
+
+	d->loop = ev_loop_new();
+	if (!d->loop) {
+		r = -errno;
+		log_error("event loop: %s", strerror(-r));
+		goto out;
+	}
+	d->sig_term = ev_signal_new(d->loop, SIGTERM, on_signal, d);
+	d->sig_int = ev_signal_new(d->loop, SIGINT, on_signal, d);
+	d->sig_hup = ev_signal_new(d->loop, SIGHUP, on_signal, d);
+	d->retry = ev_timer_new(d->loop, on_retry, d);
+	if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->retry) {
+		r = -errno;
+		log_error("signals and timers: %s", strerror(-r));
+		goto out;
+	}
+
+	if (o->healthz_port > 0) {
+		r = start_health(d);
+		if (r < 0)
+			goto out;
+	}
+
+	start_iptables(d);
+
+	d->store = store_flags_open(d->loop, &o->store, err, sizeof(err));
+	if (!d->store) {
+		r = errno ? -errno : -EINVAL;
+		log_error("store: %s", err);
+		goto out;
+	}
+	log_info("store: %s (%s), prefix %s", d->store->ops->endpoint(d->store),
+	         d->store->ops->name, d->prefix);
+
+	fetch_config(d, &d->fetch_start);
+	r = ev_loop_run(d->loop);
+	if (r < 0)
+		log_error("event loop failed: %s", strerror(-r));
+	else
+		r = d->fatal;
+out:
+	ipt_free(d->ipt);
+	health_free(d->health);
+	leasemgr_free(d->lm);
+	if (d->be_ops && d->be)
+		d->be_ops->stop(d->be);
+	store_free(d->store);
+	subnet_config_free(d->cfg);
+	lease_clear(&d->own);
+	lease_attrs_clear(&d->attrs);
+	ev_loop_free(d->loop);
+	free(d);
+	return r;
+}

@@ -1,0 +1,506 @@
+/*
+ * Docker options from the subnet file: the env file of flannel's
+ * mk-docker-opts.sh, byte for byte, and a merge into Docker's daemon.json.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "docker-opts/dockeropts.h"
+
+#define OPT_MARK "DOCKER_OPT_"
+
+struct opt {
+	char *name;
+	char *value;
+};
+
+struct optlist {
+	struct opt *v;
+	size_t n, cap;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+bool dockeropts_key_valid(const char *key)
+{
+	if (!key || !*key)
+		return false;
+	if (!((*key >= 'A' && *key <= 'Z') || (*key >= 'a' && *key <= 'z') || *key == '_'))
+		return false;
+	for (const char *p = key + 1; *p; p++) {
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* The name part of an environment entry "NAME=VALUE", if it is a shell variable name. */
+static bool env_name(const char *entry, char *buf, size_t buflen)
+{
+	const char *eq = strchr(entry, '=');
+	size_t n;
+
+	if (!eq)
+		return false;
+	n = (size_t)(eq - entry);
+	if (n == 0 || n >= buflen)
+		return false;
+	memcpy(buf, entry, n);
+	buf[n] = '\0';
+	return dockeropts_key_valid(buf);
+}
+
+/* The value of the last definition of @name in @envp (the shell imports them in order). */
+static const char *env_get(const char *const *envp, const char *name)
+{
+	const char *found = NULL;
+	size_t n = strlen(name);
+
+	for (const char *const *e = envp; e && *e; e++) {
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			found = *e + n + 1;
+	}
+	return found;
+}
+
+/*
+ * A value goes between double quotes in a file read by sh and by systemd's
+ * EnvironmentFile=: refuse what would end or change the quoting there.
+ */
+static const char *value_problem(const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p == '"' || *p == '\\' || *p == '$' || *p == '`')
+			return "contains a quote, backslash, $ or backquote";
+		if (*p < 0x20 && *p != '\t')
+			return "contains a control character";
+		if (*p == 0x7f)
+			return "contains a control character";
+	}
+	return NULL;
+}
+
+static void optlist_free(struct optlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].value);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+/* Set @name to @value, replacing an earlier definition. 0 or -ENOMEM. */
+static int optlist_set(struct optlist *l, const char *name, const char *value)
+{
+	char *nv = strdup(value);
+
+	if (!nv)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].name, name) == 0) {
+			free(l->v[i].value);
+			l->v[i].value = nv;
+			return 0;
+		}
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		struct opt *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v) {
+			free(nv);
+			return -ENOMEM;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].name = strdup(name);
+	if (!l->v[l->n].name) {
+		free(nv);
+		return -ENOMEM;
+	}
+	l->v[l->n].value = nv;
+	l->n++;
+	return 0;
+}
+
+static int opt_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct opt *)a)->name, ((const struct opt *)b)->name);
+}
+
+int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_opts *o,
+                          const char *const *envp, char **ret_buf, size_t *ret_len, char *err,
+                          size_t errlen)
+{
+	struct optlist l = { 0 };
+	char name[256], val[IPAM_PREFIX_STRLEN + 16], pfx[IPAM_PREFIX_STRLEN];
+	const char *key = o->key ? o->key : DOCKEROPTS_DEFAULT_KEY;
+	const char *preset, *why;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = NULL;
+	int r;
+
+	if (!dockeropts_key_valid(key)) {
+		seterr(err, errlen, "invalid variable name \"%s\"", key);
+		return -EINVAL;
+	}
+	if (!sf->has_subnet) {
+		seterr(err, errlen, "no FLANNEL_SUBNET");
+		return -EINVAL;
+	}
+
+	/* The script collects every shell variable whose `set` line matches DOCKER_OPT_. */
+	for (const char *const *e = envp; e && *e; e++) {
+		if (!env_name(*e, name, sizeof(name)) || !strstr(name, OPT_MARK))
+			continue;
+		r = optlist_set(&l, name, *e + strlen(name) + 1);
+		if (r < 0)
+			goto nomem;
+	}
+
+	snprintf(val, sizeof(val), "--bip=%s", ipam_prefix_format(&sf->subnet, pfx));
+	r = optlist_set(&l, OPT_MARK "BIP", val);
+	if (r < 0)
+		goto nomem;
+	if (sf->has_mtu) {
+		snprintf(val, sizeof(val), "--mtu=%d", sf->mtu);
+		r = optlist_set(&l, OPT_MARK "MTU", val);
+		if (r < 0)
+			goto nomem;
+	}
+	/* Docker masquerades exactly when twilld does not. */
+	if (sf->has_ipmasq && o->ipmasq) {
+		r = optlist_set(&l, OPT_MARK "IPMASQ",
+		                sf->ipmasq ? "--ip-masq=false" : "--ip-masq=true");
+		if (r < 0)
+			goto nomem;
+	}
+
+	for (size_t i = 0; i < l.n; i++) {
+		why = value_problem(l.v[i].value);
+		if (why) {
+			seterr(err, errlen, "environment variable %s %s", l.v[i].name, why);
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	preset = env_get(envp, key);
+	if (preset) {
+		why = value_problem(preset);
+		if (why) {
+			seterr(err, errlen, "environment variable %s %s", key, why);
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	qsort(l.v, l.n, sizeof(*l.v), opt_cmp);
+
+	f = open_memstream(&buf, &len);
+	if (!f)
+		goto nomem;
+	if (o->individual) {
+		for (size_t i = 0; i < l.n; i++)
+			fprintf(f, "%s=\"%s\"\n", l.v[i].name, l.v[i].value);
+	}
+	if (o->combined) {
+		/* docker_opts="$KEY"; non-empty gets a space; each option adds " $value". */
+		fprintf(f, "%s=\"", key);
+		if (preset && *preset)
+			fprintf(f, "%s ", preset);
+		for (size_t i = 0; i < l.n; i++)
+			fprintf(f, " %s", l.v[i].value);
+		fputs("\"\n", f);
+	}
+	if (ferror(f) || fclose(f) != 0) {
+		f = NULL;
+		goto nomem;
+	}
+	f = NULL;
+	*ret_buf = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+	goto out;
+
+nomem:
+	seterr(err, errlen, "out of memory");
+	r = -ENOMEM;
+out:
+	if (f)
+		fclose(f);
+	free(buf);
+	optlist_free(&l);
+	return r;
+}
+
+static bool blank(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			return false;
+	}
+	return true;
+}
+
+static const char *json_type_name(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "unknown";
+}
+
+int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnetfile *sf,
+                                 bool ipmasq, char **ret_buf, size_t *ret_len, char *err,
+                                 size_t errlen)
+{
+	char pfx[IPAM_PREFIX_STRLEN];
+	json_error_t jerr;
+	json_t *root = NULL;
+	char *text = NULL, *out;
+	size_t n;
+	int r;
+
+	if (!sf->has_subnet) {
+		seterr(err, errlen, "no FLANNEL_SUBNET");
+		return -EINVAL;
+	}
+	if (!in || blank(in, len)) {
+		root = json_object();
+	} else {
+		root = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!root) {
+			seterr(err, errlen, "line %d column %d: %s", jerr.line, jerr.column,
+			       jerr.text);
+			return -EINVAL;
+		}
+		if (!json_is_object(root)) {
+			seterr(err, errlen, "top level is %s, not an object", json_type_name(root));
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	if (!root)
+		goto nomem;
+
+	if (json_object_set_new(root, "bip", json_string(ipam_prefix_format(&sf->subnet, pfx))) < 0)
+		goto nomem;
+	if (sf->has_mtu && json_object_set_new(root, "mtu", json_integer(sf->mtu)) < 0)
+		goto nomem;
+	if (sf->has_ipmasq && ipmasq &&
+	    json_object_set_new(root, "ip-masq", json_boolean(!sf->ipmasq)) < 0)
+		goto nomem;
+
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		goto nomem;
+	n = strlen(text);
+	out = malloc(n + 2);
+	if (!out)
+		goto nomem;
+	memcpy(out, text, n);
+	out[n] = '\n';
+	out[n + 1] = '\0';
+	*ret_buf = out;
+	*ret_len = n + 1;
+	r = 0;
+	goto out;
+
+nomem:
+	seterr(err, errlen, "out of memory");
+	r = -ENOMEM;
+out:
+	free(text);
+	json_decref(root);
+	return r;
+}
+
+/* mkdir -p with mode 0755; 0 or -errno. Modifies @dir temporarily. */
+static int mkdir_p(char *dir)
+{
+	struct stat st;
+	int r;
+
+	if (stat(dir, &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		r = mkdir(dir, 0755);
+		*p = '/';
+		if (r < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int dockeropts_write_atomic(const char *path, const char *buf, size_t len, mode_t mode, char *err,
+                            size_t errlen)
+{
+	char *target = NULL, *dir = NULL, *tmp = NULL, *slash;
+	const char *base;
+	bool have_old = false;
+	struct stat st;
+	int fd = -1, dfd = -1, r;
+
+	if (!path || !*path) {
+		seterr(err, errlen, "empty path");
+		return -EINVAL;
+	}
+	/* Replace the file a symlink points to, as the script's shell redirection does. */
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		target = realpath(path, NULL);
+	if (!target)
+		target = strdup(path);
+	if (!target)
+		goto nomem;
+
+	slash = strrchr(target, '/');
+	if (slash) {
+		dir = strndup(target, slash == target ? 1 : (size_t)(slash - target));
+		base = slash + 1;
+	} else {
+		dir = strdup(".");
+		base = target;
+	}
+	if (!dir)
+		goto nomem;
+	if (!*base) {
+		seterr(err, errlen, "%s: not a file name", path);
+		r = -EISDIR;
+		goto out;
+	}
+	r = mkdir_p(dir);
+	if (r < 0) {
+		seterr(err, errlen, "cannot create directory %s: %s", dir, strerror(-r));
+		goto out;
+	}
+	if (stat(target, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			seterr(err, errlen, "%s exists and is not a regular file", target);
+			r = -EEXIST;
+			goto out;
+		}
+		mode = st.st_mode & 07777;
+		have_old = true;
+	}
+	if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
+		tmp = NULL;
+		goto nomem;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		r = -errno;
+		seterr(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(-r));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if (fchmod(fd, mode) < 0) {
+		r = -errno;
+		seterr(err, errlen, "chmod %s: %s", tmp, strerror(-r));
+		goto out;
+	}
+	/* Keep the owner of the file we replace; only root can, and only root needs to. */
+	if (have_old && geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) {
+		r = -errno;
+		seterr(err, errlen, "chown %s: %s", tmp, strerror(-r));
+		goto out;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, buf + off, len - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			seterr(err, errlen, "write %s: %s", tmp, strerror(-r));
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0) {
+		r = -errno;
+		seterr(err, errlen, "fsync %s: %s", tmp, strerror(-r));
+		goto out;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r < 0) {
+		r = -errno;
+		seterr(err, errlen, "close %s: %s", tmp, strerror(-r));
+		goto out;
+	}
+	if (rename(tmp, target) < 0) {
+		r = -errno;
+		seterr(err, errlen, "rename %s to %s: %s", tmp, target, strerror(-r));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	/* The rename is durable once the directory is; a failure here loses nothing already visible. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	r = 0;
+	goto out;
+
+nomem:
+	seterr(err, errlen, "out of memory");
+	r = -ENOMEM;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(dir);
+	free(target);
+	return r;
+}

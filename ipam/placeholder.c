@@ -1,3 +1,0 @@
-/* placeholder until the module lands */
-int twill_placeholder_ipam(void);
-int twill_placeholder_ipam(void) { return 0; }

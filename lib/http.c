@@ -1,0 +1,507 @@
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "lib/ev.h"
+#include "lib/http.h"
+#include "lib/log.h"
+
+#define HTTP_MAX_BODY (64u << 20)
+
+struct http_sock {
+	struct http_client *c;
+	curl_socket_t fd;
+	struct ev_io *io;
+	struct http_sock *next, *prev;
+};
+
+struct http_req {
+	struct http_client *c;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *url;
+	char *buf; /* buffered body, or stream data not yet delivered */
+	size_t len, cap;
+	bool streamed;
+	bool pending;   /* stream data waits for delivery */
+	bool cancelled; /* no callback any more (also set once completion starts) */
+	bool removed;   /* no longer in the multi handle */
+	bool in_cb;     /* a callback of this request is running: destroy after it */
+	bool overflow;
+	http_done_cb done;
+	http_data_cb on_data;
+	void *ctx;
+	long idle_ms;
+	uint64_t last_rx;
+	struct ev_timer *idle;
+	char errbuf[CURL_ERROR_SIZE];
+	struct http_req *next, *prev;
+};
+
+struct http_client {
+	struct ev_loop *loop;
+	CURLM *multi;
+	struct ev_timer *timer;
+	struct http_sock *socks;
+	struct http_req *reqs;
+	size_t n_reqs;
+	size_t connects;
+	int busy; /* inside a dispatch: destruction waits for it to unwind */
+	bool dying;
+};
+
+static void req_unlink(struct http_req *r)
+{
+	struct http_client *c = r->c;
+
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (c->reqs == r)
+		c->reqs = r->next;
+	else
+		return; /* not linked */
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+	c->n_reqs--;
+}
+
+static void req_destroy(struct http_req *r)
+{
+	if (!r->removed)
+		curl_multi_remove_handle(r->c->multi, r->easy);
+	curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->hdrs);
+	ev_timer_free(r->idle);
+	free(r->url);
+	free(r->buf);
+	free(r);
+}
+
+static void client_destroy(struct http_client *c)
+{
+	curl_multi_cleanup(c->multi);
+	while (c->socks) {
+		struct http_sock *hs = c->socks;
+
+		c->socks = hs->next;
+		ev_io_free(hs->io);
+		free(hs);
+	}
+	ev_timer_free(c->timer);
+	free(c);
+}
+
+static void maybe_destroy(struct http_client *c)
+{
+	if (c->busy == 0 && c->dying)
+		client_destroy(c);
+}
+
+/* Runs on_data outside curl; false when the request was cancelled (and is gone now). */
+static bool deliver_data(struct http_req *r)
+{
+	char *b = r->buf;
+	size_t n = r->len;
+
+	r->buf = NULL;
+	r->len = r->cap = 0;
+	r->pending = false;
+	r->in_cb = true;
+	r->on_data(r->ctx, b, n);
+	r->in_cb = false;
+	free(b);
+	if (r->cancelled) {
+		req_destroy(r);
+		return false;
+	}
+	return true;
+}
+
+static void finish(struct http_req *r, int rc, const char *why)
+{
+	struct http_client *c = r->c;
+	struct http_response resp = { .curl_rc = rc };
+	long status = 0, nconn = 0;
+
+	if (r->streamed && r->len && !deliver_data(r))
+		return;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
+	c->connects += (size_t)(nconn > 0 ? nconn : 0);
+	if (!r->removed) {
+		curl_multi_remove_handle(c->multi, r->easy);
+		r->removed = true;
+	}
+	req_unlink(r);
+	r->cancelled = true;
+	if (r->overflow && rc == 0)
+		rc = CURLE_WRITE_ERROR, why = "response too large";
+	resp.curl_rc = rc;
+	resp.status = status;
+	resp.url = r->url;
+	if (rc != 0)
+		resp.errmsg = why ? why : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+	else
+		resp.errmsg = "";
+	if (!r->streamed) {
+		resp.body = r->buf ? r->buf : "";
+		resp.body_len = r->len;
+	}
+	r->in_cb = true;
+	if (r->done)
+		r->done(r->ctx, &resp);
+	req_destroy(r);
+}
+
+static void dispatch(struct http_client *c)
+{
+	CURLMsg *msg;
+	int left;
+
+restart:
+	for (struct http_req *r = c->reqs; r; r = r->next) {
+		if (r->pending && !r->cancelled) {
+			deliver_data(r);
+			if (c->dying)
+				return;
+			goto restart;
+		}
+	}
+	while ((msg = curl_multi_info_read(c->multi, &left))) {
+		struct http_req *r = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (!r || r->cancelled)
+			continue;
+		finish(r, (int)msg->data.result, NULL);
+		if (c->dying)
+			return;
+	}
+}
+
+static void drive(struct http_client *c, curl_socket_t fd, int action)
+{
+	int running;
+
+	c->busy++;
+	curl_multi_socket_action(c->multi, fd, action, &running);
+	if (!c->dying)
+		dispatch(c);
+	c->busy--;
+	maybe_destroy(c);
+}
+
+static void sock_io_cb(struct ev_io *io, int fd, uint32_t revents, void *ctx)
+{
+	struct http_sock *hs = ctx;
+	int action = 0;
+
+	(void)io;
+	if (revents & EPOLLIN)
+		action |= CURL_CSELECT_IN;
+	if (revents & EPOLLOUT)
+		action |= CURL_CSELECT_OUT;
+	if (revents & (EPOLLERR | EPOLLHUP))
+		action |= CURL_CSELECT_ERR;
+	drive(hs->c, fd, action);
+}
+
+static void timer_fire(struct ev_timer *t, void *ctx)
+{
+	(void)t;
+	drive(ctx, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct http_client *c = userp;
+	struct http_sock *hs = socketp;
+	uint32_t events = 0;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (hs) {
+			ev_io_free(hs->io);
+			if (hs->prev)
+				hs->prev->next = hs->next;
+			else
+				c->socks = hs->next;
+			if (hs->next)
+				hs->next->prev = hs->prev;
+			free(hs);
+			curl_multi_assign(c->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		events |= EPOLLOUT;
+	if (hs)
+		return ev_io_set_events(hs->io, events) < 0 ? -1 : 0;
+	hs = calloc(1, sizeof(*hs));
+	if (!hs)
+		return -1;
+	hs->c = c;
+	hs->fd = s;
+	hs->io = ev_io_new(c->loop, s, events, sock_io_cb, hs);
+	if (!hs->io) {
+		log_debug("http: cannot watch socket %d: %s", s, strerror(errno));
+		free(hs);
+		return -1;
+	}
+	hs->next = c->socks;
+	if (c->socks)
+		c->socks->prev = hs;
+	c->socks = hs;
+	curl_multi_assign(c->multi, s, hs);
+	return 0;
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct http_client *c = userp;
+
+	(void)m;
+	if (timeout_ms < 0)
+		ev_timer_stop(c->timer);
+	else if (ev_timer_start(c->timer, (uint64_t)timeout_ms, 0) < 0)
+		return -1;
+	return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct http_req *r = userp;
+	size_t n = size * nmemb;
+
+	r->last_rx = ev_now_ms();
+	if (r->cancelled || n == 0)
+		return n;
+	if (r->len + n + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		char *nb;
+
+		while (cap < r->len + n + 1)
+			cap *= 2;
+		if (cap > HTTP_MAX_BODY) {
+			r->overflow = true;
+			return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+		}
+		nb = realloc(r->buf, cap);
+		if (!nb)
+			return 0;
+		r->buf = nb;
+		r->cap = cap;
+	}
+	memcpy(r->buf + r->len, ptr, n);
+	r->len += n;
+	r->buf[r->len] = '\0';
+	if (r->streamed)
+		r->pending = true;
+	return n;
+}
+
+static void idle_fire(struct ev_timer *t, void *ctx)
+{
+	struct http_req *r = ctx;
+	struct http_client *c = r->c;
+	uint64_t now = ev_now_ms();
+	char why[64];
+
+	if (now < r->last_rx + (uint64_t)r->idle_ms) {
+		ev_timer_start(t, r->last_rx + (uint64_t)r->idle_ms - now, 0);
+		return;
+	}
+	snprintf(why, sizeof(why), "no data for %ld ms", r->idle_ms);
+	c->busy++;
+	finish(r, CURLE_OPERATION_TIMEDOUT, why);
+	if (!c->dying)
+		dispatch(c);
+	c->busy--;
+	maybe_destroy(c);
+}
+
+struct http_client *http_client_new(struct ev_loop *loop)
+{
+	static bool global_done;
+	struct http_client *c;
+
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			errno = EIO;
+			return NULL;
+		}
+		global_done = true;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->loop = loop;
+	c->timer = ev_timer_new(loop, timer_fire, c);
+	c->multi = curl_multi_init();
+	if (!c->timer || !c->multi) {
+		int err = errno ? errno : ENOMEM;
+
+		if (c->multi)
+			curl_multi_cleanup(c->multi);
+		ev_timer_free(c->timer);
+		free(c);
+		errno = err;
+		return NULL;
+	}
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	return c;
+}
+
+void http_client_free(struct http_client *c)
+{
+	if (!c || c->dying)
+		return;
+	c->dying = true;
+	while (c->reqs)
+		http_cancel(c->reqs);
+	maybe_destroy(c);
+}
+
+void http_cancel(struct http_req *r)
+{
+	if (!r || r->cancelled)
+		return;
+	r->cancelled = true;
+	req_unlink(r);
+	if (!r->removed) {
+		curl_multi_remove_handle(r->c->multi, r->easy);
+		r->removed = true;
+	}
+	ev_timer_free(r->idle);
+	r->idle = NULL;
+	if (!r->in_cb)
+		req_destroy(r);
+}
+
+size_t http_client_active(const struct http_client *c)
+{
+	return c->n_reqs;
+}
+
+size_t http_client_connects(const struct http_client *c)
+{
+	return c->connects;
+}
+
+#define SETOPT(h, opt, val)                                    \
+	do {                                                   \
+		if (curl_easy_setopt(h, opt, val) != CURLE_OK) \
+			goto fail_inval;                       \
+	} while (0)
+
+struct http_req *http_request(struct http_client *c, const struct http_request_opts *o,
+                              http_done_cb done, void *ctx)
+{
+	struct http_req *r;
+	int err = ENOMEM;
+
+	if (!c || !o || !o->url || c->dying) {
+		errno = EINVAL;
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->c = c;
+	r->removed = true;
+	r->done = done;
+	r->on_data = o->on_data;
+	r->streamed = o->on_data != NULL;
+	r->ctx = ctx;
+	r->idle_ms = o->idle_ms;
+	r->url = strdup(o->url);
+	r->easy = curl_easy_init();
+	if (!r->url || !r->easy)
+		goto fail;
+	r->hdrs = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
+	if (!r->hdrs)
+		goto fail;
+	if (o->body) {
+		struct curl_slist *h = curl_slist_append(r->hdrs, "Content-Type: application/json");
+
+		if (!h)
+			goto fail;
+		r->hdrs = h;
+	}
+	for (const char *const *hp = o->headers; hp && *hp; hp++) {
+		struct curl_slist *h = curl_slist_append(r->hdrs, *hp);
+
+		if (!h)
+			goto fail;
+		r->hdrs = h;
+	}
+	SETOPT(r->easy, CURLOPT_URL, r->url);
+	SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(r->easy, CURLOPT_PRIVATE, (char *)r);
+	SETOPT(r->easy, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(r->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(r->easy, CURLOPT_WRITEDATA, r);
+	SETOPT(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+	SETOPT(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
+	SETOPT(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (o->body) {
+		SETOPT(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+		SETOPT(r->easy, CURLOPT_COPYPOSTFIELDS, o->body);
+	}
+	if (o->timeout_ms > 0)
+		SETOPT(r->easy, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	if (o->connect_timeout_ms > 0)
+		SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	else if (o->timeout_ms > 0)
+		SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms);
+	/* etcd rejects h2c on plain http; over TLS libcurl negotiates h2 by ALPN. */
+	if (strncasecmp(o->url, "http://", 7) == 0)
+		SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	if (o->cafile)
+		SETOPT(r->easy, CURLOPT_CAINFO, o->cafile);
+	if (o->certfile)
+		SETOPT(r->easy, CURLOPT_SSLCERT, o->certfile);
+	if (o->keyfile)
+		SETOPT(r->easy, CURLOPT_SSLKEY, o->keyfile);
+	if (r->idle_ms > 0) {
+		r->idle = ev_timer_new(c->loop, idle_fire, r);
+		if (!r->idle || ev_timer_start(r->idle, (uint64_t)r->idle_ms, 0) < 0)
+			goto fail;
+		r->last_rx = ev_now_ms();
+	}
+	if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
+		err = EIO;
+		goto fail;
+	}
+	r->removed = false;
+	r->next = c->reqs;
+	if (c->reqs)
+		c->reqs->prev = r;
+	c->reqs = r;
+	c->n_reqs++;
+	return r;
+fail_inval:
+	err = EINVAL;
+fail:
+	if (r->easy)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->hdrs);
+	ev_timer_free(r->idle);
+	free(r->url);
+	free(r);
+	errno = err;
+	return NULL;
+}

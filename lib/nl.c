@@ -1,0 +1,990 @@
+/*
+ * rtnetlink on libmnl: sockets, batches, dumps, events, builders and parsers.
+ * See nl.h for the contracts.
+ */
+#define _GNU_SOURCE /* recvmmsg */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <stdio.h>
+#include <net/if.h>
+#include <linux/if_link.h>
+#include <linux/if_addr.h>
+#include <linux/neighbour.h>
+#include <linux/nexthop.h>
+#include <linux/rtnetlink.h>
+#include <libmnl/libmnl.h>
+
+#include "lib/nl.h"
+
+#define NL_RX_BYTES    (256 * 1024)
+#define NL_RX_SLOTS    32
+#define NL_RX_SLOT     (NL_RX_BYTES / NL_RX_SLOTS)
+#define NL_RCVBUF      (8 * 1024 * 1024)
+#define NL_BATCH_BYTES (128 * 1024)
+#define NL_BATCH_MSGS  1024 /* bounds the ACKs queued in the receive buffer per send */
+#define NL_MSG_MAX     1024 /* room reserved per batched message; ours are < 200 bytes */
+#define NL_RCV_TIMEOUT 10   /* seconds */
+
+struct nl_sock {
+	struct mnl_socket *mnl;
+	int fd;
+	uint32_t seq;
+	char *rx;
+	char errmsg[NL_ERRMSG_MAX];
+};
+
+struct nl_batch {
+	struct nl_sock *sk;
+	nl_batch_err_cb err_cb;
+	nl_batch_reply_cb reply_cb;
+	void *ctx;
+	char *buf;
+	size_t len;           /* bytes of finished messages */
+	struct nlmsghdr *cur; /* message being built, or NULL */
+	unsigned count;       /* messages in buf (cur included) */
+	uint32_t seq0;        /* sequence number of the first message in buf */
+	unsigned failed;      /* refused messages since the last commit */
+	int fatal;            /* socket failure since the last commit */
+	void *cookies[NL_BATCH_MSGS];
+};
+
+static struct nl_stats stats;
+
+void nl_stats_get(struct nl_stats *ret)
+{
+	*ret = stats;
+}
+
+void nl_stats_reset(void)
+{
+	memset(&stats, 0, sizeof(stats));
+}
+
+struct nl_sock *nl_sock_open(const unsigned *groups, size_t ngroups)
+{
+	struct nl_sock *sk = calloc(1, sizeof(*sk));
+	int one = 1, rcvbuf = NL_RCVBUF, err;
+	struct timeval tv = { .tv_sec = NL_RCV_TIMEOUT };
+
+	if (!sk)
+		return NULL;
+	sk->rx = malloc(NL_RX_BYTES);
+	if (!sk->rx)
+		goto fail;
+	sk->mnl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | (ngroups ? SOCK_NONBLOCK : 0));
+	if (!sk->mnl)
+		goto fail;
+	sk->fd = mnl_socket_get_fd(sk->mnl);
+	/* Extended ACKs are best effort: old kernels just lack the text. */
+	setsockopt(sk->fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	setsockopt(sk->fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	if (setsockopt(sk->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		setsockopt(sk->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (setsockopt(sk->fd, SOL_SOCKET, SO_SNDBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		setsockopt(sk->fd, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof(rcvbuf));
+	if (!ngroups && setsockopt(sk->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		goto fail;
+	if (mnl_socket_bind(sk->mnl, 0, MNL_SOCKET_AUTOPID) < 0)
+		goto fail;
+	for (size_t i = 0; i < ngroups; i++) {
+		int g = (int)groups[i];
+
+		if (setsockopt(sk->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof(g)) < 0)
+			goto fail;
+	}
+	sk->seq = (uint32_t)time(NULL);
+	return sk;
+fail:
+	err = errno;
+	nl_sock_close(sk);
+	errno = err ? err : ENOMEM;
+	return NULL;
+}
+
+void nl_sock_close(struct nl_sock *sk)
+{
+	if (!sk)
+		return;
+	if (sk->mnl)
+		mnl_socket_close(sk->mnl);
+	free(sk->rx);
+	free(sk);
+}
+
+int nl_sock_fd(const struct nl_sock *sk)
+{
+	return sk->fd;
+}
+
+const char *nl_sock_errmsg(const struct nl_sock *sk)
+{
+	return sk->errmsg;
+}
+
+static int send_buf(struct nl_sock *sk, const void *buf, size_t len, unsigned nmsgs)
+{
+	ssize_t n;
+
+	do
+		n = mnl_socket_sendto(sk->mnl, buf, len);
+	while (n < 0 && errno == EINTR);
+	stats.sendmsg_calls++;
+	stats.messages += nmsgs;
+	if (n < 0)
+		return -errno;
+	return 0;
+}
+
+/* The error of an NLMSG_ERROR message, with the extended-ACK text copied into @msg. */
+static int parse_ack(const struct nlmsghdr *nlh, char *msg, size_t msglen)
+{
+	const struct nlmsgerr *e;
+	struct nlattr *attr;
+	size_t off = sizeof(*e);
+
+	msg[0] = '\0';
+	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
+		return -EBADMSG;
+	e = mnl_nlmsg_get_payload(nlh);
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return e->error;
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += e->msg.nlmsg_len > sizeof(struct nlmsghdr)
+		               ? MNL_ALIGN(e->msg.nlmsg_len - sizeof(struct nlmsghdr))
+		               : 0;
+	if (NLMSG_HDRLEN + off > nlh->nlmsg_len)
+		return e->error;
+	mnl_attr_for_each(attr, nlh, off) {
+		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
+		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0) {
+			snprintf(msg, msglen, "%s", mnl_attr_get_str(attr));
+			break;
+		}
+	}
+	return e->error;
+}
+
+/* Receive one datagram into sk->rx (blocking unless @dontwait). Length or -errno. */
+static ssize_t recv_one(struct nl_sock *sk, bool dontwait)
+{
+	ssize_t n;
+
+	do
+		n = recv(sk->fd, sk->rx, NL_RX_BYTES, dontwait ? MSG_DONTWAIT : 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN && !dontwait ? -ETIMEDOUT : -errno;
+	return n;
+}
+
+int nl_request(struct nl_sock *sk, struct nlmsghdr *nlh, nl_msg_cb cb, void *ctx)
+{
+	uint32_t seq = ++sk->seq;
+	int cb_err = 0, ret;
+
+	sk->errmsg[0] = '\0';
+	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	ret = send_buf(sk, nlh, nlh->nlmsg_len, 1);
+	if (ret < 0)
+		return ret;
+	for (;;) {
+		ssize_t got = recv_one(sk, false);
+		const struct nlmsghdr *m;
+		int n = (int)got;
+
+		if (got < 0)
+			return (int)got;
+		for (m = (const struct nlmsghdr *)sk->rx; mnl_nlmsg_ok(m, n);
+		     m = mnl_nlmsg_next(m, &n)) {
+			if (m->nlmsg_seq != seq)
+				continue;
+			if (m->nlmsg_type == NLMSG_ERROR) {
+				ret = parse_ack(m, sk->errmsg, sizeof(sk->errmsg));
+				if (ret < 0)
+					stats.errors++;
+				return ret < 0 ? ret : cb_err;
+			}
+			if (cb && !cb_err && m->nlmsg_type >= NLMSG_MIN_TYPE)
+				cb_err = cb(m, ctx);
+		}
+	}
+}
+
+static size_t family_hdr_len(uint16_t type)
+{
+	switch (type) {
+	case RTM_GETLINK:
+		return sizeof(struct ifinfomsg);
+	case RTM_GETADDR:
+		return sizeof(struct ifaddrmsg);
+	case RTM_GETROUTE:
+		return sizeof(struct rtmsg);
+	case RTM_GETNEIGH:
+		return sizeof(struct ndmsg);
+	case RTM_GETNEXTHOP:
+		return sizeof(struct nhmsg);
+	default:
+		return sizeof(struct rtgenmsg);
+	}
+}
+
+int nl_dump(struct nl_sock *sk, uint16_t type, uint8_t family, nl_msg_cb cb, void *ctx)
+{
+	union {
+		char buf[NL_MSG_MAX];
+		struct nlmsghdr h;
+	} u;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	uint8_t *hdr;
+	uint32_t seq = ++sk->seq;
+	int cb_err = 0, ret;
+
+	sk->errmsg[0] = '\0';
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	hdr = mnl_nlmsg_put_extra_header(nlh, family_hdr_len(type));
+	hdr[0] = family; /* every rtnetlink header starts with the family */
+	ret = send_buf(sk, nlh, nlh->nlmsg_len, 1);
+	if (ret < 0)
+		return ret;
+	for (;;) {
+		ssize_t got = recv_one(sk, false);
+		const struct nlmsghdr *m;
+		int n = (int)got;
+
+		if (got < 0)
+			return (int)got;
+		for (m = (const struct nlmsghdr *)sk->rx; mnl_nlmsg_ok(m, n);
+		     m = mnl_nlmsg_next(m, &n)) {
+			if (m->nlmsg_seq != seq)
+				continue;
+			if (m->nlmsg_type == NLMSG_DONE)
+				return cb_err;
+			if (m->nlmsg_type == NLMSG_ERROR) {
+				ret = parse_ack(m, sk->errmsg, sizeof(sk->errmsg));
+				return ret < 0 ? ret : -EBADMSG;
+			}
+			if (cb && !cb_err && m->nlmsg_type >= NLMSG_MIN_TYPE)
+				cb_err = cb(m, ctx);
+		}
+	}
+}
+
+int nl_recv_events(struct nl_sock *sk, nl_msg_cb cb, void *ctx)
+{
+	for (;;) {
+		ssize_t got = recv_one(sk, true);
+		const struct nlmsghdr *m;
+		int n = (int)got;
+
+		if (got == -EAGAIN)
+			return 0;
+		if (got < 0)
+			return (int)got;
+		for (m = (const struct nlmsghdr *)sk->rx; mnl_nlmsg_ok(m, n);
+		     m = mnl_nlmsg_next(m, &n)) {
+			if (m->nlmsg_type >= NLMSG_MIN_TYPE && cb)
+				cb(m, ctx);
+		}
+	}
+}
+
+/* ---- Batches ---- */
+
+struct nl_batch *nl_batch_new(struct nl_sock *sk, nl_batch_err_cb err_cb,
+                              nl_batch_reply_cb reply_cb, void *ctx)
+{
+	struct nl_batch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->buf = malloc(NL_BATCH_BYTES);
+	if (!b->buf) {
+		free(b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	b->sk = sk;
+	b->err_cb = err_cb;
+	b->reply_cb = reply_cb;
+	b->ctx = ctx;
+	return b;
+}
+
+void nl_batch_free(struct nl_batch *b)
+{
+	if (!b)
+		return;
+	free(b->buf);
+	free(b);
+}
+
+size_t nl_batch_pending(const struct nl_batch *b)
+{
+	return b->count;
+}
+
+static void batch_close_cur(struct nl_batch *b)
+{
+	if (b->cur) {
+		b->len += MNL_ALIGN(b->cur->nlmsg_len);
+		b->cur = NULL;
+	}
+}
+
+/* Drain the ACKs of the @b->count messages just sent. */
+static int batch_drain(struct nl_batch *b)
+{
+	struct nl_sock *sk = b->sk;
+	struct mmsghdr msgs[NL_RX_SLOTS];
+	struct iovec iov[NL_RX_SLOTS];
+	unsigned acked = 0;
+	char text[NL_ERRMSG_MAX];
+
+	for (unsigned i = 0; i < NL_RX_SLOTS; i++) {
+		iov[i].iov_base = sk->rx + (size_t)i * NL_RX_SLOT;
+		iov[i].iov_len = NL_RX_SLOT;
+		memset(&msgs[i], 0, sizeof(msgs[i]));
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (acked < b->count) {
+		int got = recvmmsg(sk->fd, msgs, NL_RX_SLOTS, MSG_WAITFORONE, NULL);
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		}
+		for (int i = 0; i < got; i++) {
+			int n = (int)msgs[i].msg_len;
+			const struct nlmsghdr *m;
+
+			for (m = iov[i].iov_base; mnl_nlmsg_ok(m, n); m = mnl_nlmsg_next(m, &n)) {
+				uint32_t idx = m->nlmsg_seq - b->seq0;
+				int err;
+
+				if (idx >= b->count)
+					continue; /* stale reply of an earlier, failed batch */
+				if (m->nlmsg_type != NLMSG_ERROR) {
+					if (b->reply_cb && m->nlmsg_type >= NLMSG_MIN_TYPE)
+						b->reply_cb(b->ctx, b->cookies[idx], m);
+					continue;
+				}
+				acked++;
+				err = parse_ack(m, text, sizeof(text));
+				if (err < 0) {
+					stats.errors++;
+					b->failed++;
+					if (b->err_cb)
+						b->err_cb(b->ctx, b->cookies[idx], err, text);
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static int batch_send(struct nl_batch *b)
+{
+	int ret;
+
+	batch_close_cur(b);
+	if (!b->count)
+		return 0;
+	ret = send_buf(b->sk, b->buf, b->len, b->count);
+	if (ret == 0)
+		ret = batch_drain(b);
+	b->len = 0;
+	b->count = 0;
+	if (ret < 0 && !b->fatal)
+		b->fatal = ret;
+	return ret;
+}
+
+int nl_batch_commit(struct nl_batch *b)
+{
+	int ret = batch_send(b);
+
+	if (!ret)
+		ret = b->fatal;
+	if (!ret)
+		ret = (int)b->failed;
+	b->failed = 0;
+	b->fatal = 0;
+	return ret;
+}
+
+static struct nlmsghdr *batch_begin(struct nl_batch *b, uint16_t type, uint16_t flags, void *cookie)
+{
+	struct nlmsghdr *nlh;
+
+	batch_close_cur(b);
+	if (b->count == NL_BATCH_MSGS || NL_BATCH_BYTES - b->len < NL_MSG_MAX) {
+		int ret = batch_send(b);
+
+		if (ret < 0) {
+			errno = -ret;
+			return NULL;
+		}
+	}
+	if (!b->count)
+		b->seq0 = b->sk->seq + 1;
+	nlh = mnl_nlmsg_put_header(b->buf + b->len);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	nlh->nlmsg_seq = ++b->sk->seq;
+	b->cookies[b->count++] = cookie;
+	b->cur = nlh;
+	return nlh;
+}
+
+static void put_in_addr(struct nlmsghdr *nlh, uint16_t type, struct in_addr a)
+{
+	mnl_attr_put(nlh, type, sizeof(a), &a);
+}
+
+static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_route *r)
+{
+	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = r->dst_len;
+	rtm->rtm_table = r->table ? r->table : RT_TABLE_MAIN;
+	if (op == NL_OP_DELETE) {
+		rtm->rtm_scope = RT_SCOPE_NOWHERE;
+	} else {
+		rtm->rtm_protocol = r->protocol ? r->protocol : RTPROT_BOOT;
+		rtm->rtm_scope = r->scope;
+		rtm->rtm_type = r->type ? r->type : RTN_UNICAST;
+		rtm->rtm_flags = r->nh_id ? 0 : r->flags;
+	}
+	put_in_addr(nlh, RTA_DST, r->dst);
+	if (r->priority)
+		mnl_attr_put_u32(nlh, RTA_PRIORITY, r->priority);
+	if (op == NL_OP_DELETE)
+		return;
+	if (r->nh_id) {
+		mnl_attr_put_u32(nlh, RTA_NH_ID, r->nh_id);
+		return;
+	}
+	if (r->oif)
+		mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)r->oif);
+	if (r->has_gw)
+		put_in_addr(nlh, RTA_GATEWAY, r->gw);
+}
+
+int nl_batch_route(struct nl_batch *b, enum nl_op op, const struct nl_route *r, void *cookie)
+{
+	struct nlmsghdr *nlh =
+		batch_begin(b, op == NL_OP_DELETE ? RTM_DELROUTE : RTM_NEWROUTE,
+	                    op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE, cookie);
+
+	if (!nlh)
+		return -errno;
+	build_route(nlh, op, r);
+	return 0;
+}
+
+int nl_batch_neigh(struct nl_batch *b, enum nl_op op, const struct nl_neigh *n, void *cookie)
+{
+	struct nlmsghdr *nlh =
+		batch_begin(b, op == NL_OP_DELETE ? RTM_DELNEIGH : RTM_NEWNEIGH,
+	                    op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE, cookie);
+	struct ndmsg *ndm;
+	bool fdb = n->family == AF_BRIDGE;
+
+	if (!nlh)
+		return -errno;
+	ndm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ndm));
+	ndm->ndm_family = n->family;
+	ndm->ndm_ifindex = n->ifindex;
+	ndm->ndm_state = n->state ? n->state : NUD_PERMANENT;
+	ndm->ndm_flags = n->flags;
+	if (n->has_dst && (!fdb || op != NL_OP_DELETE))
+		put_in_addr(nlh, NDA_DST, n->dst);
+	if (n->has_lladdr && (fdb || op != NL_OP_DELETE))
+		mnl_attr_put(nlh, NDA_LLADDR, 6, n->lladdr);
+	return 0;
+}
+
+int nl_batch_nexthop(struct nl_batch *b, enum nl_op op, const struct nl_nexthop *nh, void *cookie)
+{
+	struct nlmsghdr *nlh =
+		batch_begin(b, op == NL_OP_DELETE ? RTM_DELNEXTHOP : RTM_NEWNEXTHOP,
+	                    op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE, cookie);
+	struct nhmsg *nhm;
+
+	if (!nlh)
+		return -errno;
+	nhm = mnl_nlmsg_put_extra_header(nlh, sizeof(*nhm));
+	mnl_attr_put_u32(nlh, NHA_ID, nh->id);
+	if (op == NL_OP_DELETE)
+		return 0;
+	nhm->nh_family = AF_INET;
+	nhm->nh_flags = nh->flags;
+	mnl_attr_put_u32(nlh, NHA_OIF, (uint32_t)nh->oif);
+	if (nh->has_gw)
+		put_in_addr(nlh, NHA_GATEWAY, nh->gw);
+	return 0;
+}
+
+int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie)
+{
+	struct nlmsghdr *nlh = batch_begin(b, RTM_GETROUTE, 0, cookie);
+	struct rtmsg *rtm;
+
+	if (!nlh)
+		return -errno;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 32;
+	put_in_addr(nlh, RTA_DST, dst);
+	return 0;
+}
+
+/* ---- Parsers ---- */
+
+static bool attr_in_addr(const struct nlattr *a, struct in_addr *ret)
+{
+	if (mnl_attr_get_payload_len(a) != sizeof(*ret))
+		return false;
+	memcpy(ret, mnl_attr_get_payload(a), sizeof(*ret));
+	return true;
+}
+
+static bool attr_u32(const struct nlattr *a, uint32_t *ret)
+{
+	if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+		return false;
+	*ret = mnl_attr_get_u32(a);
+	return true;
+}
+
+int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
+{
+	const struct rtmsg *rtm;
+	struct nlattr *a;
+	uint32_t v;
+
+	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*rtm))
+		return -EINVAL;
+	rtm = mnl_nlmsg_get_payload(nlh);
+	if (rtm->rtm_family != AF_INET)
+		return -EAFNOSUPPORT;
+	memset(ret, 0, sizeof(*ret));
+	ret->dst_len = rtm->rtm_dst_len;
+	ret->table = rtm->rtm_table;
+	ret->protocol = rtm->rtm_protocol;
+	ret->type = rtm->rtm_type;
+	ret->scope = rtm->rtm_scope;
+	ret->flags = rtm->rtm_flags;
+	mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
+		switch (mnl_attr_get_type(a)) {
+		case RTA_DST:
+			if (!attr_in_addr(a, &ret->dst))
+				return -EINVAL;
+			break;
+		case RTA_GATEWAY:
+			if (!attr_in_addr(a, &ret->gw))
+				return -EINVAL;
+			ret->has_gw = true;
+			break;
+		case RTA_OIF:
+			if (!attr_u32(a, &v))
+				return -EINVAL;
+			ret->oif = (int)v;
+			break;
+		case RTA_NH_ID:
+			if (!attr_u32(a, &ret->nh_id))
+				return -EINVAL;
+			break;
+		case RTA_PRIORITY:
+			if (!attr_u32(a, &ret->priority))
+				return -EINVAL;
+			break;
+		case RTA_TABLE:
+			if (!attr_u32(a, &v))
+				return -EINVAL;
+			ret->table = v > 255 ? RT_TABLE_UNSPEC : (uint8_t)v;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+int nl_parse_neigh(const struct nlmsghdr *nlh, struct nl_neigh *ret)
+{
+	const struct ndmsg *ndm;
+	struct nlattr *a;
+
+	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ndm))
+		return -EINVAL;
+	ndm = mnl_nlmsg_get_payload(nlh);
+	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_BRIDGE)
+		return -EAFNOSUPPORT;
+	memset(ret, 0, sizeof(*ret));
+	ret->family = ndm->ndm_family;
+	ret->ifindex = ndm->ndm_ifindex;
+	ret->state = ndm->ndm_state;
+	ret->flags = ndm->ndm_flags;
+	mnl_attr_for_each(a, nlh, sizeof(*ndm)) {
+		switch (mnl_attr_get_type(a)) {
+		case NDA_DST:
+			/* an fdb remote may be IPv6: then it is not ours */
+			ret->has_dst = attr_in_addr(a, &ret->dst);
+			break;
+		case NDA_LLADDR:
+			if (mnl_attr_get_payload_len(a) == 6) {
+				memcpy(ret->lladdr, mnl_attr_get_payload(a), 6);
+				ret->has_lladdr = true;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+int nl_parse_nexthop(const struct nlmsghdr *nlh, struct nl_nexthop *ret)
+{
+	const struct nhmsg *nhm;
+	struct nlattr *a;
+	uint32_t v;
+
+	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*nhm))
+		return -EINVAL;
+	nhm = mnl_nlmsg_get_payload(nlh);
+	memset(ret, 0, sizeof(*ret));
+	ret->flags = nhm->nh_flags;
+	mnl_attr_for_each(a, nlh, sizeof(*nhm)) {
+		switch (mnl_attr_get_type(a)) {
+		case NHA_ID:
+			if (!attr_u32(a, &ret->id))
+				return -EINVAL;
+			break;
+		case NHA_OIF:
+			if (!attr_u32(a, &v))
+				return -EINVAL;
+			ret->oif = (int)v;
+			break;
+		case NHA_GATEWAY:
+			ret->has_gw = nhm->nh_family == AF_INET && attr_in_addr(a, &ret->gw);
+			break;
+		case NHA_BLACKHOLE:
+			ret->blackhole = true;
+			break;
+		case NHA_GROUP:
+			ret->group = true;
+			break;
+		default:
+			break;
+		}
+	}
+	return ret->id ? 0 : -EINVAL;
+}
+
+int nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *ret)
+{
+	const struct ifaddrmsg *ifa;
+	struct nlattr *a;
+	bool local = false;
+
+	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ifa))
+		return -EINVAL;
+	ifa = mnl_nlmsg_get_payload(nlh);
+	if (ifa->ifa_family != AF_INET)
+		return -EAFNOSUPPORT;
+	memset(ret, 0, sizeof(*ret));
+	ret->ifindex = (int)ifa->ifa_index;
+	ret->prefixlen = ifa->ifa_prefixlen;
+	mnl_attr_for_each(a, nlh, sizeof(*ifa)) {
+		uint16_t t = mnl_attr_get_type(a);
+
+		if (t == IFA_LOCAL)
+			local = attr_in_addr(a, &ret->local);
+		else if (t == IFA_ADDRESS && !local)
+			attr_in_addr(a, &ret->local);
+	}
+	return 0;
+}
+
+static void parse_vxlan(const struct nlattr *data, struct nl_vxlan *v)
+{
+	struct nlattr *a;
+	uint32_t u;
+
+	mnl_attr_for_each_nested(a, data) {
+		switch (mnl_attr_get_type(a)) {
+		case IFLA_VXLAN_ID:
+			attr_u32(a, &v->vni);
+			break;
+		case IFLA_VXLAN_LOCAL:
+			attr_in_addr(a, &v->local);
+			break;
+		case IFLA_VXLAN_LINK:
+			if (attr_u32(a, &u))
+				v->link = (int)u;
+			break;
+		case IFLA_VXLAN_PORT:
+			if (mnl_attr_validate(a, MNL_TYPE_U16) >= 0)
+				v->port = ntohs(mnl_attr_get_u16(a));
+			break;
+		case IFLA_VXLAN_LEARNING:
+			if (mnl_attr_validate(a, MNL_TYPE_U8) >= 0)
+				v->learning = mnl_attr_get_u8(a) != 0;
+			break;
+		case IFLA_VXLAN_GBP:
+			v->gbp = true;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+int nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *ret)
+{
+	const struct ifinfomsg *ifi;
+	struct nlattr *a;
+	const struct nlattr *data = NULL;
+	uint32_t v;
+
+	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ifi))
+		return -EINVAL;
+	ifi = mnl_nlmsg_get_payload(nlh);
+	memset(ret, 0, sizeof(*ret));
+	ret->ifindex = ifi->ifi_index;
+	ret->flags = ifi->ifi_flags;
+	mnl_attr_for_each(a, nlh, sizeof(*ifi)) {
+		switch (mnl_attr_get_type(a)) {
+		case IFLA_IFNAME:
+			if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
+				snprintf(ret->name, sizeof(ret->name), "%s", mnl_attr_get_str(a));
+			break;
+		case IFLA_MTU:
+			if (attr_u32(a, &v))
+				ret->mtu = (int)v;
+			break;
+		case IFLA_ADDRESS:
+			if (mnl_attr_get_payload_len(a) == 6) {
+				memcpy(ret->mac, mnl_attr_get_payload(a), 6);
+				ret->has_mac = true;
+			}
+			break;
+		case IFLA_LINKINFO: {
+			struct nlattr *li;
+
+			if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0)
+				break;
+			mnl_attr_for_each_nested(li, a) {
+				uint16_t t = mnl_attr_get_type(li);
+
+				if (t == IFLA_INFO_KIND &&
+				    mnl_attr_validate(li, MNL_TYPE_NUL_STRING) >= 0)
+					snprintf(ret->kind, sizeof(ret->kind), "%s",
+					         mnl_attr_get_str(li));
+				else if (t == IFLA_INFO_DATA &&
+				         mnl_attr_validate(li, MNL_TYPE_NESTED) >= 0)
+					data = li;
+			}
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	if (strcmp(ret->kind, "vxlan") == 0) {
+		ret->is_vxlan = true;
+		if (data)
+			parse_vxlan(data, &ret->vxlan);
+	}
+	return 0;
+}
+
+/* ---- Synchronous requests ---- */
+
+struct link_ctx {
+	struct nl_link *link;
+	bool found;
+};
+
+static int link_cb(const struct nlmsghdr *nlh, void *ctx)
+{
+	struct link_ctx *lc = ctx;
+
+	if (nlh->nlmsg_type != RTM_NEWLINK || nl_parse_link(nlh, lc->link) < 0)
+		return 0;
+	lc->found = true;
+	return 0;
+}
+
+int nl_link_get(struct nl_sock *sk, const char *name, int ifindex, struct nl_link *ret)
+{
+	union {
+		char buf[NL_MSG_MAX];
+		struct nlmsghdr h;
+	} u;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	struct ifinfomsg *ifi;
+	struct nl_link link;
+	struct link_ctx lc = { .link = &link };
+	int r;
+
+	nlh->nlmsg_type = RTM_GETLINK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	if (ifindex > 0) {
+		ifi->ifi_index = ifindex;
+	} else {
+		if (!name || strlen(name) >= IF_NAMESIZE)
+			return -EINVAL;
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	}
+	mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	r = nl_request(sk, nlh, link_cb, &lc);
+	if (r < 0)
+		return r;
+	if (!lc.found)
+		return -ENODEV;
+	*ret = link;
+	return 0;
+}
+
+int nl_link_vxlan_create(struct nl_sock *sk, const char *name, const struct nl_vxlan *v,
+                         const uint8_t mac[6], int mtu)
+{
+	union {
+		char buf[NL_MSG_MAX];
+		struct nlmsghdr h;
+	} u;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	struct ifinfomsg *ifi;
+	struct nlattr *linkinfo, *data;
+
+	if (!name || strlen(name) >= IF_NAMESIZE)
+		return -EINVAL;
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	if (mac)
+		mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+	if (mtu > 0)
+		mnl_attr_put_u32(nlh, IFLA_MTU, (uint32_t)mtu);
+	linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vxlan");
+	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	mnl_attr_put_u32(nlh, IFLA_VXLAN_ID, v->vni);
+	if (v->local.s_addr)
+		put_in_addr(nlh, IFLA_VXLAN_LOCAL, v->local);
+	if (v->link > 0)
+		mnl_attr_put_u32(nlh, IFLA_VXLAN_LINK, (uint32_t)v->link);
+	mnl_attr_put_u16(nlh, IFLA_VXLAN_PORT, htons(v->port));
+	mnl_attr_put_u8(nlh, IFLA_VXLAN_LEARNING, v->learning ? 1 : 0);
+	if (v->gbp)
+		mnl_attr_put(nlh, IFLA_VXLAN_GBP, 0, NULL);
+	mnl_attr_nest_end(nlh, data);
+	mnl_attr_nest_end(nlh, linkinfo);
+	return nl_request(sk, nlh, NULL, NULL);
+}
+
+int nl_link_del(struct nl_sock *sk, int ifindex)
+{
+	union {
+		char buf[NL_MSG_MAX];
+		struct nlmsghdr h;
+	} u;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = RTM_DELLINK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_index = ifindex;
+	return nl_request(sk, nlh, NULL, NULL);
+}
+
+int nl_link_set_up(struct nl_sock *sk, int ifindex, int mtu)
+{
+	union {
+		char buf[NL_MSG_MAX];
+		struct nlmsghdr h;
+	} u;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_index = ifindex;
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	if (mtu > 0)
+		mnl_attr_put_u32(nlh, IFLA_MTU, (uint32_t)mtu);
+	return nl_request(sk, nlh, NULL, NULL);
+}
+
+struct addr_ctx {
+	int ifindex;
+	struct nl_addr *out;
+	size_t max, n;
+};
+
+static int addr_cb(const struct nlmsghdr *nlh, void *ctx)
+{
+	struct addr_ctx *ac = ctx;
+	struct nl_addr a;
+
+	if (nlh->nlmsg_type != RTM_NEWADDR || nl_parse_addr(nlh, &a) < 0)
+		return 0;
+	if (a.ifindex != ac->ifindex)
+		return 0;
+	if (ac->n < ac->max)
+		ac->out[ac->n] = a;
+	ac->n++;
+	return 0;
+}
+
+int nl_addr_list(struct nl_sock *sk, int ifindex, struct nl_addr *ret, size_t max)
+{
+	struct addr_ctx ac = { .ifindex = ifindex, .out = ret, .max = max };
+	int r = nl_dump(sk, RTM_GETADDR, AF_INET, addr_cb, &ac);
+
+	if (r < 0)
+		return r;
+	return (int)(ac.n < max ? ac.n : max);
+}
+
+int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a)
+{
+	union {
+		char buf[NL_MSG_MAX];
+		struct nlmsghdr h;
+	} u;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	struct ifaddrmsg *ifa;
+
+	nlh->nlmsg_type = op == NL_OP_DELETE ? RTM_DELADDR : RTM_NEWADDR;
+	nlh->nlmsg_flags = op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = a->prefixlen;
+	ifa->ifa_index = (uint32_t)a->ifindex;
+	put_in_addr(nlh, IFA_LOCAL, a->local);
+	put_in_addr(nlh, IFA_ADDRESS, a->local);
+	return nl_request(sk, nlh, NULL, NULL);
+}
+
+bool nl_nexthops_supported(struct nl_sock *sk)
+{
+	return nl_dump(sk, RTM_GETNEXTHOP, AF_UNSPEC, NULL, NULL) == 0;
+}

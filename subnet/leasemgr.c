@@ -1,0 +1,1127 @@
+/*
+ * The lease manager (see leasemgr.h). Two state machines on one loop:
+ * acquisition (list, choose per COMPAT §3, create or rewrite, renew) and the
+ * remote set (list, resync, watch, relist on a broken watch). Both share the
+ * set of every valid lease seen by the watch (`all`) and the set the consumer
+ * was told about (`vis`); refresh_key() keeps vis = all minus hidden keys for
+ * one key at a time and emits exactly the difference.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "lib/ev.h"
+#include "lib/log.h"
+#include "subnet/leasemgr.h"
+#include "subnet/subnetfile.h"
+
+#define RACES_BEFORE_RELIST 16
+
+struct leasemgr {
+	struct ev_loop *loop;
+	struct store *store;
+	struct leasemgr_events ev;
+	void *ctx;
+	char *subnets_prefix; /* "<prefix>/subnets/" */
+	int64_t ttl_s, margin_s, retry_ms, acq_retry_ms, unit_ms;
+	char *subnet_file;
+	ipam_rand_fn rnd;
+	void *rnd_ctx;
+
+	bool started;
+	struct subnet_config cfg;
+	struct lease_attrs own_attrs;
+	char *own_value;
+
+	/* acquisition */
+	bool have_own;
+	struct lease own;
+	char own_key[LEASE_KEY_MAX];
+	bool have_prev;
+	struct lease prev; /* subnets of the lost own lease, preferred when re-acquiring */
+	bool have_pending;
+	struct lease pending; /* candidate being created or rewritten */
+	char pending_key[LEASE_KEY_MAX];
+	int64_t pending_mod_rev; /* rewrite: the mod_revision to compare */
+	int64_t old_store_lease; /* rewrite: the previous store lease, revoked after */
+	struct ipam_taken *taken4, *taken6;
+	int races;
+	int64_t acq_backoff_ms;
+	struct ev_timer *acq_timer, *renew_timer;
+	int64_t renew_lease; /* lease id of the keepalive in flight */
+
+	/* remote set */
+	bool watching_started;
+	bool resynced;
+	struct store_watch *watch, *dead_watch;
+	struct ev_timer *relist_timer;
+	int64_t w_backoff_ms;
+	struct lease *all, *vis;
+	size_t n_all, cap_all, n_vis, cap_vis;
+
+	uint64_t skipped;
+	int outstanding; /* store requests in flight with this manager as ctx */
+	bool zombie;     /* freed while requests were in flight */
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t default_rnd(void *ctx, uint64_t bound)
+{
+	uint64_t v, limit;
+
+	(void)ctx;
+	if (bound <= 1)
+		return 0;
+	limit = UINT64_MAX - UINT64_MAX % bound;
+	do {
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			v = (uint64_t)ts.tv_nsec * 6364136223846793005ULL + (uint64_t)ts.tv_sec;
+		}
+	} while (v >= limit);
+	return v % bound;
+}
+
+static int64_t realtime_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
+static int lease_cmp(const struct lease *a, const struct lease *b)
+{
+	int c;
+
+	if (a->has_ipv4 != b->has_ipv4)
+		return a->has_ipv4 ? 1 : -1;
+	if (a->has_ipv4 && (c = ipam_prefix_cmp(&a->subnet, &b->subnet)) != 0)
+		return c;
+	if (a->has_ipv6 != b->has_ipv6)
+		return a->has_ipv6 ? 1 : -1;
+	if (a->has_ipv6)
+		return ipam_prefix_cmp(&a->ipv6_subnet, &b->ipv6_subnet);
+	return 0;
+}
+
+/* Binary search in a sorted lease array: index, or -(insertion point) - 1. */
+static ssize_t lfind(const struct lease *arr, size_t n, const struct lease *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = lease_cmp(&arr[mid], key);
+
+		if (c == 0)
+			return (ssize_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(ssize_t)lo - 1;
+}
+
+static int larr_insert(struct lease **arr, size_t *n, size_t *cap, size_t at, const struct lease *l)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct lease *na = realloc(*arr, ncap * sizeof(*na));
+
+		if (!na)
+			return -ENOMEM;
+		*arr = na;
+		*cap = ncap;
+	}
+	memmove(*arr + at + 1, *arr + at, (*n - at) * sizeof(**arr));
+	lease_copy(&(*arr)[at], l);
+	(*n)++;
+	return 0;
+}
+
+/* Removes element @at; its owned references go to *ret (or are dropped when NULL). */
+static void larr_remove(struct lease *arr, size_t *n, size_t at, struct lease *ret)
+{
+	if (ret)
+		*ret = arr[at];
+	else
+		lease_clear(&arr[at]);
+	memmove(arr + at, arr + at + 1, (*n - at - 1) * sizeof(*arr));
+	(*n)--;
+}
+
+static void larr_free(struct lease *arr, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		lease_clear(&arr[i]);
+	free(arr);
+}
+
+char *leasemgr_subnets_str(const struct lease *l, char *buf)
+{
+	char a[IPAM_PREFIX_STRLEN], b[IPAM_PREFIX_STRLEN];
+	struct ipam_prefix p4 = ipam_prefix_network(&l->subnet);
+	struct ipam_prefix p6 = ipam_prefix_network(&l->ipv6_subnet);
+
+	if (l->has_ipv4 && l->has_ipv6)
+		snprintf(buf, 2 * IPAM_PREFIX_STRLEN, "%s,%s", ipam_prefix_format(&p4, a),
+		         ipam_prefix_format(&p6, b));
+	else if (l->has_ipv4)
+		snprintf(buf, 2 * IPAM_PREFIX_STRLEN, "%s", ipam_prefix_format(&p4, a));
+	else if (l->has_ipv6)
+		snprintf(buf, 2 * IPAM_PREFIX_STRLEN, "%s", ipam_prefix_format(&p6, b));
+	else
+		snprintf(buf, 2 * IPAM_PREFIX_STRLEN, "(none)");
+	return buf;
+}
+
+static void report(struct leasemgr *m, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void report(struct leasemgr *m, int err, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_debug("leasemgr: %s", msg);
+	if (m->ev.error)
+		m->ev.error(m->ctx, err, msg);
+}
+
+static void skip(struct leasemgr *m, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void skip(struct leasemgr *m, const char *key, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	m->skipped++;
+	log_debug("leasemgr: skipping %s: %s", key, msg);
+	if (m->ev.skipped)
+		m->ev.skipped(m->ctx, key, msg);
+}
+
+static const char *errtext(const struct store_result *res, char *buf, size_t len)
+{
+	if (res->errmsg && *res->errmsg)
+		return res->errmsg;
+	snprintf(buf, len, "%s", strerror(-res->err));
+	return buf;
+}
+
+static bool is_own_ip(const struct leasemgr *m, const struct lease_attrs *a)
+{
+	if (m->own_attrs.public_ip.family)
+		return ipam_addr_equal(&a->public_ip, &m->own_attrs.public_ip);
+	return m->own_attrs.has_public_ipv6 && a->has_public_ipv6 &&
+	       ipam_addr_equal(&a->public_ipv6, &m->own_attrs.public_ipv6);
+}
+
+static bool in_range(const struct ipam_prefix *p, uint8_t len, const struct ipam_prefix *min,
+                     const struct ipam_prefix *max)
+{
+	return p->len == len && p->addr.family == min->addr.family &&
+	       ipam_addr_cmp(&p->addr, &min->addr) >= 0 && ipam_addr_cmp(&p->addr, &max->addr) <= 0;
+}
+
+/* The lease's subnets agree with the config (COMPAT §3: inside SubnetMin..Max, SubnetLen). */
+static bool fits(const struct leasemgr *m, const struct lease *l)
+{
+	const struct subnet_config *c = &m->cfg;
+
+	if (l->has_ipv4 != c->enable_ipv4 || l->has_ipv6 != c->enable_ipv6)
+		return false;
+	if (c->enable_ipv4 && !in_range(&l->subnet, c->subnet_len, &c->subnet_min, &c->subnet_max))
+		return false;
+	if (c->enable_ipv6 && !in_range(&l->ipv6_subnet, c->ipv6_subnet_len, &c->ipv6_subnet_min,
+	                                &c->ipv6_subnet_max))
+		return false;
+	return true;
+}
+
+static bool is_taken(const struct leasemgr *m, const struct lease *l)
+{
+	return (l->has_ipv4 && ipam_taken_overlaps(m->taken4, &l->subnet)) ||
+	       (l->has_ipv6 && ipam_taken_overlaps(m->taken6, &l->ipv6_subnet));
+}
+
+static void taken_add(struct leasemgr *m, const struct lease *l)
+{
+	if (l->has_ipv4)
+		ipam_taken_add(m->taken4, &l->subnet);
+	if (l->has_ipv6)
+		ipam_taken_add(m->taken6, &l->ipv6_subnet);
+}
+
+/*
+ * Parse a store kv under the subnets prefix into @ret (key, value, lease id,
+ * mod_revision). 1 = valid, 0 = key valid but value not (subnets filled),
+ * -1 = key invalid. Problems are reported through skip().
+ */
+static int parse_kv(struct leasemgr *m, const struct store_kv *kv, bool want_value,
+                    struct lease *ret)
+{
+	size_t plen = strlen(m->subnets_prefix);
+	char canon[LEASE_KEY_MAX], err[256];
+	const char *suffix;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!kv->key || strncmp(kv->key, m->subnets_prefix, plen) != 0)
+		return -1;
+	suffix = kv->key + plen;
+	if (lease_key_parse(suffix, ret) < 0) {
+		skip(m, kv->key, "not a subnet key (expected e.g. 10.5.34.0-24)");
+		return -1;
+	}
+	if (strcmp(lease_key_format(ret, canon), suffix) != 0) {
+		skip(m, kv->key, "not in canonical form (expected %s)", canon);
+		return -1;
+	}
+	ret->store_lease_id = kv->lease;
+	ret->mod_revision = kv->mod_revision;
+	if (!want_value)
+		return 1;
+	if (lease_attrs_parse(kv->value ? kv->value : "", kv->value_len, &ret->attrs, err,
+	                      sizeof(err)) < 0) {
+		skip(m, kv->key, "bad lease value: %s", err);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- the remote set ---- */
+
+static bool hidden(const struct leasemgr *m, const struct lease *l)
+{
+	if (m->have_own && lease_cmp(l, &m->own) == 0)
+		return true;
+	if (m->have_pending && lease_cmp(l, &m->pending) == 0)
+		return true;
+	return is_own_ip(m, &l->attrs);
+}
+
+/* Make vis agree with all for the key of @k, emitting the difference. */
+static void refresh_key(struct leasemgr *m, const struct lease *k)
+{
+	ssize_t ai, vi;
+	const struct lease *want;
+
+	if (!m->resynced)
+		return;
+	ai = lfind(m->all, m->n_all, k);
+	vi = lfind(m->vis, m->n_vis, k);
+	want = ai >= 0 && !hidden(m, &m->all[ai]) ? &m->all[ai] : NULL;
+	if (want && vi >= 0) {
+		struct lease *v = &m->vis[vi];
+		bool changed = !lease_attrs_equal(&v->attrs, &want->attrs);
+
+		lease_clear(v);
+		lease_copy(v, want);
+		if (changed && m->ev.added)
+			m->ev.added(m->ctx, v);
+	} else if (want) {
+		size_t at = (size_t)(-vi - 1);
+
+		if (larr_insert(&m->vis, &m->n_vis, &m->cap_vis, at, want) == 0 && m->ev.added)
+			m->ev.added(m->ctx, &m->vis[at]);
+	} else if (vi >= 0) {
+		struct lease gone;
+
+		larr_remove(m->vis, &m->n_vis, (size_t)vi, &gone);
+		if (m->ev.removed)
+			m->ev.removed(m->ctx, &gone);
+		lease_clear(&gone);
+	}
+}
+
+static void all_upsert(struct leasemgr *m, const struct lease *l)
+{
+	ssize_t i = lfind(m->all, m->n_all, l);
+
+	if (i >= 0) {
+		lease_clear(&m->all[i]);
+		lease_copy(&m->all[i], l);
+	} else {
+		larr_insert(&m->all, &m->n_all, &m->cap_all, (size_t)(-i - 1), l);
+	}
+}
+
+static void all_remove(struct leasemgr *m, const struct lease *k)
+{
+	ssize_t i = lfind(m->all, m->n_all, k);
+
+	if (i >= 0)
+		larr_remove(m->all, &m->n_all, (size_t)i, NULL);
+}
+
+/* ---- acquisition ---- */
+
+static void acq_begin(struct leasemgr *m);
+static void own_lost(struct leasemgr *m);
+static void w_list(struct leasemgr *m);
+
+static void acq_retry(struct leasemgr *m)
+{
+	ev_timer_start(m->acq_timer, (uint64_t)m->acq_backoff_ms, 0);
+	m->acq_backoff_ms *= 2;
+	if (m->acq_backoff_ms > m->retry_ms)
+		m->acq_backoff_ms = m->retry_ms;
+}
+
+static void clear_pending(struct leasemgr *m)
+{
+	struct lease k;
+
+	if (!m->have_pending)
+		return;
+	k = m->pending;
+	memset(&k.attrs, 0, sizeof(k.attrs));
+	m->have_pending = false;
+	lease_clear(&m->pending);
+	m->pending_key[0] = '\0';
+	refresh_key(m, &k);
+}
+
+static void set_pending(struct leasemgr *m, const struct lease *l)
+{
+	clear_pending(m);
+	lease_copy(&m->pending, l);
+	m->have_pending = true;
+	lease_key_format(l, m->pending_key);
+	refresh_key(m, l);
+}
+
+static void schedule_renew(struct leasemgr *m, int64_t after_ms)
+{
+	ev_timer_start(m->renew_timer, (uint64_t)after_ms, 0);
+}
+
+static int64_t renew_interval_ms(const struct leasemgr *m)
+{
+	int64_t units = m->ttl_s - m->margin_s;
+
+	if (units <= 0)
+		units = m->ttl_s / 2 > 0 ? m->ttl_s / 2 : 1;
+	return units * m->unit_ms;
+}
+
+static void acquired(struct leasemgr *m, int64_t store_lease, int64_t revision)
+{
+	struct lease k;
+
+	lease_clear(&m->own);
+	lease_copy(&m->own, &m->pending);
+	lease_attrs_clear(&m->own.attrs);
+	lease_attrs_copy(&m->own.attrs, &m->own_attrs);
+	m->own.store_lease_id = store_lease;
+	m->own.mod_revision = revision;
+	m->own.expires_at = store_lease ? realtime_s() + m->ttl_s * m->unit_ms / 1000 : 0;
+	memcpy(m->own_key, m->pending_key, sizeof(m->own_key));
+	m->have_own = true;
+	k = m->pending;
+	m->have_pending = false;
+	lease_clear(&m->pending);
+	m->pending_key[0] = '\0';
+	ipam_taken_free(m->taken4);
+	ipam_taken_free(m->taken6);
+	m->taken4 = m->taken6 = NULL;
+	m->races = 0;
+	m->acq_backoff_ms = m->acq_retry_ms;
+	if (store_lease)
+		schedule_renew(m, renew_interval_ms(m));
+	if (m->ev.own_acquired)
+		m->ev.own_acquired(m->ctx, &m->own);
+	memset(&k.attrs, 0, sizeof(k.attrs));
+	refresh_key(m, &k);
+	if (!m->watching_started) {
+		m->watching_started = true;
+		w_list(m);
+	}
+}
+
+static bool req_done(struct leasemgr *m)
+{
+	m->outstanding--;
+	if (m->zombie) {
+		if (m->outstanding == 0)
+			free(m);
+		return true;
+	}
+	return false;
+}
+
+static void revoke_cb(void *ctx, const struct store_result *res)
+{
+	(void)res;
+	req_done(ctx);
+}
+
+static void create_cb(void *ctx, const struct store_result *res);
+static void rewrite_cb(void *ctx, const struct store_result *res);
+
+static const char *full_key(const struct leasemgr *m, const char *suffix, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s", m->subnets_prefix, suffix);
+	return buf;
+}
+
+static void try_create(struct leasemgr *m, const struct lease *cand)
+{
+	char key[PATH_MAX];
+	int r;
+
+	set_pending(m, cand);
+	r = m->store->ops->create(m->store, full_key(m, m->pending_key, key, sizeof(key)),
+	                          m->own_value, strlen(m->own_value), m->ttl_s, create_cb, m);
+	if (r < 0) {
+		clear_pending(m);
+		report(m, r, "creating lease %s: %s; retrying in %" PRId64 " ms", m->pending_key,
+		       strerror(-r), m->acq_backoff_ms);
+		acq_retry(m);
+		return;
+	}
+	m->outstanding++;
+}
+
+static void pick_and_create(struct leasemgr *m)
+{
+	struct lease cand = { 0 };
+	const struct subnet_config *c = &m->cfg;
+	int r;
+
+	if (c->enable_ipv4) {
+		r = ipam_pick(&c->subnet_min, &c->subnet_max, c->subnet_len, m->taken4, m->rnd,
+		              m->rnd_ctx, &cand.subnet);
+		if (r < 0)
+			goto fail4;
+		cand.has_ipv4 = true;
+	}
+	if (c->enable_ipv6) {
+		r = ipam_pick(&c->ipv6_subnet_min, &c->ipv6_subnet_max, c->ipv6_subnet_len,
+		              m->taken6, m->rnd, m->rnd_ctx, &cand.ipv6_subnet);
+		if (r < 0)
+			goto fail6;
+		cand.has_ipv6 = true;
+	}
+	try_create(m, &cand);
+	return;
+fail4:
+fail6:;
+	{
+		bool v6 = c->enable_ipv6 && (!c->enable_ipv4 || cand.has_ipv4);
+		const struct ipam_prefix *net = v6 ? &c->ipv6_network : &c->network;
+		const struct ipam_prefix *min = v6 ? &c->ipv6_subnet_min : &c->subnet_min;
+		const struct ipam_prefix *max = v6 ? &c->ipv6_subnet_max : &c->subnet_max;
+		char a[IPAM_PREFIX_STRLEN], b[IPAM_PREFIX_STRLEN], d[IPAM_PREFIX_STRLEN];
+		uint64_t count =
+			ipam_prefix_count(min, max, v6 ? c->ipv6_subnet_len : c->subnet_len);
+
+		if (r == -ENOSPC)
+			report(m, -ENOSPC,
+			       "out of subnets: all %" PRIu64
+			       " subnets of %s between %s and %s are taken; retrying in %" PRId64
+			       " ms",
+			       count, ipam_prefix_format(net, a), ipam_prefix_format(min, b),
+			       ipam_prefix_format(max, d), m->acq_backoff_ms);
+		else
+			report(m, r, "choosing a subnet of %s: %s; retrying in %" PRId64 " ms",
+			       ipam_prefix_format(net, a), strerror(-r), m->acq_backoff_ms);
+		acq_retry(m);
+	}
+}
+
+static void create_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	char eb[128];
+
+	if (req_done(m))
+		return;
+	if (res->err) {
+		report(m, res->err, "creating lease %s: %s; retrying in %" PRId64 " ms",
+		       m->pending_key, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
+		clear_pending(m);
+		acq_retry(m);
+		return;
+	}
+	if (!res->succeeded) {
+		/* Lost the race: someone holds it now. Pick again among the rest. */
+		taken_add(m, &m->pending);
+		clear_pending(m);
+		if (++m->races >= RACES_BEFORE_RELIST) {
+			m->races = 0;
+			acq_begin(m);
+		} else {
+			pick_and_create(m);
+		}
+		return;
+	}
+	acquired(m, res->lease_id, res->revision);
+}
+
+static void rewrite_cas(struct leasemgr *m, int64_t lease_id)
+{
+	char key[PATH_MAX];
+	int r = m->store->ops->cas(m->store, full_key(m, m->pending_key, key, sizeof(key)),
+	                           m->own_value, strlen(m->own_value), m->pending_mod_rev, lease_id,
+	                           rewrite_cb, m);
+
+	if (r < 0) {
+		report(m, r, "rewriting lease %s: %s; retrying in %" PRId64 " ms", m->pending_key,
+		       strerror(-r), m->acq_backoff_ms);
+		clear_pending(m);
+		acq_retry(m);
+		return;
+	}
+	m->pending.store_lease_id = lease_id;
+	m->outstanding++;
+}
+
+static void grant_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	char eb[128];
+
+	if (req_done(m))
+		return;
+	if (res->err) {
+		report(m, res->err,
+		       "granting a lease of %" PRId64 " s: %s; retrying in %" PRId64 " ms",
+		       m->ttl_s, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
+		clear_pending(m);
+		acq_retry(m);
+		return;
+	}
+	rewrite_cas(m, res->lease_id);
+}
+
+static void rewrite_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	int64_t old = m->old_store_lease;
+	char eb[128];
+
+	if (req_done(m))
+		return;
+	if (res->err) {
+		report(m, res->err, "rewriting lease %s: %s; retrying in %" PRId64 " ms",
+		       m->pending_key, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
+		clear_pending(m);
+		acq_retry(m);
+		return;
+	}
+	if (!res->succeeded) {
+		/* Changed meanwhile (expired, rewritten): look again. */
+		if (m->pending.store_lease_id &&
+		    m->store->ops->revoke(m->store, m->pending.store_lease_id, revoke_cb, m) == 0)
+			m->outstanding++;
+		clear_pending(m);
+		acq_begin(m);
+		return;
+	}
+	acquired(m, m->pending.store_lease_id, res->revision);
+	if (old && old != m->own.store_lease_id &&
+	    m->store->ops->revoke(m->store, old, revoke_cb, m) == 0)
+		m->outstanding++;
+}
+
+/* Step 1 of COMPAT §3: re-use the lease with our PublicIP. */
+static void rewrite(struct leasemgr *m, const struct lease *mine)
+{
+	set_pending(m, mine);
+	m->pending_mod_rev = mine->mod_revision;
+	m->old_store_lease = mine->store_lease_id;
+	if (mine->store_lease_id == 0) {
+		/* A reservation stays a reservation (flannel turns it into a lease). */
+		if (lease_attrs_equal(&mine->attrs, &m->own_attrs)) {
+			acquired(m, 0, mine->mod_revision);
+			return;
+		}
+		rewrite_cas(m, 0);
+		return;
+	}
+	if (m->store->ops->grant(m->store, m->ttl_s, grant_cb, m) < 0) {
+		clear_pending(m);
+		report(m, -EIO,
+		       "granting a lease: cannot queue the request; retrying in %" PRId64 " ms",
+		       m->acq_backoff_ms);
+		acq_retry(m);
+		return;
+	}
+	m->outstanding++;
+}
+
+static void del_cb(void *ctx, const struct store_result *res)
+{
+	(void)res;
+	req_done(ctx);
+}
+
+static bool try_preferred(struct leasemgr *m, const struct lease *cand)
+{
+	if (!fits(m, cand) || is_taken(m, cand))
+		return false;
+	try_create(m, cand);
+	return true;
+}
+
+static void acq_list_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	struct lease mine = { 0 };
+	bool have_mine = false;
+	char eb[128];
+
+	if (req_done(m))
+		return;
+	if (res->err) {
+		report(m, res->err, "listing leases under %s: %s; retrying in %" PRId64 " ms",
+		       m->subnets_prefix, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
+		acq_retry(m);
+		return;
+	}
+	ipam_taken_free(m->taken4);
+	ipam_taken_free(m->taken6);
+	m->taken4 = ipam_taken_new();
+	m->taken6 = ipam_taken_new();
+	if (!m->taken4 || !m->taken6) {
+		report(m, -ENOMEM, "out of memory; retrying in %" PRId64 " ms", m->acq_backoff_ms);
+		acq_retry(m);
+		return;
+	}
+	for (size_t i = 0; i < res->n_kvs; i++) {
+		struct lease l;
+		int r = parse_kv(m, &res->kvs[i], true, &l);
+
+		if (r < 0)
+			continue;
+		taken_add(m, &l); /* a key with a bad value still holds its subnet */
+		if (r == 1 && is_own_ip(m, &l.attrs)) {
+			if (!have_mine && fits(m, &l)) {
+				mine = l;
+				have_mine = true;
+				continue;
+			}
+			if (!fits(m, &l) && l.store_lease_id != 0 &&
+			    m->store->ops->del(m->store, res->kvs[i].key, l.mod_revision, del_cb,
+			                       m) == 0)
+				m->outstanding++;
+		}
+		lease_clear(&l);
+	}
+	if (have_mine) {
+		rewrite(m, &mine);
+		lease_clear(&mine);
+		return;
+	}
+	if (m->have_prev && try_preferred(m, &m->prev))
+		return;
+	if (m->subnet_file) {
+		struct subnetfile sf;
+		char err[256];
+
+		if (subnetfile_read(m->subnet_file, &sf, err, sizeof(err)) == 0) {
+			struct lease cand = { 0 };
+
+			if (sf.has_subnet) {
+				cand.has_ipv4 = true;
+				cand.subnet = ipam_prefix_network(&sf.subnet);
+			}
+			if (sf.has_ipv6_subnet) {
+				cand.has_ipv6 = true;
+				cand.ipv6_subnet = ipam_prefix_network(&sf.ipv6_subnet);
+			}
+			if ((cand.has_ipv4 || cand.has_ipv6) && try_preferred(m, &cand))
+				return;
+		}
+	}
+	pick_and_create(m);
+}
+
+static void acq_begin(struct leasemgr *m)
+{
+	int r = m->store->ops->list(m->store, m->subnets_prefix, acq_list_cb, m);
+
+	if (r < 0) {
+		report(m, r, "listing leases under %s: %s; retrying in %" PRId64 " ms",
+		       m->subnets_prefix, strerror(-r), m->acq_backoff_ms);
+		acq_retry(m);
+		return;
+	}
+	m->outstanding++;
+}
+
+static void acq_timer_cb(struct ev_timer *t, void *ctx)
+{
+	(void)t;
+	acq_begin(ctx);
+}
+
+static void own_lost(struct leasemgr *m)
+{
+	struct lease old;
+
+	if (!m->have_own)
+		return;
+	old = m->own;
+	m->have_own = false;
+	memset(&m->own, 0, sizeof(m->own));
+	m->own_key[0] = '\0';
+	ev_timer_stop(m->renew_timer);
+	lease_clear(&m->prev);
+	lease_copy(&m->prev, &old);
+	m->have_prev = true;
+	if (m->ev.own_lost)
+		m->ev.own_lost(m->ctx, &old);
+	refresh_key(m, &old);
+	lease_clear(&old);
+	m->acq_backoff_ms = m->acq_retry_ms;
+	acq_begin(m);
+}
+
+static void keepalive_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	char eb[128], sb[2 * IPAM_PREFIX_STRLEN];
+
+	if (req_done(m))
+		return;
+	if (!m->have_own || m->own.store_lease_id != m->renew_lease)
+		return; /* about a lease we no longer hold */
+	if (res->err) {
+		report(m, res->err, "renewing lease %s: %s; retrying in %" PRId64 " ms",
+		       leasemgr_subnets_str(&m->own, sb), errtext(res, eb, sizeof(eb)),
+		       m->retry_ms);
+		schedule_renew(m, m->retry_ms);
+		return;
+	}
+	if (res->ttl <= 0) {
+		own_lost(m);
+		return;
+	}
+	m->own.expires_at = realtime_s() + res->ttl * m->unit_ms / 1000;
+	schedule_renew(m, renew_interval_ms(m));
+}
+
+static void renew_timer_cb(struct ev_timer *t, void *ctx)
+{
+	struct leasemgr *m = ctx;
+	int r;
+
+	(void)t;
+	if (!m->have_own || !m->own.store_lease_id)
+		return;
+	m->renew_lease = m->own.store_lease_id;
+	r = m->store->ops->keepalive(m->store, m->renew_lease, keepalive_cb, m);
+	if (r < 0) {
+		schedule_renew(m, m->retry_ms);
+		return;
+	}
+	m->outstanding++;
+}
+
+/* ---- the remote set: list, resync, watch ---- */
+
+static void w_retry(struct leasemgr *m)
+{
+	ev_timer_start(m->relist_timer, (uint64_t)m->w_backoff_ms, 0);
+	m->w_backoff_ms *= 2;
+	if (m->w_backoff_ms > m->retry_ms)
+		m->w_backoff_ms = m->retry_ms;
+}
+
+static void handle_event(struct leasemgr *m, const struct store_event *e)
+{
+	struct lease l;
+	int r = parse_kv(m, &e->kv, e->type == STORE_EV_PUT, &l);
+
+	if (r < 0)
+		return;
+	if (r == 1 && e->type == STORE_EV_PUT) {
+		all_upsert(m, &l);
+		if (m->have_own && lease_cmp(&l, &m->own) == 0) {
+			if (is_own_ip(m, &l.attrs)) {
+				if (l.mod_revision > m->own.mod_revision)
+					m->own.mod_revision = l.mod_revision;
+			} else if (l.mod_revision > m->own.mod_revision) {
+				own_lost(m); /* someone else wrote our key */
+			}
+		}
+	} else {
+		all_remove(m, &l);
+		if (m->have_own && lease_cmp(&l, &m->own) == 0 &&
+		    e->kv.mod_revision > m->own.mod_revision)
+			own_lost(m);
+	}
+	refresh_key(m, &l);
+	lease_clear(&l);
+}
+
+static void w_event_cb(void *ctx, int err, const struct store_event *evs, size_t n,
+                       int64_t revision)
+{
+	struct leasemgr *m = ctx;
+
+	(void)revision;
+	if (err) {
+		log_debug("leasemgr: watch of %s ended (%s), listing again", m->subnets_prefix,
+		          strerror(-err));
+		m->dead_watch = m->watch;
+		m->watch = NULL;
+		ev_timer_start(m->relist_timer, 0, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		handle_event(m, &evs[i]);
+}
+
+static void w_list_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	struct lease *nall = NULL;
+	size_t n = 0, cap = 0;
+	char eb[128];
+
+	if (req_done(m))
+		return;
+	if (res->err) {
+		report(m, res->err, "listing leases under %s: %s; retrying in %" PRId64 " ms",
+		       m->subnets_prefix, errtext(res, eb, sizeof(eb)), m->w_backoff_ms);
+		w_retry(m);
+		return;
+	}
+	for (size_t i = 0; i < res->n_kvs; i++) {
+		struct lease l;
+
+		if (parse_kv(m, &res->kvs[i], true, &l) == 1) {
+			ssize_t at = lfind(nall, n, &l);
+
+			if (at < 0)
+				larr_insert(&nall, &n, &cap, (size_t)(-at - 1), &l);
+		}
+		lease_clear(&l);
+	}
+	if (!m->resynced) {
+		larr_free(m->all, m->n_all);
+		m->all = nall;
+		m->n_all = n;
+		m->cap_all = cap;
+		for (size_t i = 0; i < n; i++)
+			if (!hidden(m, &nall[i]))
+				larr_insert(&m->vis, &m->n_vis, &m->cap_vis, m->n_vis, &nall[i]);
+		m->resynced = true;
+		if (m->ev.resync)
+			m->ev.resync(m->ctx, m->vis, m->n_vis);
+	} else {
+		struct lease *old = m->all;
+		size_t n_old = m->n_all, i = 0, j = 0;
+
+		m->all = nall;
+		m->n_all = n;
+		m->cap_all = cap;
+		/* Every key in either set: refresh it against the new set. */
+		while (i < n_old || j < n) {
+			int c = i == n_old ? 1 : j == n ? -1 : lease_cmp(&old[i], &nall[j]);
+
+			if (c <= 0) {
+				refresh_key(m, &old[i]);
+				i++;
+				if (c == 0)
+					j++;
+			} else {
+				refresh_key(m, &nall[j]);
+				j++;
+			}
+		}
+		larr_free(old, n_old);
+		/* The own lease vanished, or another node took the key, while the watch was down. */
+		if (m->have_own) {
+			ssize_t at = lfind(m->all, m->n_all, &m->own);
+
+			if (at < 0 ? res->revision > m->own.mod_revision
+			           : !is_own_ip(m, &m->all[at].attrs) &&
+			                     m->all[at].mod_revision > m->own.mod_revision)
+				own_lost(m);
+		}
+	}
+	m->w_backoff_ms = m->acq_retry_ms;
+	m->watch =
+		m->store->ops->watch(m->store, m->subnets_prefix, res->revision + 1, w_event_cb, m);
+	if (!m->watch) {
+		report(m, -errno, "watching %s: %s; retrying in %" PRId64 " ms", m->subnets_prefix,
+		       strerror(errno), m->w_backoff_ms);
+		w_retry(m);
+	}
+}
+
+static void w_list(struct leasemgr *m)
+{
+	int r = m->store->ops->list(m->store, m->subnets_prefix, w_list_cb, m);
+
+	if (r < 0) {
+		report(m, r, "listing leases under %s: %s; retrying in %" PRId64 " ms",
+		       m->subnets_prefix, strerror(-r), m->w_backoff_ms);
+		w_retry(m);
+		return;
+	}
+	m->outstanding++;
+}
+
+static void relist_timer_cb(struct ev_timer *t, void *ctx)
+{
+	struct leasemgr *m = ctx;
+
+	(void)t;
+	if (m->dead_watch) {
+		m->store->ops->watch_free(m->dead_watch);
+		m->dead_watch = NULL;
+	}
+	if (!m->watch)
+		w_list(m);
+}
+
+/* ---- public ---- */
+
+struct leasemgr *leasemgr_new(struct ev_loop *loop, struct store *store,
+                              const struct leasemgr_opts *opts, const struct leasemgr_events *ev,
+                              void *ctx)
+{
+	struct leasemgr *m;
+	const char *prefix = opts && opts->prefix ? opts->prefix : "/coreos.com/network";
+	size_t plen = strlen(prefix);
+
+	if (!loop || !store || !ev) {
+		errno = EINVAL;
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->loop = loop;
+	m->store = store;
+	m->ev = *ev;
+	m->ctx = ctx;
+	while (plen > 1 && prefix[plen - 1] == '/')
+		plen--;
+	m->subnets_prefix = malloc(plen + sizeof("/subnets/"));
+	if (!m->subnets_prefix)
+		goto fail;
+	memcpy(m->subnets_prefix, prefix, plen);
+	strcpy(m->subnets_prefix + plen, "/subnets/");
+	m->ttl_s = opts && opts->lease_ttl_s > 0 ? opts->lease_ttl_s : 86400;
+	m->margin_s = opts && opts->renew_margin_s > 0 ? opts->renew_margin_s : 3600;
+	m->retry_ms = opts && opts->retry_ms > 0 ? opts->retry_ms : 60000;
+	m->acq_retry_ms = opts && opts->acquire_retry_ms > 0 ? opts->acquire_retry_ms : 1000;
+	if (m->acq_retry_ms > m->retry_ms)
+		m->acq_retry_ms = m->retry_ms;
+	m->unit_ms = opts && opts->time_unit_ms > 0 ? opts->time_unit_ms : 1000;
+	m->rnd = opts && opts->rnd ? opts->rnd : default_rnd;
+	m->rnd_ctx = opts && opts->rnd ? opts->rnd_ctx : NULL;
+	if (opts && opts->subnet_file && !(m->subnet_file = strdup(opts->subnet_file)))
+		goto fail;
+	m->acq_backoff_ms = m->w_backoff_ms = m->acq_retry_ms;
+	m->acq_timer = ev_timer_new(loop, acq_timer_cb, m);
+	m->renew_timer = ev_timer_new(loop, renew_timer_cb, m);
+	m->relist_timer = ev_timer_new(loop, relist_timer_cb, m);
+	if (!m->acq_timer || !m->renew_timer || !m->relist_timer)
+		goto fail;
+	return m;
+fail:
+	leasemgr_free(m);
+	errno = ENOMEM;
+	return NULL;
+}
+
+int leasemgr_start(struct leasemgr *m, const struct subnet_config *cfg,
+                   const struct lease_attrs *own_attrs)
+{
+	if (!m || !cfg || !own_attrs)
+		return -EINVAL;
+	if (m->started)
+		return -EALREADY;
+	if (!cfg->enable_ipv4 && !cfg->enable_ipv6)
+		return -EINVAL;
+	m->cfg = *cfg;
+	json_incref(m->cfg.backend);
+	lease_attrs_copy(&m->own_attrs, own_attrs);
+	m->own_value = lease_attrs_format(&m->own_attrs);
+	if (!m->own_value)
+		return -ENOMEM;
+	m->started = true;
+	acq_begin(m);
+	return 0;
+}
+
+const struct lease *leasemgr_own(const struct leasemgr *m)
+{
+	return m && m->have_own ? &m->own : NULL;
+}
+
+const struct lease *leasemgr_remote(const struct leasemgr *m, size_t *ret_n)
+{
+	if (!m) {
+		*ret_n = 0;
+		return NULL;
+	}
+	*ret_n = m->n_vis;
+	return m->vis;
+}
+
+uint64_t leasemgr_skipped(const struct leasemgr *m)
+{
+	return m ? m->skipped : 0;
+}
+
+void leasemgr_free(struct leasemgr *m)
+{
+	if (!m)
+		return;
+	if (m->watch)
+		m->store->ops->watch_free(m->watch);
+	if (m->dead_watch)
+		m->store->ops->watch_free(m->dead_watch);
+	ev_timer_free(m->acq_timer);
+	ev_timer_free(m->renew_timer);
+	ev_timer_free(m->relist_timer);
+	ipam_taken_free(m->taken4);
+	ipam_taken_free(m->taken6);
+	larr_free(m->all, m->n_all);
+	larr_free(m->vis, m->n_vis);
+	lease_clear(&m->own);
+	lease_clear(&m->prev);
+	lease_clear(&m->pending);
+	lease_attrs_clear(&m->own_attrs);
+	if (m->started)
+		json_decref(m->cfg.backend);
+	free(m->own_value);
+	free(m->subnets_prefix);
+	free(m->subnet_file);
+	if (m->outstanding > 0) {
+		/* The store still holds requests with @m as ctx: the last one releases it. */
+		int outstanding = m->outstanding;
+
+		memset(m, 0, sizeof(*m));
+		m->zombie = true;
+		m->outstanding = outstanding;
+		return;
+	}
+	free(m);
+}

@@ -1,0 +1,310 @@
+/* twillctl commands against the local file store. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "ctl/ctl.h"
+#include "lib/ev.h"
+#include "subnet/store.h"
+#include "subnet/store_local.h"
+
+#define SUBS "/coreos.com/network/subnets/"
+#define CFG  "{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"Backend\":{\"Type\":\"vxlan\"}}"
+#define VX                                                                           \
+	"{\"PublicIP\":\"192.0.2.3\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\"," \
+	"\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"16:95:20:8d:5a:7b\"}}"
+
+static char dir[64], path[PATH_MAX], url[PATH_MAX + 32];
+static struct ctl c;
+static char *obuf, *ebuf;
+static size_t olen, elen;
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/twill-ctl-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/store.json", dir);
+	snprintf(url, sizeof(url), "--etcd-endpoints=file://%s", path);
+	memset(&c, 0, sizeof(c));
+	c.loop = ev_loop_new();
+	c.store = store_local_new(c.loop, path);
+	cr_assert_not_null(c.store);
+	strcpy(c.prefix, "/coreos.com/network");
+	c.endpoints = "file://test";
+	c.out = open_memstream(&obuf, &olen);
+	c.err = open_memstream(&ebuf, &elen);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	fclose(c.out);
+	fclose(c.err);
+	free(obuf);
+	free(ebuf);
+	store_free(c.store);
+	ev_loop_free(c.loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(ctl, .init = setup, .fini = teardown, .timeout = 20);
+
+/* The output so far, and reset. */
+static const char *out(void)
+{
+	static char buf[8192];
+
+	fflush(c.out);
+	snprintf(buf, sizeof(buf), "%s", obuf ? obuf : "");
+	rewind(c.out);
+	fflush(c.out);
+	if (obuf)
+		obuf[0] = '\0';
+	return buf;
+}
+
+static const char *errs(void)
+{
+	static char buf[8192];
+
+	fflush(c.err);
+	snprintf(buf, sizeof(buf), "%s", ebuf ? ebuf : "");
+	rewind(c.err);
+	fflush(c.err);
+	if (ebuf)
+		ebuf[0] = '\0';
+	return buf;
+}
+
+struct done {
+	bool done;
+	int err;
+	int64_t lease;
+};
+
+static void done_cb(void *ctx, const struct store_result *r)
+{
+	struct done *d = ctx;
+
+	d->done = true;
+	d->err = r->err;
+	d->lease = r->lease_id;
+}
+
+static int64_t put(const char *key, const char *value, int64_t ttl)
+{
+	struct done d = { 0 };
+
+	if (ttl)
+		cr_assert_eq(
+			c.store->ops->create(c.store, key, value, strlen(value), ttl, done_cb, &d),
+			0);
+	else
+		cr_assert_eq(c.store->ops->put(c.store, key, value, strlen(value), 0, done_cb, &d),
+		             0);
+	cr_assert_eq(ev_loop_run_until(c.loop, &d.done, 2000), 0);
+	cr_assert_eq(d.err, 0);
+	return d.lease;
+}
+
+Test(ctl, config_round_trip)
+{
+	const char *bad = "{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":33}";
+
+	cr_assert_eq(ctl_config_get(&c), 1);
+	cr_assert(strstr(errs(), "no network config at /coreos.com/network/config: write one with "
+	                         "`twillctl config set FILE`"));
+	cr_assert_eq(ctl_config_set(&c, bad, strlen(bad), "bad.json"), 1);
+	cr_assert(strstr(errs(), "bad.json: invalid network config, not written: SubnetLen 33"));
+	cr_assert_eq(ctl_config_get(&c), 1, "nothing written");
+	errs();
+	cr_assert_eq(ctl_config_set(&c, CFG, strlen(CFG), "cfg.json"), 0);
+	cr_assert(strstr(out(), "wrote /coreos.com/network/config"));
+	cr_assert_eq(ctl_config_get(&c), 0);
+	cr_assert_str_eq(out(), CFG "\n");
+	cr_assert_eq(ctl_config_validate(&c, CFG, strlen(CFG), "cfg.json"), 0);
+	cr_assert(strstr(out(), "198.18.1.0/24 .. 198.18.255.0/24 (255)"));
+	cr_assert_eq(ctl_config_validate(&c, "{}", 2, "empty.json"), 1);
+	cr_assert(strstr(errs(), "empty.json: invalid network config"));
+}
+
+Test(ctl, reserve_list_show_release)
+{
+	int64_t lease;
+
+	put("/coreos.com/network/config", CFG, 0);
+	cr_assert_eq(ctl_reserve(&c, "198.18.5.0/24", "192.0.2.5"), 0);
+	cr_assert_str_eq(out(), "reserved 198.18.5.0/24 for 192.0.2.5 "
+	                        "(/coreos.com/network/subnets/198.18.5.0-24)\n");
+	lease = put(SUBS "198.18.3.0-24", VX, 86400);
+	cr_assert_neq(lease, 0);
+	put(SUBS "bogus", VX, 0);
+	cr_assert_eq(ctl_leases(&c, false), 0);
+	cr_assert_str_eq(
+		out(),
+		"SUBNET               PUBLIC IP        BACKEND  VTEP MAC           EXPIRES IN\n"
+		"198.18.3.0/24        192.0.2.3        vxlan    16:95:20:8d:5a:7b  23h59m\n"
+		"198.18.5.0/24        192.0.2.5        -        -                  reserved\n");
+	cr_assert(strstr(errs(), "skipping /coreos.com/network/subnets/bogus"));
+	cr_assert_eq(ctl_leases(&c, true), 0);
+	{
+		json_t *j = json_loads(out(), 0, NULL);
+		json_t *o;
+
+		cr_assert(json_is_array(j));
+		cr_assert_eq(json_array_size(j), 2);
+		o = json_array_get(j, 0);
+		cr_assert_str_eq(json_string_value(json_object_get(o, "subnet")), "198.18.3.0/24");
+		cr_assert_str_eq(json_string_value(json_object_get(o, "vtep_mac")),
+		                 "16:95:20:8d:5a:7b");
+		cr_assert_eq(json_is_false(json_object_get(o, "reserved")), true);
+		cr_assert_gt(json_integer_value(json_object_get(o, "expires_in_s")), 86000);
+		cr_assert_str_eq(
+			json_string_value(json_object_get(
+				json_object_get(json_object_get(o, "attrs"), "BackendData"),
+				"VtepMAC")),
+			"16:95:20:8d:5a:7b");
+		o = json_array_get(j, 1);
+		cr_assert(json_is_true(json_object_get(o, "reserved")));
+		cr_assert(json_is_null(json_object_get(o, "expires_in_s")));
+		json_decref(j);
+	}
+	errs();
+	cr_assert_eq(ctl_lease_show(&c, "198.18.3.0-24", false), 0);
+	cr_assert(strstr(out(), "VtepMAC:      16:95:20:8d:5a:7b\n"));
+	/* Refusals. */
+	cr_assert_eq(ctl_reserve(&c, "198.18.3.0/24", "192.0.2.9"), 1);
+	cr_assert(strstr(errs(), "is held by 192.0.2.3 (a lease); release it first"));
+	cr_assert_eq(ctl_reserve(&c, "198.18.0.0/23", "192.0.2.9"), 1);
+	cr_assert(strstr(errs(), "not a /24 subnet inside the network 198.18.0.0/16"));
+	cr_assert_eq(ctl_reserve(&c, "10.0.0.0/24", "192.0.2.9"), 1);
+	cr_assert(strstr(errs(), "not a /24 subnet inside the network"));
+	cr_assert_eq(ctl_reserve(&c, "198.18.7.9/24", "192.0.2.9"), 1);
+	cr_assert(strstr(errs(), "host bits set, did you mean 198.18.7.0/24?"));
+	cr_assert_eq(ctl_reserve(&c, "198.18.7.0/24", "not-an-ip"), 1);
+	cr_assert(strstr(errs(), "--public-ip needs an IPv4 address"));
+	/* The holder's own lease becomes a reservation, attributes kept. */
+	cr_assert_eq(ctl_reserve(&c, "198.18.3.0/24", "192.0.2.3"), 0);
+	out();
+	cr_assert_eq(ctl_lease_show(&c, "198.18.3.0/24", false), 0);
+	{
+		const char *o = out();
+
+		cr_assert(strstr(o, "Lease:        none (a reservation)"), "%s", o);
+		cr_assert(strstr(o, "Backend:      vxlan"), "%s", o);
+	}
+	cr_assert_eq(ctl_release(&c, "198.18.5.0/24"), 0);
+	cr_assert_eq(ctl_release(&c, "198.18.5.0/24"), 1);
+	cr_assert(strstr(errs(), "no lease for 198.18.5.0/24"));
+	cr_assert_eq(ctl_lease_show(&c, "198.18.5.0/24", false), 1);
+	cr_assert_eq(ctl_lease_show(&c, "198.18.5/24", false), 1);
+	cr_assert(strstr(errs(), "bad subnet \"198.18.5/24\""));
+}
+
+Test(ctl, reserve_needs_config)
+{
+	cr_assert_eq(ctl_reserve(&c, "198.18.5.0/24", "192.0.2.5"), 1);
+	cr_assert(strstr(errs(), "no network config at /coreos.com/network/config"));
+}
+
+struct feeder {
+	int step;
+};
+
+static void feed(struct ev_timer *t, void *ctx)
+{
+	struct feeder *f = ctx;
+	static struct done d;
+
+	switch (f->step++) {
+	case 0:
+		c.store->ops->put(c.store, SUBS "198.18.3.0-24", VX, strlen(VX), 0, done_cb, &d);
+		break;
+	case 1:
+		c.store->ops->put(c.store, SUBS "198.18.3.0-24", VX, strlen(VX), 0, done_cb, &d);
+		break;
+	case 2:
+		c.store->ops->del(c.store, SUBS "198.18.3.0-24", 0, done_cb, &d);
+		ev_timer_stop(t);
+		break;
+	}
+}
+
+Test(ctl, watch_prints_changes)
+{
+	struct feeder f = { 0 };
+	struct ev_timer *t = ev_timer_new(c.loop, feed, &f);
+
+	put(SUBS "198.18.9.0-24", VX, 0); /* before the watch: not printed */
+	ev_timer_start(t, 30, 30);
+	cr_assert_eq(ctl_watch(&c, 3, NULL), 0);
+	cr_assert_str_eq(out(), "added 198.18.3.0/24 192.0.2.3 vxlan 16:95:20:8d:5a:7b\n"
+	                        "changed 198.18.3.0/24 192.0.2.3 vxlan 16:95:20:8d:5a:7b\n"
+	                        "removed 198.18.3.0/24 192.0.2.3\n");
+	ev_timer_free(t);
+}
+
+Test(ctl, durations)
+{
+	char b[32];
+
+	cr_assert_str_eq(ctl_format_duration(86399, b), "23h59m");
+	cr_assert_str_eq(ctl_format_duration(3599, b), "59m59s");
+	cr_assert_str_eq(ctl_format_duration(42, b), "42s");
+	cr_assert_str_eq(ctl_format_duration(90000, b), "1d1h");
+	cr_assert_str_eq(ctl_format_duration(-5, b), "0s");
+}
+
+static int run(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
+{
+	char *argv[8] = { (char *)(uintptr_t) "twillctl" };
+	const char *in[5] = { a1, a2, a3, a4, a5 };
+	int argc = 1;
+
+	for (int i = 0; i < 5 && in[i]; i++)
+		argv[argc++] = (char *)(uintptr_t)in[i];
+	return ctl_main(argc, argv, c.out, c.err);
+}
+
+Test(ctl, command_line)
+{
+	char cfgpath[PATH_MAX];
+	FILE *f;
+
+	snprintf(cfgpath, sizeof(cfgpath), "%s/cfg.json", dir);
+	f = fopen(cfgpath, "w");
+	fputs(CFG, f);
+	fclose(f);
+	cr_assert_eq(run("bogus", NULL, NULL, NULL, NULL), 2);
+	cr_assert(strstr(errs(), "unknown command \"bogus\""));
+	cr_assert_eq(run(NULL, NULL, NULL, NULL, NULL), 2);
+	cr_assert(strstr(errs(), "usage: twillctl"));
+	cr_assert_eq(run("leases", "--help", NULL, NULL, NULL), 0);
+	cr_assert(strstr(out(), "usage: twillctl leases [--json]"));
+	cr_assert_eq(run("config", "set", url, cfgpath, NULL), 0);
+	cr_assert(strstr(out(), "wrote /coreos.com/network/config"));
+	cr_assert_eq(run(url, "reserve", "198.18.4.0/24", NULL, NULL), 2);
+	cr_assert(strstr(errs(), "--public-ip IP is required"));
+	cr_assert_eq(run(url, "reserve", "198.18.4.0/24", "--public-ip", "192.0.2.4"), 0);
+	cr_assert(strstr(out(), "reserved 198.18.4.0/24 for 192.0.2.4"));
+	cr_assert_eq(run("leases", url, "--json", NULL, NULL), 0);
+	cr_assert(strstr(out(), "\"public_ip\": \"192.0.2.4\""));
+	cr_assert_eq(run("config", "get", "--json", url, NULL), 2);
+	cr_assert(strstr(errs(), "--json is not valid here"));
+	cr_assert_eq(run("release", url, NULL, NULL, NULL), 2);
+	cr_assert(strstr(errs(), "expected 1 argument, got 0"));
+	cr_assert_eq(run("config", "validate", cfgpath, NULL, NULL), 0);
+	cr_assert_eq(run("--etcd-prefix=/other/net", url, "config", "get", NULL), 1);
+	cr_assert(strstr(errs(), "no network config at /other/net/config"));
+	setenv("FLANNELD_ETCD_PREFIX", "/other/net/", 1);
+	cr_assert_eq(run(url, "config", "get", NULL, NULL), 1);
+	cr_assert(strstr(errs(), "no network config at /other/net/config"));
+	unsetenv("FLANNELD_ETCD_PREFIX");
+}

@@ -1,0 +1,1052 @@
+/* The etcd store against a real etcd (tests/support/etcd_fixture.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "lib/base64.h"
+#include "lib/ev.h"
+#include "subnet/store.h"
+#include "subnet/store_util.h"
+#include "tests/support/etcd_fixture.h"
+
+#define P "/coreos.com/network/"
+
+static struct ev_loop *loop;
+static struct etcd_fixture *fx;
+static struct store *st;
+
+struct sync {
+	bool done;
+	struct store_result res;
+	char errmsg[600];
+};
+
+static void on_res(void *ctx, const struct store_result *r)
+{
+	struct sync *y = ctx;
+
+	cr_assert(!y->done, "callback ran twice");
+	y->res = *r;
+	y->res.kvs = NULL;
+	y->res.n_kvs = 0;
+	if (r->n_kvs) {
+		y->res.kvs = calloc(r->n_kvs, sizeof(*r->kvs));
+		cr_assert(y->res.kvs);
+		for (size_t i = 0; i < r->n_kvs; i++)
+			cr_assert_eq(store_kv_copy(&y->res.kvs[i], &r->kvs[i]), 0);
+		y->res.n_kvs = r->n_kvs;
+	}
+	snprintf(y->errmsg, sizeof(y->errmsg), "%s", r->errmsg ? r->errmsg : "");
+	y->res.errmsg = y->errmsg;
+	y->done = true;
+}
+
+static void finish_sync(struct sync *y, int r, int timeout_ms)
+{
+	cr_assert_eq(r, 0, "call not queued: %d", r);
+	cr_assert(!y->done, "callback ran from inside the call");
+	cr_assert_eq(ev_loop_run_until(loop, &y->done, timeout_ms), 0, "no reply in %d ms",
+	             timeout_ms);
+}
+
+static void sync_clear(struct sync *y)
+{
+	store_result_clear(&y->res);
+	memset(y, 0, sizeof(*y));
+}
+
+#define DO(y, call)                            \
+	do {                                   \
+		sync_clear(y);                 \
+		finish_sync(y, (call), 15000); \
+	} while (0)
+
+static void start(const struct etcd_fixture_opts *fo, struct store_opts *so)
+{
+	struct store_opts def = { 0 };
+
+	loop = ev_loop_new();
+	cr_assert(loop);
+	fx = etcd_fixture_start(fo);
+	cr_assert(fx, "etcd did not start");
+	if (!so)
+		so = &def;
+	if (!so->endpoints)
+		so->endpoints = fx->endpoints;
+	st = store_etcd_new(loop, so);
+	cr_assert(st, "store_etcd_new: %s", strerror(errno));
+}
+
+static void stop(void)
+{
+	store_free(st);
+	st = NULL;
+	ev_loop_free(loop);
+	loop = NULL;
+	etcd_fixture_stop(fx);
+	fx = NULL;
+}
+
+static int64_t put(const char *key, const char *value)
+{
+	struct sync y = { 0 };
+	int64_t rev;
+
+	DO(&y, st->ops->put(st, key, value, strlen(value), 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "put %s: %s", key, y.errmsg);
+	cr_assert(y.res.succeeded);
+	rev = y.res.revision;
+	sync_clear(&y);
+	return rev;
+}
+
+/* ---- watch collection ---- */
+
+struct wcoll {
+	int err;
+	bool got_err;
+	struct store_event evs[64];
+	size_t n;
+	int64_t last_rev;
+	int calls;
+};
+
+static void on_watch(void *ctx, int err, const struct store_event *evs, size_t n, int64_t rev)
+{
+	struct wcoll *w = ctx;
+
+	w->calls++;
+	if (err) {
+		w->err = err;
+		w->got_err = true;
+		return;
+	}
+	for (size_t i = 0; i < n && w->n < 64; i++) {
+		struct store_event *e = &w->evs[w->n++];
+
+		e->type = evs[i].type;
+		cr_assert_eq(store_kv_copy(&e->kv, &evs[i].kv), 0);
+		cr_assert_eq(store_kv_copy(&e->prev_kv, &evs[i].prev_kv), 0);
+	}
+	if (rev > w->last_rev)
+		w->last_rev = rev;
+}
+
+static void wcoll_clear(struct wcoll *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		store_kv_clear(&w->evs[i].kv);
+		store_kv_clear(&w->evs[i].prev_kv);
+	}
+	memset(w, 0, sizeof(*w));
+}
+
+static bool wait_events(struct wcoll *w, size_t n, int timeout_ms)
+{
+	uint64_t end = ev_now_ms() + (uint64_t)timeout_ms;
+
+	while (w->n < n && !w->got_err && ev_now_ms() < end)
+		ev_loop_run_once(loop, 50);
+	return w->n >= n;
+}
+
+/* ---------------------------------------------------------------------- */
+
+Test(store_etcd, put_get_list)
+{
+	struct sync y = { 0 };
+	int64_t r1, r2, r3;
+
+	start(NULL, NULL);
+	r1 = put(P "subnets/10.5.1.0-24", "{\"PublicIP\":\"192.0.2.1\"}");
+	r2 = put(P "subnets/10.5.2.0-24", "two");
+	cr_assert_gt(r2, r1);
+	DO(&y, st->ops->put(st, P "config", "a\0b", 3, 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0);
+	r3 = y.res.revision;
+	put("/other/key", "x");
+
+	DO(&y, st->ops->get(st, P "subnets/10.5.1.0-24", on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.n_kvs, 1);
+	cr_assert_str_eq(y.res.kvs[0].key, P "subnets/10.5.1.0-24");
+	cr_assert_str_eq(y.res.kvs[0].value, "{\"PublicIP\":\"192.0.2.1\"}");
+	cr_assert_eq(y.res.kvs[0].create_revision, r1);
+	cr_assert_eq(y.res.kvs[0].mod_revision, r1);
+	cr_assert_eq(y.res.kvs[0].version, 1);
+	cr_assert_eq(y.res.kvs[0].lease, 0);
+	cr_assert_geq(y.res.revision, r3);
+
+	DO(&y, st->ops->get(st, P "config", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, 1);
+	cr_assert_eq(y.res.kvs[0].value_len, 3);
+	cr_assert_eq(memcmp(y.res.kvs[0].value, "a\0b", 3), 0);
+
+	DO(&y, st->ops->get(st, P "nosuch", on_res, &y));
+	cr_assert_eq(y.res.err, 0);
+	cr_assert_eq(y.res.n_kvs, 0);
+	cr_assert_gt(y.res.revision, 0);
+
+	DO(&y, st->ops->put(st, P "empty", "", 0, 0, on_res, &y));
+	DO(&y, st->ops->get(st, P "empty", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, 1);
+	cr_assert_eq(y.res.kvs[0].value_len, 0);
+	cr_assert_str_eq(y.res.kvs[0].value, "");
+
+	DO(&y, st->ops->list(st, P "subnets/", on_res, &y));
+	cr_assert_eq(y.res.err, 0);
+	cr_assert_eq(y.res.n_kvs, 2);
+	cr_assert_str_eq(y.res.kvs[0].key, P "subnets/10.5.1.0-24");
+	cr_assert_str_eq(y.res.kvs[1].key, P "subnets/10.5.2.0-24");
+	cr_assert_str_eq(y.res.kvs[1].value, "two");
+	cr_assert_gt(y.res.revision, r3);
+
+	DO(&y, st->ops->list(st, P "nothing/", on_res, &y));
+	cr_assert_eq(y.res.err, 0);
+	cr_assert_eq(y.res.n_kvs, 0);
+	sync_clear(&y);
+	cr_assert_str_eq(st->ops->endpoint(st), fx->endpoints[0]);
+	stop();
+}
+
+Test(store_etcd, create_if_absent_race)
+{
+	struct sync a = { 0 }, b = { 0 }, y = { 0 };
+	char *body = NULL;
+	int64_t lease;
+
+	start(NULL, NULL);
+	DO(&a, st->ops->create(st, P "subnets/10.5.3.0-24", "mine", 4, 30, on_res, &a));
+	cr_assert_eq(a.res.err, 0, "%s", a.errmsg);
+	cr_assert(a.res.succeeded);
+	cr_assert_gt(a.res.lease_id, 0);
+	cr_assert_eq(a.res.n_kvs, 0);
+	lease = a.res.lease_id;
+
+	DO(&b, st->ops->create(st, P "subnets/10.5.3.0-24", "theirs", 6, 30, on_res, &b));
+	cr_assert_eq(b.res.err, 0, "%s", b.errmsg);
+	cr_assert(!b.res.succeeded);
+	cr_assert_eq(b.res.lease_id, 0);
+	cr_assert_eq(b.res.n_kvs, 1);
+	cr_assert_str_eq(b.res.kvs[0].value, "mine");
+	cr_assert_eq(b.res.kvs[0].lease, lease);
+	/* the loser's lease was revoked: only the winner's is left */
+	cr_assert_eq(etcd_fixture_post(fx, "/v3/lease/leases", "{}", &body), 200);
+	cr_assert(strstr(body, "\"leases\":[{\"ID\":\""), "%s", body);
+	cr_assert_null(strstr(body, "},{"), "more than one lease: %s", body);
+	free(body);
+
+	/* two at once: exactly one wins */
+	sync_clear(&a);
+	sync_clear(&b);
+	cr_assert_eq(st->ops->create(st, P "subnets/10.5.4.0-24", "a", 1, 0, on_res, &a), 0);
+	cr_assert_eq(st->ops->create(st, P "subnets/10.5.4.0-24", "b", 1, 0, on_res, &b), 0);
+	cr_assert_eq(ev_loop_run_until(loop, &a.done, 10000), 0);
+	cr_assert_eq(ev_loop_run_until(loop, &b.done, 10000), 0);
+	cr_assert_eq(a.res.err + b.res.err, 0);
+	cr_assert_eq((int)a.res.succeeded + (int)b.res.succeeded, 1);
+	cr_assert_eq(a.res.lease_id + b.res.lease_id, 0);
+	DO(&y, st->ops->get(st, P "subnets/10.5.4.0-24", on_res, &y));
+	cr_assert_str_eq(y.res.kvs[0].value, a.res.succeeded ? "a" : "b");
+	sync_clear(&a);
+	sync_clear(&b);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, cas_and_del)
+{
+	struct sync y = { 0 };
+	int64_t m1, m2;
+
+	start(NULL, NULL);
+	DO(&y, st->ops->cas(st, P "k", "v1", 2, 0, 0, on_res, &y)); /* absent: expect 0 */
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(y.res.succeeded);
+	m1 = y.res.revision;
+	DO(&y, st->ops->cas(st, P "k", "v9", 2, 0, 0, on_res, &y)); /* exists now */
+	cr_assert(!y.res.succeeded);
+	cr_assert_eq(y.res.n_kvs, 1);
+	cr_assert_eq(y.res.kvs[0].mod_revision, m1);
+
+	DO(&y, st->ops->cas(st, P "k", "v2", 2, m1, 0, on_res, &y));
+	cr_assert(y.res.succeeded);
+	m2 = y.res.revision;
+	cr_assert_gt(m2, m1);
+	DO(&y, st->ops->cas(st, P "k", "v3", 2, m1, 0, on_res, &y)); /* stale */
+	cr_assert_eq(y.res.err, 0);
+	cr_assert(!y.res.succeeded);
+	cr_assert_eq(y.res.n_kvs, 1);
+	cr_assert_str_eq(y.res.kvs[0].value, "v2");
+	cr_assert_eq(y.res.kvs[0].mod_revision, m2);
+
+	DO(&y, st->ops->del(st, P "k", m1, on_res, &y)); /* stale */
+	cr_assert_eq(y.res.err, 0);
+	cr_assert(!y.res.succeeded);
+	cr_assert_eq(y.res.kvs[0].mod_revision, m2);
+	DO(&y, st->ops->del(st, P "k", m2, on_res, &y));
+	cr_assert(y.res.succeeded);
+	DO(&y, st->ops->get(st, P "k", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, 0);
+
+	put(P "k2", "x");
+	DO(&y, st->ops->del(st, P "k2", 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0);
+	cr_assert(y.res.succeeded);
+	DO(&y, st->ops->del(st, P "k2", 0, on_res, &y)); /* already gone */
+	cr_assert_eq(y.res.err, 0);
+	cr_assert(!y.res.succeeded);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, leases_keepalive_revoke)
+{
+	struct sync y = { 0 };
+	int64_t lease;
+
+	start(NULL, NULL);
+	DO(&y, st->ops->grant(st, 20, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_gt(y.res.lease_id, 0);
+	cr_assert_eq(y.res.ttl, 20);
+	lease = y.res.lease_id;
+	DO(&y, st->ops->put(st, P "leased", "v", 1, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	DO(&y, st->ops->get(st, P "leased", on_res, &y));
+	cr_assert_eq(y.res.kvs[0].lease, lease);
+
+	DO(&y, st->ops->keepalive(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.lease_id, lease);
+	cr_assert_gt(y.res.ttl, 15);
+
+	DO(&y, st->ops->revoke(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	DO(&y, st->ops->get(st, P "leased", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, 0, "revoke did not delete the key");
+	DO(&y, st->ops->keepalive(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.ttl, 0, "lost lease must give ttl 0");
+	DO(&y, st->ops->revoke(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, -ENOENT, "%s", y.errmsg);
+	cr_assert(strstr(y.errmsg, "lease not found"), "%s", y.errmsg);
+	DO(&y, st->ops->put(st, P "leased", "v", 1, lease, on_res, &y));
+	cr_assert_eq(y.res.err, -ENOENT);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, expiry_seen_by_watch)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	int64_t rev;
+
+	start(NULL, NULL);
+	rev = put("/unrelated", "x");
+	wt = st->ops->watch(st, P "subnets/", rev + 1, on_watch, &w);
+	cr_assert(wt);
+	DO(&y, st->ops->create(st, P "subnets/10.5.9.0-24", "v", 1, 2, on_res, &y));
+	cr_assert(y.res.succeeded, "%s", y.errmsg);
+	cr_assert(wait_events(&w, 2, 10000), "expiry not seen (%zu events)", w.n);
+	cr_assert_eq(w.evs[0].type, STORE_EV_PUT);
+	cr_assert_eq(w.evs[0].kv.lease, y.res.lease_id);
+	cr_assert_eq(w.evs[1].type, STORE_EV_DELETE);
+	cr_assert_str_eq(w.evs[1].kv.key, P "subnets/10.5.9.0-24");
+	cr_assert_eq(w.evs[1].prev_kv.lease, y.res.lease_id);
+	cr_assert_str_eq(w.evs[1].prev_kv.value, "v");
+	cr_assert(!w.got_err);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, watch_history_and_live)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	int64_t r1;
+
+	start(NULL, NULL);
+	r1 = put(P "subnets/a", "1");
+	put(P "subnets/a", "2");
+	put(P "elsewhere", "x");
+	DO(&y, st->ops->del(st, P "subnets/a", 0, on_res, &y));
+	wt = st->ops->watch(st, P "subnets/", r1, on_watch, &w);
+	cr_assert(wt);
+	cr_assert(wait_events(&w, 3, 5000), "history: %zu events", w.n);
+	cr_assert_eq(w.evs[0].type, STORE_EV_PUT);
+	cr_assert_str_eq(w.evs[0].kv.value, "1");
+	cr_assert_eq(w.evs[0].kv.mod_revision, r1);
+	cr_assert_null(w.evs[0].prev_kv.key);
+	cr_assert_str_eq(w.evs[1].kv.value, "2");
+	cr_assert_str_eq(w.evs[1].prev_kv.value, "1");
+	cr_assert_eq(w.evs[2].type, STORE_EV_DELETE);
+	cr_assert_str_eq(w.evs[2].prev_kv.value, "2");
+	put(P "subnets/b", "live");
+	cr_assert(wait_events(&w, 4, 5000));
+	cr_assert_str_eq(w.evs[3].kv.key, P "subnets/b");
+	cr_assert_eq(w.n, 4);
+	cr_assert_eq(w.last_rev, w.evs[3].kv.mod_revision);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, watch_compacted_is_estale)
+{
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	int64_t rev;
+
+	start(NULL, NULL);
+	put(P "subnets/a", "1");
+	put(P "subnets/a", "2");
+	rev = put(P "subnets/a", "3");
+	cr_assert_eq(etcd_fixture_compact(fx, rev), 0);
+	wt = st->ops->watch(st, P "subnets/", 2, on_watch, &w);
+	cr_assert(wt);
+	wait_events(&w, 1, 5000);
+	cr_assert(w.got_err, "no error");
+	cr_assert_eq(w.err, -ESTALE);
+	cr_assert_eq(w.n, 0);
+	/* the dead watch stays quiet */
+	put(P "subnets/a", "4");
+	for (int i = 0; i < 5; i++)
+		ev_loop_run_once(loop, 20);
+	cr_assert_eq(w.calls, 1);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	stop();
+}
+
+/* A loopback port nobody listens on. */
+static int closed_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+
+	cr_assert_geq(s, 0);
+	cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(s, (struct sockaddr *)&sa, &sl), 0);
+	close(s);
+	return ntohs(sa.sin_port);
+}
+
+Test(store_etcd, failover_dead_first_endpoint)
+{
+	struct sync y = { 0 };
+	char deadurl[64];
+	char *eps[3];
+	struct store_opts so = { .endpoints = eps };
+	struct store *bad;
+	uint64_t t0;
+
+	loop = ev_loop_new();
+	fx = etcd_fixture_start(NULL);
+	cr_assert(fx);
+	snprintf(deadurl, sizeof(deadurl), "http://127.0.0.1:%d", closed_port());
+	eps[0] = deadurl;
+	eps[1] = fx->endpoints[0];
+	eps[2] = NULL;
+	st = store_etcd_new(loop, &so);
+	cr_assert(st);
+	cr_assert_str_eq(st->ops->endpoint(st), deadurl);
+	put(P "x", "1");
+	cr_assert_str_eq(st->ops->endpoint(st), fx->endpoints[0], "did not move to the live one");
+	DO(&y, st->ops->get(st, P "x", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, 1);
+	cr_assert_str_eq(st->ops->endpoint(st), fx->endpoints[0], "did not stay on the live one");
+
+	/* only the dead one: fails fast, naming it */
+	eps[1] = NULL;
+	bad = store_etcd_new(loop, &so);
+	cr_assert(bad);
+	t0 = ev_now_ms();
+	DO(&y, bad->ops->get(bad, P "x", on_res, &y));
+	cr_assert_eq(y.res.err, -ECONNREFUSED, "%d %s", y.res.err, y.errmsg);
+	cr_assert(strstr(y.errmsg, deadurl), "%s", y.errmsg);
+	cr_assert_lt(ev_now_ms() - t0, 3000);
+	sync_clear(&y);
+	store_free(bad);
+	stop();
+}
+
+static int member_of(const char *url)
+{
+	for (int i = 0; i < fx->n; i++)
+		if (!strcmp(url, fx->m[i].url))
+			return i;
+	cr_assert_fail("endpoint %s is no member", url);
+	return -1;
+}
+
+Test(store_etcd, cluster_member_killed)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	int64_t rev;
+	int used;
+
+	start(&(struct etcd_fixture_opts){ .members = 3 }, NULL);
+	rev = put(P "subnets/a", "1");
+	wt = st->ops->watch(st, P "subnets/", rev, on_watch, &w);
+	cr_assert(wt);
+	cr_assert(wait_events(&w, 1, 5000));
+	DO(&y, st->ops->grant(st, 30, on_res, &y));
+	cr_assert_eq(y.res.err, 0);
+	used = member_of(st->ops->endpoint(st));
+	cr_assert_eq(etcd_fixture_kill(fx, used), 0);
+
+	/* operations go on through the others (an election may take a moment) */
+	rev = put(P "subnets/b", "2");
+	cr_assert_neq(member_of(st->ops->endpoint(st)), used);
+	DO(&y, st->ops->list(st, P "subnets/", on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.n_kvs, 2);
+	/* the watch resumed elsewhere: b exactly once, nothing lost or repeated */
+	cr_assert(wait_events(&w, 2, 10000), "watch did not resume (%zu)", w.n);
+	put(P "subnets/c", "3");
+	cr_assert(wait_events(&w, 3, 10000));
+	for (int i = 0; i < 10; i++)
+		ev_loop_run_once(loop, 10);
+	cr_assert_eq(w.n, 3);
+	cr_assert_str_eq(w.evs[1].kv.key, P "subnets/b");
+	cr_assert_eq(w.evs[1].kv.mod_revision, rev);
+	cr_assert_str_eq(w.evs[2].kv.key, P "subnets/c");
+	cr_assert(!w.got_err);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, frozen_member_times_out_and_moves)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct store_opts so = { .request_timeout_ms = 1000, .watch_idle_ms = 1500 };
+	struct store_opts so2 = { 0 };
+	struct store *other;
+	char *eps2[2];
+	uint64_t t0;
+	int64_t rev;
+
+	start(&(struct etcd_fixture_opts){ .members = 3 }, &so);
+	rev = put(P "subnets/a", "1");
+	cr_assert_eq(member_of(st->ops->endpoint(st)), 0);
+	wt = st->ops->watch(st, P "subnets/", rev + 1, on_watch, &w);
+	cr_assert(wt);
+	for (int i = 0; i < 20; i++) /* let the watch get created on member 0 */
+		ev_loop_run_once(loop, 10);
+	cr_assert_eq(etcd_fixture_freeze(fx, 0), 0);
+
+	t0 = ev_now_ms();
+	DO(&y, st->ops->get(st, P "subnets/a", on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.n_kvs, 1);
+	cr_assert_lt(ev_now_ms() - t0, 2900, "took %" PRIu64 " ms", ev_now_ms() - t0);
+	cr_assert_neq(member_of(st->ops->endpoint(st)), 0);
+
+	/* a write through another member reaches the watch after its idle reopen */
+	eps2[0] = fx->endpoints[2];
+	eps2[1] = NULL;
+	so2.endpoints = eps2;
+	other = store_etcd_new(loop, &so2);
+	cr_assert(other);
+	DO(&y, other->ops->put(other, P "subnets/b", "2", 1, 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(wait_events(&w, 1, 8000), "watch stuck on the frozen member");
+	cr_assert_str_eq(w.evs[0].kv.key, P "subnets/b");
+	cr_assert(!w.got_err);
+	etcd_fixture_thaw(fx, 0);
+	store_free(other);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, tls_client_certificates)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct store_opts so = { 0 };
+	struct store *nocert;
+	int64_t rev;
+
+	loop = ev_loop_new();
+	fx = etcd_fixture_start(&(struct etcd_fixture_opts){ .tls = true });
+	cr_assert(fx);
+	cr_assert(!strncmp(fx->endpoints[0], "https://", 8));
+	so.endpoints = fx->endpoints;
+	so.cafile = fx->cafile;
+	so.certfile = fx->certfile;
+	so.keyfile = fx->keyfile;
+	st = store_etcd_new(loop, &so);
+	cr_assert(st);
+	rev = put(P "tls", "secure");
+	DO(&y, st->ops->get(st, P "tls", on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_str_eq(y.res.kvs[0].value, "secure");
+	wt = st->ops->watch(st, P, rev, on_watch, &w);
+	cr_assert(wt);
+	cr_assert(wait_events(&w, 1, 5000));
+	put(P "tls2", "x");
+	cr_assert(wait_events(&w, 2, 5000));
+	st->ops->watch_free(wt);
+
+	so.certfile = so.keyfile = NULL;
+	nocert = store_etcd_new(loop, &so);
+	cr_assert(nocert);
+	DO(&y, nocert->ops->get(nocert, P "tls", on_res, &y));
+	cr_assert_lt(y.res.err, 0, "no client cert must fail");
+	store_free(nocert);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, auth_token_and_reauth)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct store_opts so = { 0 };
+	struct store *wrong;
+	uint64_t t0;
+	int64_t rev;
+
+	loop = ev_loop_new();
+	fx = etcd_fixture_start(&(struct etcd_fixture_opts){ .auth = true, .auth_token_ttl_s = 2 });
+	cr_assert(fx);
+	so.endpoints = fx->endpoints;
+	so.username = fx->username;
+	so.password = fx->password;
+	st = store_etcd_new(loop, &so);
+	cr_assert(st);
+	rev = put(P "auth", "1");
+	wt = st->ops->watch(st, P, rev, on_watch, &w);
+	cr_assert(wt);
+	cr_assert(wait_events(&w, 1, 5000), "watch with auth: %d", w.err);
+
+	DO(&y, st->ops->put(st, "/outside", "x", 1, 0, on_res, &y));
+	cr_assert_eq(y.res.err, -EACCES, "%d %s", y.res.err, y.errmsg);
+	cr_assert(strstr(y.errmsg, "permission denied"), "%s", y.errmsg);
+
+	/* idle past --auth-token-ttl: the token expires, the store re-authenticates */
+	t0 = ev_now_ms();
+	while (ev_now_ms() - t0 < 4500)
+		ev_loop_run_once(loop, 100);
+	DO(&y, st->ops->get(st, P "auth", on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.n_kvs, 1);
+	put(P "auth2", "2");
+	cr_assert(wait_events(&w, 2, 5000));
+
+	so.password = "wrong";
+	wrong = store_etcd_new(loop, &so);
+	cr_assert(wrong);
+	DO(&y, wrong->ops->get(wrong, P "auth", on_res, &y));
+	cr_assert_eq(y.res.err, -EACCES, "%d %s", y.res.err, y.errmsg);
+	store_free(wrong);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, free_with_pending_calls)
+{
+	struct sync y = { 0 }, z = { 0 };
+	struct wcoll w = { 0 };
+
+	start(NULL, NULL);
+	cr_assert_eq(st->ops->get(st, P "a", on_res, &y), 0);
+	cr_assert_eq(st->ops->create(st, P "b", "v", 1, 10, on_res, &z), 0);
+	cr_assert(st->ops->watch(st, P, 0, on_watch, &w));
+	ev_loop_run_once(loop, 0);
+	store_free(st); /* no callback may run after this */
+	st = NULL;
+	for (int i = 0; i < 10; i++)
+		ev_loop_run_once(loop, 10);
+	cr_assert(!y.done && !z.done && w.calls == 0);
+	stop();
+}
+
+Test(store_etcd, watch_gives_epipe_when_etcd_is_gone)
+{
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	int64_t rev;
+
+	start(NULL, NULL);
+	rev = put(P "a", "1");
+	wt = st->ops->watch(st, P, rev, on_watch, &w);
+	cr_assert(wt);
+	cr_assert(wait_events(&w, 1, 5000));
+	cr_assert_eq(etcd_fixture_kill(fx, 0), 0);
+	wait_events(&w, 2, 10000);
+	cr_assert(w.got_err, "no error after etcd died");
+	cr_assert_eq(w.err, -EPIPE);
+	cr_assert_eq(w.n, 1);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	stop();
+}
+
+/* ---- pure parsers: no etcd needed ---- */
+
+#define PARSE(kind, s) store_etcd_parse_reply(kind, s, strlen(s), &res, err, sizeof(err))
+
+Test(etcd_parse, replies_with_missing_and_string_numbers)
+{
+	struct store_result res;
+	char err[256];
+
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"header\":{\"revision\":\"7\"}}"), 0);
+	cr_assert_eq(res.revision, 7);
+	cr_assert_eq(res.n_kvs, 0);
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE,
+	                   "{\"header\":{\"revision\":7},\"kvs\":[{\"key\":\"Zm9v\","
+	                   "\"mod_revision\":\"3\",\"lease\":12}]}"),
+	             0);
+	cr_assert_eq(res.n_kvs, 1);
+	cr_assert_str_eq(res.kvs[0].key, "foo");
+	cr_assert_str_eq(res.kvs[0].value, "");
+	cr_assert_eq(res.kvs[0].mod_revision, 3);
+	cr_assert_eq(res.kvs[0].lease, 12);
+	store_result_clear(&res);
+	/* a key with a NUL byte is skipped, not fatal */
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"AGE=\"},{\"key\":\"Yg==\"}]}"),
+	             0);
+	cr_assert_eq(res.n_kvs, 1);
+	cr_assert_str_eq(res.kvs[0].key, "b");
+	store_result_clear(&res);
+	cr_assert_eq(PARSE(STORE_ETCD_TXN, "{\"header\":{\"revision\":\"22\"}}"), 0);
+	cr_assert(!res.succeeded);
+	cr_assert_eq(
+		PARSE(STORE_ETCD_TXN, "{\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}"),
+		0);
+	cr_assert(res.succeeded);
+	cr_assert_eq(PARSE(STORE_ETCD_DELETE, "{\"header\":{\"revision\":\"10\"}}"), 0);
+	cr_assert(!res.succeeded);
+	cr_assert_eq(PARSE(STORE_ETCD_DELETE, "{\"deleted\":\"3\"}"), 0);
+	cr_assert(res.succeeded);
+	cr_assert_eq(PARSE(STORE_ETCD_KEEPALIVE, "{\"result\":{\"ID\":\"999\"}}"), 0);
+	cr_assert_eq(res.lease_id, 999);
+	cr_assert_eq(res.ttl, 0);
+	cr_assert_eq(PARSE(STORE_ETCD_GRANT, "{\"ID\":\"5030136030994055970\",\"TTL\":\"10\"}"), 0);
+	cr_assert_eq(res.lease_id, 5030136030994055970LL);
+	cr_assert_eq(res.ttl, 10);
+
+	cr_assert_eq(PARSE(STORE_ETCD_GRANT, "{\"TTL\":\"10\"}"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"Zm8\"}]}"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"Pz4_\"}]}"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"header\":{\"revision\":\"7x\"}}"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":{}}"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "[1]"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"Zm9v\""), -EPROTO);
+	cr_assert(strstr(err, "JSON"), "%s", err);
+	cr_assert_eq(store_etcd_parse_reply(STORE_ETCD_RANGE, NULL, 0, &res, err, sizeof(err)),
+	             -EPROTO);
+}
+
+Test(etcd_parse, errors)
+{
+	char err[256];
+	static const struct {
+		long status;
+		const char *body;
+		int want;
+	} cases[] = {
+		{ 401, "{\"error\":\"etcdserver: invalid auth token\",\"code\":16}", -EPERM },
+		{ 403, "{\"error\":\"etcdserver: permission denied\",\"code\":7}", -EACCES },
+		{ 404, "{\"error\":\"etcdserver: requested lease not found\",\"code\":5}",
+		  -ENOENT },
+		{ 404, "404 page not found", -EPROTO },
+		{ 400,
+		  "{\"error\":\"etcdserver: mvcc: required revision has been compacted\",\"code\":11}",
+		  -ESTALE },
+		{ 400, "{\"error\":\"etcdserver: key is not provided\",\"code\":3}", -EINVAL },
+		{ 400, "CommonName of client sending a request against gateway will be ignored",
+		  -EACCES },
+		{ 412, "{\"error\":\"etcdserver: lease already exists\",\"code\":9}", -EEXIST },
+		{ 503, "{\"error\":\"etcdserver: request timed out\",\"code\":14}", -EAGAIN },
+		{ 500, "{\"error\":\"context deadline exceeded\",\"code\":2}", -EIO },
+		{ 200,
+		  "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"transport is closing\"}}",
+		  -EAGAIN },
+		{ 418, "", -EPROTO },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = store_etcd_parse_error(cases[i].status, cases[i].body,
+		                               strlen(cases[i].body), err, sizeof(err));
+
+		cr_assert_eq(r, cases[i].want, "case %zu: %d (%s)", i, r, err);
+	}
+	store_etcd_parse_error(404, cases[2].body, strlen(cases[2].body), err, sizeof(err));
+	cr_assert(strstr(err, "lease not found"), "%s", err);
+}
+
+Test(etcd_parse, watch_lines)
+{
+	struct store_watch_msg m;
+	const char *ev =
+		"{\"result\":{\"header\":{\"revision\":\"27\"},\"events\":[{\"kv\":{\"key\":"
+		"\"L2E=\",\"mod_revision\":\"26\",\"value\":\"QQ==\"}},{\"type\":\"DELETE\","
+		"\"kv\":{\"key\":\"L2E=\",\"mod_revision\":\"27\"},\"prev_kv\":{\"key\":"
+		"\"L2E=\",\"value\":\"QQ==\",\"lease\":\"5\"}}]}}";
+	const char *cmp = "{\"result\":{\"header\":{\"raft_term\":\"3\"},\"canceled\":true,"
+			  "\"compact_revision\":\"27\"}}";
+	const char *inband =
+		"{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"transport "
+		"is closing\",\"http_status\":\"Service Unavailable\"}}";
+
+	cr_assert_eq(store_etcd_parse_watch_line(ev, strlen(ev), &m), 0);
+	cr_assert_eq(m.revision, 27);
+	cr_assert_eq(m.n_evs, 2);
+	cr_assert_eq(m.evs[0].type, STORE_EV_PUT);
+	cr_assert_str_eq(m.evs[0].kv.value, "A");
+	cr_assert_null(m.evs[0].prev_kv.key);
+	cr_assert_eq(m.evs[1].type, STORE_EV_DELETE);
+	cr_assert_eq(m.evs[1].kv.mod_revision, 27);
+	cr_assert_eq(m.evs[1].prev_kv.lease, 5);
+	store_events_free(m.evs, m.n_evs);
+
+	cr_assert_eq(store_etcd_parse_watch_line(cmp, strlen(cmp), &m), 0);
+	cr_assert(m.canceled);
+	cr_assert_eq(m.compact_revision, 27);
+	cr_assert_eq(m.revision, 0);
+	cr_assert_eq(store_etcd_parse_watch_line(inband, strlen(inband), &m), 0);
+	cr_assert_eq(m.error, -EAGAIN);
+	cr_assert(strstr(m.reason, "transport is closing"), "%s", m.reason);
+	cr_assert_eq(store_etcd_parse_watch_line("{\"result\":{\"events\":[{\"type\":\"UP\"}]}}",
+	                                         37, &m),
+	             -EPROTO);
+	cr_assert_null(m.evs);
+	cr_assert_eq(store_etcd_parse_watch_line("garbage", 7, &m), -EPROTO);
+}
+
+Test(etcd_parse, prefix_end_and_base64)
+{
+	char *end, *dec, *enc;
+	size_t n;
+
+	cr_assert_eq(store_prefix_end("/coreos.com/network/subnets/", 28, &end, &n), 0);
+	cr_assert_str_eq(end, "/coreos.com/network/subnets0");
+	free(end);
+	cr_assert_eq(store_prefix_end("a\xff\xff", 3, &end, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(end, "b");
+	free(end);
+	cr_assert_eq(store_prefix_end("\xff", 1, &end, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(end[0], '\0');
+	free(end);
+
+	enc = base64_encode("/coreos.com/network/subnets/", 28);
+	cr_assert_str_eq(enc, "L2NvcmVvcy5jb20vbmV0d29yay9zdWJuZXRzLw==");
+	free(enc);
+	for (size_t len = 0; len < 8; len++) {
+		const char src[] = "\0\xff\x10xyz\x80q";
+
+		enc = base64_encode(src, len);
+		cr_assert_eq(base64_decode(enc, strlen(enc), &dec, &n), 0);
+		cr_assert_eq(n, len);
+		cr_assert_eq(memcmp(dec, src, len), 0);
+		free(enc);
+		free(dec);
+	}
+	cr_assert_eq(base64_decode("Zm8", 3, &dec, &n), -EINVAL);
+	cr_assert_eq(base64_decode("Pz4_", 4, &dec, &n), -EINVAL);
+	cr_assert_eq(base64_decode("Zg=a", 4, &dec, &n), -EINVAL);
+	cr_assert_eq(base64_decode("Zg==Zg==", 8, &dec, &n), -EINVAL);
+}
+
+static void free_store_cb(void *ctx, const struct store_result *r)
+{
+	bool *done = ctx;
+
+	(void)r;
+	store_free(st);
+	st = NULL;
+	*done = true;
+}
+
+struct wfree {
+	struct store_watch *w;
+	int calls;
+	bool free_store;
+};
+
+static void free_watch_cb(void *ctx, int err, const struct store_event *evs, size_t n, int64_t rev)
+{
+	struct wfree *x = ctx;
+
+	(void)err;
+	(void)evs;
+	(void)n;
+	(void)rev;
+	x->calls++;
+	if (x->free_store) {
+		store_free(st);
+		st = NULL;
+	} else {
+		st->ops->watch_free(x->w);
+	}
+}
+
+Test(store_etcd, free_from_callbacks)
+{
+	struct wfree a = { 0 }, b = { .free_store = true };
+	bool done = false;
+	int64_t rev;
+
+	start(NULL, NULL);
+	put(P "a", "1");
+	rev = put(P "a", "2");
+	/* watch freed from its own callback, with more history in the same message */
+	a.w = st->ops->watch(st, P, 1, free_watch_cb, &a);
+	cr_assert(a.w);
+	while (a.calls == 0)
+		ev_loop_run_once(loop, 50);
+	for (int i = 0; i < 5; i++)
+		ev_loop_run_once(loop, 10);
+	cr_assert_eq(a.calls, 1);
+	/* the whole store freed from a watch callback */
+	b.w = st->ops->watch(st, P, rev, free_watch_cb, &b);
+	cr_assert(b.w);
+	cr_assert_eq(etcd_fixture_post(
+			     fx, "/v3/kv/put",
+			     "{\"key\":\"L2NvcmVvcy5jb20vbmV0d29yay9i\",\"value\":\"eA==\"}", NULL),
+	             200);
+	while (b.calls == 0)
+		ev_loop_run_once(loop, 50);
+	cr_assert_null(st);
+	cr_assert_eq(b.calls, 1);
+	/* and from a unary callback, with another call pending */
+	st = store_etcd_new(loop, &(struct store_opts){ .endpoints = fx->endpoints });
+	cr_assert(st);
+	cr_assert_eq(st->ops->get(st, P "a", free_store_cb, &done), 0);
+	cr_assert_eq(st->ops->get(st, P "b", free_store_cb, &done), 0);
+	cr_assert_eq(ev_loop_run_until(loop, &done, 5000), 0);
+	for (int i = 0; i < 5; i++)
+		ev_loop_run_once(loop, 10);
+	cr_assert_null(st);
+	stop();
+}
+
+/* A member that answers every request with 503 (as etcd does without quorum). */
+struct busy_srv {
+	int lfd;
+	struct ev_io *lio;
+	int fds[16];
+	struct ev_io *ios[16];
+	int n;
+	int requests;
+};
+
+static void busy_conn(struct ev_io *io, int fd, uint32_t revents, void *ctx)
+{
+	struct busy_srv *b = ctx;
+	static const char reply[] =
+		"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+		"application/json\r\nContent-Length: 65\r\n\r\n"
+		"{\"error\":\"etcdserver: request timed out\",\"message\":\"x\",\"code\":14}";
+	char buf[4096];
+	ssize_t n;
+
+	(void)revents;
+	n = read(fd, buf, sizeof(buf));
+	if (n <= 0) {
+		ev_io_free(io);
+		return;
+	}
+	if (memmem(buf, (size_t)n, "\r\n\r\n", 4)) {
+		b->requests++;
+		cr_assert_eq(write(fd, reply, sizeof(reply) - 1), (ssize_t)sizeof(reply) - 1);
+	}
+}
+
+static void busy_accept(struct ev_io *io, int fd, uint32_t revents, void *ctx)
+{
+	struct busy_srv *b = ctx;
+	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+	(void)io;
+	(void)revents;
+	if (c < 0 || b->n >= 16) {
+		if (c >= 0)
+			close(c);
+		return;
+	}
+	b->fds[b->n] = c;
+	b->ios[b->n++] = ev_io_new(loop, c, EPOLLIN, busy_conn, b);
+}
+
+Test(store_etcd, http_503_moves_to_next_endpoint)
+{
+	struct busy_srv b = { 0 };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	char busyurl[64];
+	char *eps[3] = { busyurl, NULL, NULL };
+	struct store_opts so = { .endpoints = eps };
+	struct sync y = { 0 };
+
+	loop = ev_loop_new();
+	fx = etcd_fixture_start(NULL);
+	cr_assert(fx);
+	b.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(b.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(b.lfd, 8), 0);
+	cr_assert_eq(getsockname(b.lfd, (struct sockaddr *)&sa, &sl), 0);
+	b.lio = ev_io_new(loop, b.lfd, EPOLLIN, busy_accept, &b);
+	snprintf(busyurl, sizeof(busyurl), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	eps[1] = fx->endpoints[0];
+	st = store_etcd_new(loop, &so);
+	cr_assert(st);
+	DO(&y, st->ops->put(st, P "k", "v", 1, 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(b.requests, 1);
+	cr_assert_str_eq(st->ops->endpoint(st), fx->endpoints[0]);
+
+	/* only the busy one: gives up with -ETIMEDOUT after its rounds */
+	eps[1] = NULL;
+	store_free(st);
+	st = store_etcd_new(loop, &so);
+	DO(&y, st->ops->get(st, P "k", on_res, &y));
+	cr_assert_eq(y.res.err, -ETIMEDOUT, "%d %s", y.res.err, y.errmsg);
+	cr_assert(strstr(y.errmsg, "request timed out"), "%s", y.errmsg);
+	cr_assert_eq(b.requests, 4);
+	sync_clear(&y);
+	store_free(st);
+	st = NULL;
+	for (int i = 0; i < b.n; i++)
+		close(b.fds[i]);
+	close(b.lfd);
+	stop();
+}
