@@ -204,6 +204,9 @@ static void wait_conns(struct fx *f, unsigned n)
 	}
 }
 
+/* Send a string literal. */
+#define SENDS(f, fd, lit) send_all(f, fd, lit, sizeof(lit) - 1)
+
 #define REQ(path) "GET " path " HTTP/1.1\r\nHost: x\r\n\r\n"
 
 /* ---- A strict Prometheus text-format (0.0.4) parser ---- */
@@ -511,14 +514,14 @@ Test(health, keep_alive_and_pipelining)
 		cr_assert(a && b && a == all && b > a, "[%s]", all);
 	}
 	/* Connection: close is honoured */
-	send_all(&f, fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 52);
+	SENDS(&f, fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 	read_resp(&f, fd, &r, false, true);
 	cr_assert_eq(r.status, 200);
 	cr_assert(strstr(r.head, "Connection: close"));
 	close(fd);
 	/* HTTP/1.0: closes by default */
 	fd = client(f.port);
-	send_all(&f, fd, "GET /healthz HTTP/1.0\r\n\r\n", 25);
+	SENDS(&f, fd, "GET /healthz HTTP/1.0\r\n\r\n");
 	read_resp(&f, fd, &r, false, true);
 	cr_assert_eq(r.status, 200);
 	close(fd);
@@ -555,17 +558,17 @@ Test(health, garbage_gets_400_and_close)
 		close(fd);
 	}
 	fd = client(f.port);
-	send_all(&f, fd, "GET /healthz HTTP/1.1\r\n\r\n", 25); /* no Host */
+	SENDS(&f, fd, "GET /healthz HTTP/1.1\r\n\r\n"); /* no Host */
 	read_resp(&f, fd, &r, false, true);
 	cr_assert_eq(r.status, 400);
 	close(fd);
 	fd = client(f.port);
-	send_all(&f, fd, "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 35);
+	SENDS(&f, fd, "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
 	read_resp(&f, fd, &r, false, true);
 	cr_assert_eq(r.status, 505);
 	close(fd);
 	fd = client(f.port);
-	send_all(&f, fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 59);
+	SENDS(&f, fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
 	read_resp(&f, fd, &r, false, true);
 	cr_assert_eq(r.status, 400);
 	close(fd);
@@ -604,7 +607,7 @@ Test(health, slowloris_is_cut_at_the_deadline)
 	fx_start(&f, 0, 300);
 	fd = client(f.port);
 	t0 = ev_now_ms();
-	send_all(&f, fd, "GET /healthz HTTP/1.1\r\n", 23);
+	SENDS(&f, fd, "GET /healthz HTTP/1.1\r\n");
 	/* one header byte at a time keeps trickling in, but the deadline is per request */
 	for (int i = 0; i < 5; i++) {
 		send(fd, "X", 1, MSG_NOSIGNAL);
@@ -663,7 +666,7 @@ Test(health, client_vanishing_mid_request_is_harmless)
 	fx_start(&f, 0, 0);
 	for (i = 0; i < 10; i++) {
 		fd = client(f.port);
-		send_all(&f, fd, "GET /met", 8);
+		SENDS(&f, fd, "GET /met");
 		ev_loop_run_once(f.loop, 5);
 		close(fd);
 	}

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Dataplane benchmark (not a test): container-to-container throughput, small-packet rate,
+# latency and CPU across two host namespaces on a veth underlay, for
+#   raw     plain routing over the underlay (no encapsulation)
+#   vxlan   the kernel's VXLAN (ip link add type vxlan, flannel's layout: /32 address,
+#           permanent neighbour, onlink route; MTU 1450)
+#   udp     twill's udp backend (bench_dataplane_node: multi-queue TUN, GSO/GRO; MTU 1472)
+#   naive   the same in naive mode (one thread, one packet per syscall, no offloads)
+# Figures are medians of REPS runs; every one is also given as a ratio to kernel VXLAN
+# measured in the same run. Results go to bench/RESULTS.md (section "## dataplane",
+# replaced; other sections kept).
+#
+# Usage: sudo bench/dataplane.sh [BUILD_DIR]   (env: DURATION=10 REPS=3 MODES="raw vxlan udp naive")
+# Everything happens in namespaces named tw<pid>b*; nothing touches the root namespace.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-${TWILL_BUILD_DIR:-$SRC/build-udp}}
+NODE=$BUILD/bench/bench_dataplane_node
+DURATION=${DURATION:-10}
+REPS=${REPS:-3}
+MODES=${MODES:-raw vxlan udp naive}
+OUT=${RESULTS:-$SRC/bench/RESULTS.md}
+[ -x "$NODE" ] || { echo "no $NODE: build the bench_dataplane_node target" >&2; exit 1; }
+for t in iperf3 jq ping ip python3; do
+	command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
+done
+
+export TW_PREFIX=tw$$b TW_QUIET=0
+# shellcheck source=tests/integration/lib.sh disable=SC2034
+. "$SRC/tests/integration/lib.sh"
+trap - ERR
+
+H1=${TW_PREFIX}h1 H2=${TW_PREFIX}h2 C1=${TW_PREFIX}c1 C2=${TW_PREFIX}c2
+declare -A NODEPID=()
+
+# ---- topology: h1 (192.0.2.1) <-veth-> h2 (192.0.2.2); c1 behind h1, c2 behind h2.
+for ns in $H1 $H2 $C1 $C2; do netns_add "$ns"; done
+ip -n "$H1" link add eth0 type veth peer name eth0 netns "$H2"
+ip -n "$H1" addr add 192.0.2.1/24 dev eth0
+ip -n "$H2" addr add 192.0.2.2/24 dev eth0
+for i in 1 2; do
+	h=${TW_PREFIX}h$i c=${TW_PREFIX}c$i
+	ip -n "$h" link set eth0 up
+	ip -n "$h" link add c0 type veth peer name eth0 netns "$c"
+	ip -n "$h" addr add 198.18.$i.1/24 dev c0
+	ip -n "$h" link set c0 up
+	ip -n "$c" addr add 198.18.$i.2/24 dev eth0
+	ip -n "$c" link set eth0 up
+	ip -n "$c" route add default via 198.18.$i.1
+	ip netns exec "$h" sysctl -q -w net.ipv4.ip_forward=1
+done
+
+set_mtu() { # container-side MTU on both hosts
+	for i in 1 2; do
+		ip -n "${TW_PREFIX}h$i" link set c0 mtu "$1"
+		ip -n "${TW_PREFIX}c$i" link set eth0 mtu "$1"
+	done
+}
+
+mode_up() {
+	case $1 in
+	raw)
+		set_mtu 1500
+		ip -n "$H1" route replace 198.18.2.0/24 via 192.0.2.2
+		ip -n "$H2" route replace 198.18.1.0/24 via 192.0.2.1
+		;;
+	vxlan)
+		set_mtu 1450
+		for i in 1 2; do
+			h=${TW_PREFIX}h$i o=$((3 - i))
+			ip -n "$h" link add vx0 address 02:00:00:00:00:0$i type vxlan id 1 \
+				local 192.0.2.$i dev eth0 dstport 8472 nolearning
+			ip -n "$h" link set vx0 mtu 1450 up
+			ip -n "$h" addr add 198.18.$i.0/32 dev vx0
+			ip -n "$h" neigh replace 198.18.$o.0 lladdr 02:00:00:00:00:0$o dev vx0 nud permanent
+			bridge -n "$h" fdb append 02:00:00:00:00:0$o dev vx0 dst 192.0.2.$o self permanent
+			ip -n "$h" route replace 198.18.$o.0/24 via 198.18.$o.0 dev vx0 onlink
+		done
+		;;
+	udp | naive)
+		set_mtu 1472
+		for i in 1 2; do
+			h=${TW_PREFIX}h$i o=$((3 - i))
+			ip netns exec "$h" "$NODE" --iface eth0 --network 198.18.0.0/16 \
+				--subnet 198.18.$i.0/24 --lease 198.18.$o.0/24=192.0.2.$o \
+				$([ "$1" = naive ] && echo --naive) </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
+			NODEPID[$i]=$!
+			TW_PROCS[$!]="node h$i"
+			wait_for --timeout 10 grep -q '^ready' "$TW_DIR/node-$1-h$i.log" ||
+				fail "node h$i: $(cat "$TW_DIR/node-$1-h$i.log")"
+		done
+		;;
+	esac
+	ping_ok "$C1" 198.18.2.2 3 || fail "$1: c1 cannot reach c2"
+}
+
+mode_down() {
+	case $1 in
+	raw)
+		ip -n "$H1" route del 198.18.2.0/24
+		ip -n "$H2" route del 198.18.1.0/24
+		;;
+	vxlan)
+		for i in 1 2; do ip -n "${TW_PREFIX}h$i" link del vx0; done
+		;;
+	udp | naive)
+		for i in 1 2; do
+			stop_pid "${NODEPID[$i]}" 5
+			ip -n "${TW_PREFIX}h$i" link del flannel0 # persistent by design
+		done
+		;;
+	esac
+}
+
+# cpu_busy: busy and total jiffies over all CPUs ("busy total").
+cpu_busy() {
+	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+declare -A R=() # R[mode,metric] = median
+ncpu=$(nproc)
+
+measure() { # mode
+	local m=$1 k b0 t0 b1 t1 json
+	local tcp1=() tcp2=() cpu1=() cpg1=() pps=() rtt=()
+	ip netns exec "$C2" iperf3 -s -p 5201 </dev/null >"$TW_DIR/iperf-srv-$m.log" 2>&1 &
+	local srv=$!
+	TW_PROCS[$srv]="iperf3 server"
+	wait_for --timeout 5 eval "ip netns exec $C2 ss -ltn | grep ':5201 ' >/dev/null" || fail "iperf3 server"
+	for ((k = 1; k <= REPS; k++)); do
+		read -r b0 t0 < <(cpu_busy)
+		json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
+		read -r b1 t1 < <(cpu_busy)
+		local bps
+		bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
+		tcp1+=("$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')")
+		cpu1+=("$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')")
+		# CPU seconds (all cores) per GB received.
+		cpg1+=("$(awk -v b=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v bytes="$(jq '.end.sum_received.bytes' <<<"$json")" 'BEGIN { printf "%.3f", (b / hz) / (bytes / 1e9) }')")
+		json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -P 2 -J) || fail "$m iperf3 tcp -P 2"
+		tcp2+=("$(jq '.end.sum_received.bits_per_second / 1e9' <<<"$json")")
+		json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -u -l 64 -b 0 -t "$DURATION" -J) || fail "$m iperf3 udp"
+		pps+=("$(jq '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds' <<<"$json")")
+		rtt+=("$(ip netns exec "$C1" ping -n -q -c 200 -i 0.005 198.18.2.2 | awk -F/ '/^rtt/ { print $5 }')")
+		log "$m rep $k: tcp1 ${tcp1[-1]} Gbit/s (cpu ${cpu1[-1]}%), tcp2 ${tcp2[-1]}, udp64 ${pps[-1]} pps, rtt ${rtt[-1]} ms"
+	done
+	stop_pid "$srv" 5
+	R[$m,tcp1]=$(printf '%s\n' "${tcp1[@]}" | median)
+	R[$m,tcp2]=$(printf '%s\n' "${tcp2[@]}" | median)
+	R[$m,cpu1]=$(printf '%s\n' "${cpu1[@]}" | median)
+	R[$m,cpg1]=$(printf '%s\n' "${cpg1[@]}" | median)
+	R[$m,pps]=$(printf '%s\n' "${pps[@]}" | median)
+	R[$m,rtt]=$(printf '%s\n' "${rtt[@]}" | median)
+}
+
+for m in $MODES; do
+	log "=== mode $m"
+	mode_up "$m"
+	measure "$m"
+	mode_down "$m"
+done
+
+ratio() { # mode metric
+	local v=${R[$1,$2]:-nan} ref=${R[vxlan,$2]:-nan}
+	awk -v v="$v" -v r="$ref" 'BEGIN { if (r == "nan" || v == "nan" || r + 0 == 0) print "-"; else printf "%.2fx", v / r }'
+}
+fmt() { awk -v v="${1:-nan}" -v p="$2" 'BEGIN { if (v == "nan") print "-"; else printf "%." p "f", v }'; }
+
+section=$(
+	echo "## dataplane"
+	echo
+	echo "Command: \`sudo DURATION=$DURATION REPS=$REPS bench/dataplane.sh $BUILD\` ($(date -u '+%F %H:%M UTC'),"
+	echo "kernel $(uname -r), $ncpu CPUs; medians of $REPS runs of ${DURATION}s; two host namespaces on a"
+	echo "veth pair, one container namespace behind each; iperf3 client in c1, server in c2)."
+	echo
+	echo "| mode | TCP 1 stream Gbit/s | TCP 2 streams Gbit/s | UDP 64 B pps | ping RTT ms | CPU % (1 stream, of $ncpu cores) | CPU s per GB (1 stream) |"
+	echo "|---|---|---|---|---|---|---|"
+	for m in $MODES; do
+		printf '| %s | %s (%s) | %s (%s) | %s (%s) | %s (%s) | %s (%s) | %s (%s) |\n' "$m" \
+			"$(fmt "${R[$m,tcp1]}" 2)" "$(ratio "$m" tcp1)" "$(fmt "${R[$m,tcp2]}" 2)" "$(ratio "$m" tcp2)" \
+			"$(fmt "${R[$m,pps]}" 0)" "$(ratio "$m" pps)" "$(fmt "${R[$m,rtt]}" 3)" "$(ratio "$m" rtt)" \
+			"$(fmt "${R[$m,cpu1]}" 0)" "$(ratio "$m" cpu1)" "$(fmt "${R[$m,cpg1]}" 2)" "$(ratio "$m" cpg1)"
+	done
+	echo
+	echo "Ratios in parentheses are to kernel VXLAN in the same run (for RTT and CPU, lower is better)."
+	echo "Goal: udp >= 0.5x kernel VXLAN with one TCP stream: udp $(ratio udp tcp1)."
+)
+echo
+echo "$section"
+
+python3 - "$OUT" "$section" <<'EOF'
+import re, sys
+path, section = sys.argv[1], sys.argv[2].rstrip() + "\n"
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = "# twill benchmark results\n"
+# Replace our own section (up to the next "## " heading), keep everything else.
+m = re.search(r"^## dataplane\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
+if m:
+    text = text[:m.start()] + section + ("\n" if text[m.end():] else "") + text[m.end():]
+else:
+    text = text.rstrip() + "\n\n" + section
+open(path, "w").write(text)
+EOF
+log "results written to $OUT"
