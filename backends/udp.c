@@ -35,16 +35,18 @@
 #define UDP_GRO 104
 #endif
 
-#define VNET_LEN      ((int)sizeof(struct virtio_net_hdr))
-#define PKT_BUF       (65536 + 64)
-#define TX_SLOTS      16 /* TUN reads batched into one sendmmsg */
-#define RX_SLOTS      8  /* datagrams per recvmmsg */
-#define RX_PKTS_MAX   (65536 / 20 + 2)
-#define GSO_MAX_SEGS  64
+#define VNET_LEN        ((int)sizeof(struct virtio_net_hdr))
+#define PKT_BUF         (65536 + 64)
+#define TX_SLOTS        16 /* TUN reads batched into one sendmmsg */
+#define TX_MSGS         (2 * TX_SLOTS)
+#define TX_IOVS         (TX_SLOTS * 2 * UDP_GSO_BATCH)
+#define RX_SLOTS        8 /* datagrams per recvmmsg */
+#define RX_PKTS_MAX     (RX_SLOTS * (65536 / 20 + 1))
+#define GSO_MAX_SEGS    64
 #define UDP_MAX_PAYLOAD 65507
-#define ICMP_BURST    10
-#define ICMP_EVERY_MS 10 /* one token per 10 ms: 100 errors/s per worker */
-#define SOCK_BUF      (4 << 20)
+#define ICMP_BURST      10
+#define ICMP_EVERY_MS   10 /* one token per 10 ms: 100 errors/s per worker */
+#define SOCK_BUF        (4 << 20)
 
 enum udp_ctr {
 	CTR_TX_PACKETS,
@@ -75,14 +77,20 @@ struct udp_worker {
 	uint64_t icmp_tokens;
 	uint64_t icmp_last_ms;
 	/* TUN -> wire */
-	uint8_t *tx_buf[TX_SLOTS];
-	size_t tx_pending;
-	struct mmsghdr tx_msgs[TX_SLOTS];
-	struct iovec tx_iov[TX_SLOTS][2];
-	struct sockaddr_in tx_addr[TX_SLOTS];
-	struct udp_gso_out *gso;
-	struct iovec *gso_iov; /* 2 per segment + 1 */
-	struct mmsghdr *seg_msgs;
+	uint8_t *tx_buf[TX_SLOTS]; /* TUN reads, kept until the batch is sent */
+	size_t tx_pending;         /* slots in use */
+	struct udp_gso_out *gso;   /* TX_SLOTS of them: segment headers per slot */
+	struct mmsghdr tx_msgs[TX_MSGS];
+	uint16_t tx_segs[TX_MSGS]; /* datagrams per message */
+	struct sockaddr_in tx_addr[TX_MSGS];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} tx_ctl[TX_MSGS];
+	size_t tx_nmsgs;
+	struct iovec *tx_iov; /* TX_IOVS */
+	size_t tx_niov;
+	struct mmsghdr *seg_msgs; /* UDP_GSO_BATCH, for sending without UDP GSO */
 	/* wire -> TUN */
 	uint8_t *rx_buf[RX_SLOTS];
 	struct mmsghdr rx_msgs[RX_SLOTS];
@@ -92,8 +100,9 @@ struct udp_worker {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} rx_ctl[RX_SLOTS];
-	const uint8_t **rx_pkts;
+	const uint8_t **rx_pkts; /* checked inner packets of the current recvmmsg batch */
 	size_t *rx_lens;
+	size_t rx_n;
 	struct iovec *rx_wiov; /* 2 + GSO_MAX_SEGS */
 };
 
@@ -129,7 +138,7 @@ static inline void ctr_add(struct udp_worker *w, int i, uint64_t n)
 
 	/* One writer per counter: a relaxed load and store, no locked instruction. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-			      memory_order_relaxed);
+	                      memory_order_relaxed);
 }
 
 void udp_backend_stats(struct backend *be, struct udp_stats *ret)
@@ -165,12 +174,12 @@ size_t udp_stats_format(const struct udp_stats *s, char *buf, size_t len)
 	size_t off = 0;
 	int k, d, n;
 
-#define EMIT(...)                                                                   \
-	do {                                                                        \
+#define EMIT(...)                                                                      \
+	do {                                                                           \
 		n = snprintf(buf + (off < len ? off : len), off < len ? len - off : 0, \
-			     __VA_ARGS__);                                          \
-		if (n > 0)                                                          \
-			off += (size_t)n;                                           \
+		             __VA_ARGS__);                                             \
+		if (n > 0)                                                             \
+			off += (size_t)n;                                              \
 	} while (0)
 
 	EMIT("twill_udp_tx_packets_total %" PRIu64 "\n", s->tx_packets);
@@ -212,7 +221,8 @@ int udp_parse_options(const struct subnet_config *cfg, struct udp_options *ret)
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 65535) {
-			log_error("udp: Backend.Port must be an integer 0..65535 (0: default 8285)");
+			log_error(
+				"udp: Backend.Port must be an integer 0..65535 (0: default 8285)");
 			return -EINVAL;
 		}
 		if (json_integer_value(v) != 0)
@@ -337,7 +347,7 @@ static int open_tun(struct backend *be)
 		 * process holds it; then the delete succeeds only for a detached device.
 		 */
 		log_info("udp %s: existing device cannot be attached (%s), recreating it",
-			 UDP_DEVICE, strerror(-r));
+		         UDP_DEVICE, strerror(-r));
 		if (tun_delete(UDP_DEVICE) == 0)
 			r = tun_open_queue(UDP_DEVICE, mq, &be->workers[0].tun_fd);
 	}
@@ -363,7 +373,7 @@ static int open_tun(struct backend *be)
 		for (i = 0; i < be->nworkers; i++)
 			if (ioctl(be->workers[i].tun_fd, TUNSETOFFLOAD, off) < 0)
 				log_debug("udp %s: TUNSETOFFLOAD: %s (no offloads)", UDP_DEVICE,
-					  strerror(errno));
+				          strerror(errno));
 	}
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", UDP_DEVICE);
@@ -408,8 +418,8 @@ static int open_sockets(struct backend *be)
 		if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			r = -errno;
 			log_error("udp: cannot bind %s:%u: %s",
-				  inet_ntop(AF_INET, &sa.sin_addr, abuf, sizeof(abuf)),
-				  be->opt.port, strerror(errno));
+			          inet_ntop(AF_INET, &sa.sin_addr, abuf, sizeof(abuf)),
+			          be->opt.port, strerror(errno));
 			return r;
 		}
 	}
@@ -427,7 +437,7 @@ static uint64_t mono_ms(void)
 }
 
 static void tun_write(struct udp_worker *w, const struct virtio_net_hdr *vh, struct iovec *iov,
-		      int iovcnt)
+                      int iovcnt)
 {
 	/* iov[0] is reserved for the virtio-net header. */
 	ssize_t r;
@@ -479,7 +489,10 @@ static bool wait_writable(int fd)
 	return poll(&p, 1, 20) > 0;
 }
 
-static void sendmmsg_all(struct udp_worker *w, struct mmsghdr *msgs, size_t n)
+static void send_singly(struct udp_worker *w, const struct msghdr *mh, size_t nseg);
+
+/* sendmmsg() until all of @msgs went out; @segs[i]: datagrams in message i (NULL: 1 each). */
+static void sendmmsg_all(struct udp_worker *w, struct mmsghdr *msgs, const uint16_t *segs, size_t n)
 {
 	size_t done = 0;
 	bool waited = false;
@@ -489,108 +502,108 @@ static void sendmmsg_all(struct udp_worker *w, struct mmsghdr *msgs, size_t n)
 
 		ctr_add(w, CTR_TX_CALLS, 1);
 		if (r > 0) {
-			for (int k = 0; k < r; k++)
+			for (int k = 0; k < r; k++) {
 				ctr_add(w, CTR_TX_BYTES, msgs[done + (size_t)k].msg_len);
-			ctr_add(w, CTR_TX_PACKETS, (uint64_t)r);
+				ctr_add(w, CTR_TX_PACKETS, segs ? segs[done + (size_t)k] : 1);
+			}
 			done += (size_t)r;
 			waited = false;
 			continue;
 		}
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r < 0 && (errno == EAGAIN || errno == ENOBUFS) && !waited) {
 			waited = true;
 			if (wait_writable(w->sock))
 				continue;
 		}
-		if (r < 0 && errno == EINTR)
+		if (r < 0 && segs && segs[done] > 1 && !w->no_udp_gso &&
+		    (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
+		     errno == EOPNOTSUPP)) {
+			/* No UDP GSO on this path: send datagrams one by one from now on. */
+			log_debug("udp: UDP_SEGMENT failed (%s), sending segments singly",
+			          strerror(errno));
+			w->no_udp_gso = true;
+			send_singly(w, &msgs[done].msg_hdr, segs[done]);
+			done++;
 			continue;
+		}
 		/* This message cannot be sent (or the socket stays full): drop it. */
-		ctr_add(w, CTR_DROP_TUN + UDP_DROP_TX_ERROR, 1);
+		ctr_add(w, CTR_DROP_TUN + UDP_DROP_TX_ERROR, segs ? segs[done] : 1);
 		done++;
 		waited = false;
 	}
 }
 
+/* The @nseg datagrams of GSO message @mh (iov pairs: header, payload), one per message. */
+static void send_singly(struct udp_worker *w, const struct msghdr *mh, size_t nseg)
+{
+	size_t i;
+
+	for (i = 0; i < nseg; i++) {
+		struct mmsghdr *m = &w->seg_msgs[i];
+
+		memset(m, 0, sizeof(*m));
+		m->msg_hdr.msg_name = mh->msg_name;
+		m->msg_hdr.msg_namelen = mh->msg_namelen;
+		m->msg_hdr.msg_iov = &mh->msg_iov[2 * i];
+		m->msg_hdr.msg_iovlen = 2;
+	}
+	sendmmsg_all(w, w->seg_msgs, NULL, nseg);
+}
+
 static void flush_tx(struct udp_worker *w)
 {
-	if (w->tx_pending == 0)
-		return;
-	sendmmsg_all(w, w->tx_msgs, w->tx_pending);
+	if (w->tx_nmsgs)
+		sendmmsg_all(w, w->tx_msgs, w->tx_segs, w->tx_nmsgs);
+	w->tx_nmsgs = 0;
+	w->tx_niov = 0;
 	w->tx_pending = 0;
 }
 
-/* Send @n segments (iov pairs at @iov) of @segsize bytes (last may be shorter) to @dst. */
-static void send_segments(struct udp_worker *w, struct iovec *iov, size_t n, size_t segsize,
-			  const struct sockaddr_in *dst)
+/* Queue one message of @niov iovecs from w->tx_iov + w->tx_niov (@nseg datagrams). */
+static void queue_msg(struct udp_worker *w, uint32_t dst_be, size_t niov, size_t nseg,
+                      size_t segsize)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
-		struct cmsghdr align;
-	} ctl;
-	struct msghdr mh = {
-		.msg_name = (void *)(uintptr_t)dst,
-		.msg_namelen = sizeof(*dst),
-		.msg_iov = iov,
-		.msg_iovlen = 2 * n,
-	};
-	size_t i;
+	size_t i = w->tx_nmsgs++;
+	struct mmsghdr *m = &w->tx_msgs[i];
 
-	if (n > 1 && !w->no_udp_gso) {
+	w->tx_addr[i].sin_family = AF_INET;
+	w->tx_addr[i].sin_port = htons(w->be->opt.port);
+	w->tx_addr[i].sin_addr.s_addr = dst_be;
+	memset(m, 0, sizeof(*m));
+	m->msg_hdr.msg_name = &w->tx_addr[i];
+	m->msg_hdr.msg_namelen = sizeof(w->tx_addr[i]);
+	m->msg_hdr.msg_iov = &w->tx_iov[w->tx_niov];
+	m->msg_hdr.msg_iovlen = niov;
+	w->tx_segs[i] = (uint16_t)nseg;
+	if (nseg > 1) {
 		struct cmsghdr *cm;
 		uint16_t gs = (uint16_t)segsize;
 
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = sizeof(ctl.buf);
-		cm = CMSG_FIRSTHDR(&mh);
+		m->msg_hdr.msg_control = w->tx_ctl[i].buf;
+		m->msg_hdr.msg_controllen = sizeof(w->tx_ctl[i].buf);
+		cm = CMSG_FIRSTHDR(&m->msg_hdr);
 		cm->cmsg_level = SOL_UDP;
 		cm->cmsg_type = UDP_SEGMENT;
 		cm->cmsg_len = CMSG_LEN(sizeof(gs));
 		memcpy(CMSG_DATA(cm), &gs, sizeof(gs));
-		for (;;) {
-			ssize_t r = sendmsg(w->sock, &mh, 0);
-
-			ctr_add(w, CTR_TX_CALLS, 1);
-			if (r >= 0) {
-				ctr_add(w, CTR_TX_PACKETS, n);
-				ctr_add(w, CTR_TX_BYTES, (uint64_t)r);
-				return;
-			}
-			if (errno == EINTR)
-				continue;
-			if ((errno == EAGAIN || errno == ENOBUFS) && wait_writable(w->sock))
-				continue;
-			if (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
-			    errno == EOPNOTSUPP) {
-				/* No UDP GSO on this path: send the datagrams one by one from now on. */
-				log_debug("udp: UDP_SEGMENT failed (%s), sending segments singly",
-					  strerror(errno));
-				w->no_udp_gso = true;
-				break;
-			}
-			ctr_add(w, CTR_DROP_TUN + UDP_DROP_TX_ERROR, n);
-			return;
-		}
 	}
-	for (i = 0; i < n; i++) {
-		struct mmsghdr *m = &w->seg_msgs[i];
-
-		memset(m, 0, sizeof(*m));
-		m->msg_hdr.msg_name = (void *)(uintptr_t)dst;
-		m->msg_hdr.msg_namelen = sizeof(*dst);
-		m->msg_hdr.msg_iov = &iov[2 * i];
-		m->msg_hdr.msg_iovlen = 2;
-	}
-	sendmmsg_all(w, w->seg_msgs, n);
+	w->tx_niov += niov;
 }
 
-static void send_gso(struct udp_worker *w, const uint8_t *pkt, size_t len,
-		     const struct virtio_net_hdr *vh, uint32_t dst_be)
+/*
+ * Segment the GSO packet @pkt (in tx slot @slot) and queue it as UDP GSO messages
+ * (one per UDP_MAX_PAYLOAD bytes); packets of more than UDP_GSO_BATCH segments, or
+ * without UDP GSO, are sent at once (after what is queued).
+ */
+static void queue_gso(struct udp_worker *w, size_t slot, const uint8_t *pkt, size_t len,
+                      const struct virtio_net_hdr *vh, uint32_t dst_be)
 {
-	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(w->be->opt.port) };
-	struct udp_gso_out *o = w->gso;
+	struct udp_gso_out *o = &w->gso[slot];
 	size_t first = 0;
+	bool direct = false;
 
-	dst.sin_addr.s_addr = dst_be;
 	do {
 		enum udp_verdict v = udp_gso_segment(pkt, len, vh, (unsigned)w->be->mtu, first, o);
 		size_t i, k, segsize, per;
@@ -601,11 +614,9 @@ static void send_gso(struct udp_worker *w, const uint8_t *pkt, size_t len,
 		}
 		if (o->n == 0)
 			return;
-		for (i = 0; i < o->n; i++) {
-			w->gso_iov[2 * i].iov_base = o->hdrs[i];
-			w->gso_iov[2 * i].iov_len = o->segs[i].hdr_len;
-			w->gso_iov[2 * i + 1].iov_base = (void *)(uintptr_t)(pkt + o->segs[i].pay_off);
-			w->gso_iov[2 * i + 1].iov_len = o->segs[i].pay_len;
+		if (first == 0 && (o->total > o->n || w->no_udp_gso)) {
+			flush_tx(w);
+			direct = true;
 		}
 		segsize = (size_t)o->segs[0].hdr_len + o->segs[0].pay_len;
 		per = UDP_MAX_PAYLOAD / segsize;
@@ -615,9 +626,32 @@ static void send_gso(struct udp_worker *w, const uint8_t *pkt, size_t len,
 			per = 1;
 		for (k = 0; k < o->n; k += per) {
 			size_t cnt = o->n - k < per ? o->n - k : per;
+			struct iovec *iov = &w->tx_iov[w->tx_niov];
 
-			send_segments(w, &w->gso_iov[2 * k], cnt, segsize, &dst);
+			for (i = 0; i < cnt; i++) {
+				const struct udp_seg *sg = &o->segs[k + i];
+
+				iov[2 * i].iov_base = o->hdrs[k + i];
+				iov[2 * i].iov_len = sg->hdr_len;
+				iov[2 * i + 1].iov_base = (void *)(uintptr_t)(pkt + sg->pay_off);
+				iov[2 * i + 1].iov_len = sg->pay_len;
+			}
+			if (w->no_udp_gso && cnt > 1) {
+				struct sockaddr_in sa = { .sin_family = AF_INET,
+					                  .sin_port = htons(w->be->opt.port),
+					                  .sin_addr.s_addr = dst_be };
+				struct msghdr mh = { .msg_name = &sa,
+					             .msg_namelen = sizeof(sa),
+					             .msg_iov = iov,
+					             .msg_iovlen = 2 * cnt };
+
+				send_singly(w, &mh, cnt);
+			} else {
+				queue_msg(w, dst_be, 2 * cnt, cnt, segsize);
+			}
 		}
+		if (direct)
+			flush_tx(w);
 		first += o->n;
 	} while (first < o->total);
 }
@@ -626,7 +660,8 @@ static void send_gso(struct udp_worker *w, const uint8_t *pkt, size_t len,
 static void handle_tun_packet(struct udp_worker *w, size_t r)
 {
 	struct backend *be = w->be;
-	uint8_t *buf = w->tx_buf[w->tx_pending];
+	size_t slot = w->tx_pending;
+	uint8_t *buf = w->tx_buf[slot];
 	size_t hl = be->opt.naive ? 0 : (size_t)VNET_LEN;
 	struct virtio_net_hdr vh = { 0 };
 	const struct udp_table *t;
@@ -656,9 +691,10 @@ static void handle_tun_packet(struct udp_worker *w, size_t r)
 		return;
 	}
 	udp_ttl_decrement(pkt);
+	/* The slot's buffer is referenced by queued messages until flush_tx(). */
+	w->tx_pending++;
 	if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-		flush_tx(w);
-		send_gso(w, pkt, tot, &vh, dst_be);
+		queue_gso(w, slot, pkt, tot, &vh, dst_be);
 		return;
 	}
 	if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
@@ -666,46 +702,39 @@ static void handle_tun_packet(struct udp_worker *w, size_t r)
 		ctr_add(w, CTR_DROP_TUN + UDP_DROP_BAD_GSO, 1);
 		return;
 	}
-	{
-		size_t s = w->tx_pending;
-		struct mmsghdr *m = &w->tx_msgs[s];
-
-		w->tx_addr[s].sin_family = AF_INET;
-		w->tx_addr[s].sin_port = htons(be->opt.port);
-		w->tx_addr[s].sin_addr.s_addr = dst_be;
-		w->tx_iov[s][0].iov_base = pkt;
-		w->tx_iov[s][0].iov_len = tot;
-		memset(m, 0, sizeof(*m));
-		m->msg_hdr.msg_name = &w->tx_addr[s];
-		m->msg_hdr.msg_namelen = sizeof(w->tx_addr[s]);
-		m->msg_hdr.msg_iov = w->tx_iov[s];
-		m->msg_hdr.msg_iovlen = 1;
-		if (be->opt.naive) {
-			sendmmsg_all(w, m, 1);
-			return;
-		}
-		if (++w->tx_pending == TX_SLOTS)
-			flush_tx(w);
-	}
+	w->tx_iov[w->tx_niov].iov_base = pkt;
+	w->tx_iov[w->tx_niov].iov_len = tot;
+	queue_msg(w, dst_be, 1, 1, 0);
 }
 
-static void tun_to_wire(struct udp_worker *w)
+/* Read and forward what the TUN queue has; -errno when the queue failed (device gone). */
+static int tun_to_wire(struct udp_worker *w)
 {
-	int i;
+	int i, err = 0;
 
 	for (i = 0; i < 64; i++) {
-		ssize_t r = read(w->tun_fd, w->tx_buf[w->tx_pending], PKT_BUF);
+		ssize_t r;
 
+		/* Room for the worst case of one more packet: 2 messages, 2 * 64 iovecs. */
+		if (w->tx_pending == TX_SLOTS || w->tx_nmsgs + 2 > TX_MSGS ||
+		    w->tx_niov + 2 * UDP_GSO_BATCH > TX_IOVS)
+			flush_tx(w);
+		r = read(w->tun_fd, w->tx_buf[w->tx_pending], PKT_BUF);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno != EAGAIN)
+				err = -errno;
 			break;
 		}
 		handle_tun_packet(w, (size_t)r);
-		if (w->be->opt.naive)
+		if (w->be->opt.naive) {
+			flush_tx(w);
 			break;
+		}
 	}
 	flush_tx(w);
+	return err;
 }
 
 /* Write the @n checked inner packets of one datagram to the TUN (TTL handled here). */
@@ -747,13 +776,23 @@ static void write_inner(struct udp_worker *w, const uint8_t **pkts, size_t *lens
 	}
 }
 
-/* A datagram of @len bytes (@gso: size of each coalesced datagram) from @src_be. */
+static void flush_rx(struct udp_worker *w)
+{
+	write_inner(w, w->rx_pkts, w->rx_lens, w->rx_n);
+	w->rx_n = 0;
+}
+
+/*
+ * A datagram of @len bytes (@gso: size of each coalesced datagram) from @src_be: its
+ * inner packets are checked and queued; flush_rx() writes them (runs of TCP segments
+ * may span datagrams of one batch).
+ */
 static void handle_datagram(struct udp_worker *w, uint8_t *buf, size_t len, size_t gso,
-			    uint32_t src_be)
+                            uint32_t src_be)
 {
 	struct backend *be = w->be;
 	const struct udp_table *t;
-	size_t off, n = 0;
+	size_t off, n;
 
 	if (gso == 0 || gso > len)
 		gso = len;
@@ -761,6 +800,10 @@ static void handle_datagram(struct udp_worker *w, uint8_t *buf, size_t len, size
 		ctr_add(w, CTR_DROP_WIRE + UDP_DROP_SHORT, 1);
 		return;
 	}
+	/* Only packets of >= 20 bytes are queued: room for len / 20 + 1 more is enough. */
+	if (w->rx_n + len / 20 + 1 > RX_PKTS_MAX)
+		flush_rx(w);
+	n = w->rx_n;
 	t = udp_rcu_online(&be->rcu, w->idx);
 	for (off = 0; off < len; off += gso) {
 		size_t clen = len - off < gso ? len - off : gso, tot = 0;
@@ -779,7 +822,7 @@ static void handle_datagram(struct udp_worker *w, uint8_t *buf, size_t len, size
 		n++;
 	}
 	udp_rcu_offline(&be->rcu, w->idx);
-	write_inner(w, w->rx_pkts, w->rx_lens, n);
+	w->rx_n = n;
 }
 
 static void wire_to_tun(struct udp_worker *w)
@@ -836,8 +879,9 @@ static void wire_to_tun(struct udp_worker *w)
 				}
 			}
 			handle_datagram(w, w->rx_buf[i], w->rx_msgs[i].msg_len, gso,
-					w->rx_addr[i].sin_addr.s_addr);
+			                w->rx_addr[i].sin_addr.s_addr);
 		}
+		flush_rx(w);
 		if (w->be->opt.naive || n < (int)nslots)
 			return;
 	}
@@ -862,8 +906,17 @@ static void *worker_main(void *arg)
 		}
 		if (pfd[2].revents)
 			break;
-		if (pfd[0].revents & (POLLIN | POLLERR))
-			tun_to_wire(w);
+		if (pfd[0].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) {
+			int r = tun_to_wire(w);
+
+			if (r < 0) {
+				/* Detached (flannel0 deleted under us): stop reading, do not spin. */
+				log_warnx(
+					"udp %s: TUN queue %zu failed: %s; no more packets from it",
+					UDP_DEVICE, w->idx, strerror(-r));
+				pfd[0].fd = -1;
+			}
+		}
 		if (pfd[1].revents & (POLLIN | POLLERR))
 			wire_to_tun(w);
 	}
@@ -883,13 +936,13 @@ static void worker_free_bufs(struct udp_worker *w)
 		w->rx_buf[i] = NULL;
 	}
 	free(w->gso);
-	free(w->gso_iov);
+	free(w->tx_iov);
 	free(w->seg_msgs);
 	free(w->rx_pkts);
 	free(w->rx_lens);
 	free(w->rx_wiov);
 	w->gso = NULL;
-	w->gso_iov = NULL;
+	w->tx_iov = NULL;
 	w->seg_msgs = NULL;
 	w->rx_pkts = NULL;
 	w->rx_lens = NULL;
@@ -906,13 +959,13 @@ static int worker_alloc_bufs(struct udp_worker *w)
 	for (i = 0; i < RX_SLOTS; i++)
 		if (!(w->rx_buf[i] = malloc(PKT_BUF)))
 			return -ENOMEM;
-	w->gso = malloc(sizeof(*w->gso));
-	w->gso_iov = calloc(2 * UDP_GSO_BATCH + 1, sizeof(*w->gso_iov));
+	w->gso = calloc(TX_SLOTS, sizeof(*w->gso));
+	w->tx_iov = calloc(TX_IOVS, sizeof(*w->tx_iov));
 	w->seg_msgs = calloc(UDP_GSO_BATCH, sizeof(*w->seg_msgs));
 	w->rx_pkts = calloc(RX_PKTS_MAX, sizeof(*w->rx_pkts));
 	w->rx_lens = calloc(RX_PKTS_MAX, sizeof(*w->rx_lens));
 	w->rx_wiov = calloc(2 + GSO_MAX_SEGS, sizeof(*w->rx_wiov));
-	if (!w->gso || !w->gso_iov || !w->seg_msgs || !w->rx_pkts || !w->rx_lens || !w->rx_wiov)
+	if (!w->gso || !w->tx_iov || !w->seg_msgs || !w->rx_pkts || !w->rx_lens || !w->rx_wiov)
 		return -ENOMEM;
 	return 0;
 }
@@ -958,8 +1011,8 @@ static int start_workers(struct backend *be)
 
 static int rebuild(struct backend *be)
 {
-	struct udp_table *t = udp_table_new(&be->network, be->has_own ? &be->own : NULL, be->peers,
-					    be->npeers);
+	struct udp_table *t =
+		udp_table_new(&be->network, be->has_own ? &be->own : NULL, be->peers, be->npeers);
 
 	if (!t) {
 		log_warn("udp: cannot build the forwarding table");
@@ -967,7 +1020,7 @@ static int rebuild(struct backend *be)
 	}
 	if (t->skipped)
 		log_debug("udp: %zu lease(s) left out of the table (overlap or outside Network)",
-			  t->skipped);
+		          t->skipped);
 	atomic_store(&be->table_routes, t->nroutes);
 	udp_rcu_publish(&be->rcu, t);
 	atomic_fetch_add(&be->table_updates, 1);
@@ -1013,8 +1066,8 @@ static void log_ignored(const struct lease *l)
 	char buf[IPAM_PREFIX_STRLEN];
 
 	log_warnx("udp: ignoring lease %s with backend type \"%s\"",
-		  l->has_ipv4 ? ipam_prefix_format(&l->subnet, buf) : "(no IPv4)",
-		  l->attrs.backend_type);
+	          l->has_ipv4 ? ipam_prefix_format(&l->subnet, buf) : "(no IPv4)",
+	          l->attrs.backend_type);
 }
 
 static int udp_lease_added(struct backend *be, const struct lease *l)
@@ -1122,7 +1175,7 @@ static void on_timer(struct ev_timer *t, void *ctx)
 static void udp_stop(struct backend *be);
 
 static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config *cfg,
-				const struct be_extif *ext, struct lease_attrs *ret_attrs)
+                                const struct be_extif *ext, struct lease_attrs *ret_attrs)
 {
 	struct backend *be;
 	const char *sf;
@@ -1200,7 +1253,7 @@ static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config
 	json_decref(ret_attrs->backend_data);
 	ret_attrs->backend_data = NULL;
 	log_info("udp %s: %s mode, %zu worker(s), port %u, MTU %d", UDP_DEVICE,
-		 be->opt.naive ? "naive" : "offload", be->nworkers, be->opt.port, be->mtu);
+	         be->opt.naive ? "naive" : "offload", be->nworkers, be->opt.port, be->mtu);
 	return be;
 fail:
 	udp_stop(be);
@@ -1221,7 +1274,7 @@ static int configure_device(struct backend *be)
 	r = nl_link_set_up(sk, be->ifindex, be->mtu);
 	if (r < 0) {
 		log_error("udp %s: cannot set MTU %d and bring it up: %s %s", UDP_DEVICE, be->mtu,
-			  strerror(-r), nl_sock_errmsg(sk));
+		          strerror(-r), nl_sock_errmsg(sk));
 		goto out;
 	}
 	memcpy(&own.local, be->own.addr.bytes, 4);
@@ -1232,7 +1285,7 @@ static int configure_device(struct backend *be)
 	r = nl_addr_set(sk, NL_OP_REPLACE, &own);
 	if (r < 0) {
 		log_error("udp %s: cannot add address: %s %s", UDP_DEVICE, strerror(-r),
-			  nl_sock_errmsg(sk));
+		          nl_sock_errmsg(sk));
 		goto out;
 	}
 	b = nl_batch_new(sk, NULL, NULL, NULL);

@@ -66,25 +66,41 @@ static inline void wr32(uint8_t *p, uint32_t v)
 uint64_t udp_csum_add(uint64_t sum, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	uint64_t a = 0, b = 0, c = 0, d = 0;
+	/*
+	 * 64-bit words into a 128-bit accumulator (add/adc): the ones' complement sum
+	 * of 16-bit words equals the 128-bit total folded, since 2^64 = 1 mod 0xffff.
+	 */
+	unsigned __int128 acc = sum;
+	uint64_t lo, hi, r;
 
-	/* 32-bit halves into 64-bit accumulators: no carry is lost below 2^31 additions. */
-	while (len >= 32) {
-		uint64_t w[4];
+	while (len >= 64) {
+		uint64_t w[8];
 
-		memcpy(w, p, 32);
-		a += (w[0] & 0xffffffffu) + (w[0] >> 32);
-		b += (w[1] & 0xffffffffu) + (w[1] >> 32);
-		c += (w[2] & 0xffffffffu) + (w[2] >> 32);
-		d += (w[3] & 0xffffffffu) + (w[3] >> 32);
-		p += 32;
-		len -= 32;
+		memcpy(w, p, 64);
+		acc += w[0];
+		acc += w[1];
+		acc += w[2];
+		acc += w[3];
+		acc += w[4];
+		acc += w[5];
+		acc += w[6];
+		acc += w[7];
+		p += 64;
+		len -= 64;
 	}
-	while (len >= 4) {
+	while (len >= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		acc += w;
+		p += 8;
+		len -= 8;
+	}
+	if (len >= 4) {
 		uint32_t w;
 
 		memcpy(&w, p, 4);
-		a += w;
+		acc += w;
 		p += 4;
 		len -= 4;
 	}
@@ -92,24 +108,25 @@ uint64_t udp_csum_add(uint64_t sum, const void *buf, size_t len)
 		uint16_t w;
 
 		memcpy(&w, p, 2);
-		b += w;
+		acc += w;
 		p += 2;
 		len -= 2;
 	}
 	if (len) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		c += p[0];
+		acc += p[0];
 #else
-		c += (uint32_t)p[0] << 8;
+		acc += (uint32_t)p[0] << 8;
 #endif
 	}
-	/* Fold the accumulators first so the sum of the four cannot overflow. */
-	a = (a & 0xffffffffu) + (a >> 32);
-	b = (b & 0xffffffffu) + (b >> 32);
-	c = (c & 0xffffffffu) + (c >> 32);
-	d = (d & 0xffffffffu) + (d >> 32);
-	sum = (sum & 0xffffffffu) + (sum >> 32);
-	return sum + a + b + c + d;
+	lo = (uint64_t)acc;
+	hi = (uint64_t)(acc >> 64);
+	r = lo + hi;
+	if (r < lo)
+		r++;
+	/* Keep headroom for callers that add a few small terms to the result. */
+	r = (r & 0xffffffffu) + (r >> 32);
+	return r;
 }
 
 uint16_t udp_csum_fold(uint64_t sum)
@@ -190,7 +207,7 @@ bool udp_ttl_decrement(uint8_t *iph)
 }
 
 enum udp_verdict udp_classify_from_wire(const uint8_t *buf, size_t len, const struct udp_table *t,
-					uint32_t src_be, size_t *ret_len)
+                                        uint32_t src_be, size_t *ret_len)
 {
 	enum udp_verdict v;
 	size_t tot;
@@ -217,7 +234,7 @@ enum udp_verdict udp_classify_from_wire(const uint8_t *buf, size_t len, const st
 }
 
 enum udp_verdict udp_classify_from_tun(const uint8_t *buf, size_t len, const struct udp_table *t,
-				       const struct udp_route **ret_route, size_t *ret_len)
+                                       const struct udp_route **ret_route, size_t *ret_len)
 {
 	const struct udp_route *r;
 	enum udp_verdict v;
@@ -299,7 +316,7 @@ bool udp_csum_complete(uint8_t *pkt, size_t len, uint16_t start, uint16_t off)
 }
 
 enum udp_verdict udp_gso_segment(const uint8_t *pkt, size_t len, const struct virtio_net_hdr *vh,
-				 unsigned mtu, size_t first, struct udp_gso_out *out)
+                                 unsigned mtu, size_t first, struct udp_gso_out *out)
 {
 	size_t tot, ihl, thl, hl, payload, mss, nseg, i, end;
 	enum udp_verdict v;
@@ -389,8 +406,7 @@ static bool gro_eligible(const uint8_t *p, size_t l, size_t *ret_thl)
 	return true;
 }
 
-void udp_gro_run(const uint8_t *const *pkts, const size_t *lens, size_t n,
-		 struct udp_gro_run *ret)
+void udp_gro_run(const uint8_t *const *pkts, const size_t *lens, size_t n, struct udp_gro_run *ret)
 {
 	const uint8_t *p0 = pkts[0], *prev;
 	size_t thl0, thl, mss, total, plen_prev, count = 1;

@@ -45,7 +45,7 @@ static int u32_cmp(const void *a, const void *b)
 }
 
 struct udp_table *udp_table_new(const struct ipam_prefix *network, const struct ipam_prefix *own,
-				const struct udp_peer *peers, size_t n)
+                                const struct udp_peer *peers, size_t n)
 {
 	struct udp_table *t;
 	struct udp_route *routes;

@@ -82,6 +82,7 @@ mode_up() {
 		set_mtu 1472
 		for i in 1 2; do
 			h=${TW_PREFIX}h$i o=$((3 - i))
+			: >"$TW_DIR/node-$1-h$i.log"
 			ip netns exec "$h" "$NODE" --iface eth0 --network 198.18.0.0/16 \
 				--subnet 198.18.$i.0/24 --lease 198.18.$o.0/24=192.0.2.$o \
 				$([ "$1" = naive ] && echo --naive) </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
@@ -120,47 +121,46 @@ cpu_busy() {
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-declare -A R=() # R[mode,metric] = median
+declare -A R=() V=() # R[mode,metric] = median; V[mode,metric] = the runs' values
 ncpu=$(nproc)
 
-measure() { # mode
-	local m=$1 k b0 t0 b1 t1 json
-	local tcp1=() tcp2=() cpu1=() cpg1=() pps=() rtt=()
+measure() { # mode rep: one run of every figure, appended to V
+	local m=$1 k=$2 b0 t0 b1 t1 json bps srv
 	ip netns exec "$C2" iperf3 -s -p 5201 </dev/null >"$TW_DIR/iperf-srv-$m.log" 2>&1 &
-	local srv=$!
+	srv=$!
 	TW_PROCS[$srv]="iperf3 server"
 	wait_for --timeout 5 eval "ip netns exec $C2 ss -ltn | grep ':5201 ' >/dev/null" || fail "iperf3 server"
-	for ((k = 1; k <= REPS; k++)); do
-		read -r b0 t0 < <(cpu_busy)
-		json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
-		read -r b1 t1 < <(cpu_busy)
-		local bps
-		bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
-		tcp1+=("$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')")
-		cpu1+=("$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')")
-		# CPU seconds (all cores) per GB received.
-		cpg1+=("$(awk -v b=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v bytes="$(jq '.end.sum_received.bytes' <<<"$json")" 'BEGIN { printf "%.3f", (b / hz) / (bytes / 1e9) }')")
-		json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -P 2 -J) || fail "$m iperf3 tcp -P 2"
-		tcp2+=("$(jq '.end.sum_received.bits_per_second / 1e9' <<<"$json")")
-		json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -u -l 64 -b 0 -t "$DURATION" -J) || fail "$m iperf3 udp"
-		pps+=("$(jq '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds' <<<"$json")")
-		rtt+=("$(ip netns exec "$C1" ping -n -q -c 200 -i 0.005 198.18.2.2 | awk -F/ '/^rtt/ { print $5 }')")
-		log "$m rep $k: tcp1 ${tcp1[-1]} Gbit/s (cpu ${cpu1[-1]}%), tcp2 ${tcp2[-1]}, udp64 ${pps[-1]} pps, rtt ${rtt[-1]} ms"
-	done
+	read -r b0 t0 < <(cpu_busy)
+	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
+	read -r b1 t1 < <(cpu_busy)
+	bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
+	V[$m,tcp1]+=" $(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')"
+	V[$m,cpu1]+=" $(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')"
+	# CPU seconds (all cores) per GB received.
+	V[$m,cpg1]+=" $(awk -v b=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v bytes="$(jq '.end.sum_received.bytes' <<<"$json")" 'BEGIN { printf "%.3f", (b / hz) / (bytes / 1e9) }')"
+	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -P 2 -J) || fail "$m iperf3 tcp -P 2"
+	V[$m,tcp2]+=" $(jq '.end.sum_received.bits_per_second / 1e9' <<<"$json")"
+	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -u -l 64 -b 0 -t "$DURATION" -J) || fail "$m iperf3 udp"
+	V[$m,pps]+=" $(jq '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds | floor' <<<"$json")"
+	V[$m,rtt]+=" $(ip netns exec "$C1" ping -n -q -c 200 -i 0.005 198.18.2.2 | awk -F/ '/^rtt/ { print $5 }')"
 	stop_pid "$srv" 5
-	R[$m,tcp1]=$(printf '%s\n' "${tcp1[@]}" | median)
-	R[$m,tcp2]=$(printf '%s\n' "${tcp2[@]}" | median)
-	R[$m,cpu1]=$(printf '%s\n' "${cpu1[@]}" | median)
-	R[$m,cpg1]=$(printf '%s\n' "${cpg1[@]}" | median)
-	R[$m,pps]=$(printf '%s\n' "${pps[@]}" | median)
-	R[$m,rtt]=$(printf '%s\n' "${rtt[@]}" | median)
+	log "$m rep $k: tcp1 ${V[$m,tcp1]##* } Gbit/s (cpu ${V[$m,cpu1]##* }%), tcp2 ${V[$m,tcp2]##* }, udp64 ${V[$m,pps]##* } pps, rtt ${V[$m,rtt]##* } ms"
 }
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+# Modes interleaved per repetition, so that a change in the machine's load hits all alike.
+for ((k = 1; k <= REPS; k++)); do
+	for m in $MODES; do
+		mode_up "$m"
+		measure "$m" "$k"
+		mode_down "$m"
+	done
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $MODES; do
-	log "=== mode $m"
-	mode_up "$m"
-	measure "$m"
-	mode_down "$m"
+	for x in tcp1 tcp2 cpu1 cpg1 pps rtt; do
+		R[$m,$x]=$(tr ' ' '\n' <<<"${V[$m,$x]}" | grep . | median)
+	done
 done
 
 ratio() { # mode metric
@@ -174,7 +174,8 @@ section=$(
 	echo
 	echo "Command: \`sudo DURATION=$DURATION REPS=$REPS bench/dataplane.sh $BUILD\` ($(date -u '+%F %H:%M UTC'),"
 	echo "kernel $(uname -r), $ncpu CPUs; medians of $REPS runs of ${DURATION}s; two host namespaces on a"
-	echo "veth pair, one container namespace behind each; iperf3 client in c1, server in c2)."
+	echo "veth pair, one container namespace behind each; iperf3 client in c1, server in c2;"
+	echo "modes interleaved per repetition; load average before/after: $load0 / $load1)."
 	echo
 	echo "| mode | TCP 1 stream Gbit/s | TCP 2 streams Gbit/s | UDP 64 B pps | ping RTT ms | CPU % (1 stream, of $ncpu cores) | CPU s per GB (1 stream) |"
 	echo "|---|---|---|---|---|---|---|"
@@ -186,6 +187,8 @@ section=$(
 	done
 	echo
 	echo "Ratios in parentheses are to kernel VXLAN in the same run (for RTT and CPU, lower is better)."
+	echo "CPU is system-wide busy time from /proc/stat during the 1-stream runs: on a shared machine it"
+	echo "includes everything else running (see the load average), so compare it within one run only."
 	echo "Goal: udp >= 0.5x kernel VXLAN with one TCP stream: udp $(ratio udp tcp1)."
 )
 echo

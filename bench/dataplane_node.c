@@ -37,7 +37,7 @@ struct node {
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_dataplane_node --iface IF --network CIDR --subnet CIDR "
-			"[--port N] [--naive] [--lease SUBNET=IP]... [-v]\n");
+	                "[--port N] [--naive] [--lease SUBNET=IP]... [-v]\n");
 }
 
 static int mk_lease(const char *subnet, const char *ip, const char *type, struct lease *ret)
@@ -59,7 +59,8 @@ static void command(struct node *n, char *line)
 	struct lease l;
 	int argc = 0, r;
 
-	for (tok = strtok_r(line, " \t", &save); tok && argc < 4; tok = strtok_r(NULL, " \t", &save))
+	for (tok = strtok_r(line, " \t", &save); tok && argc < 4;
+	     tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
 	if (argc == 0)
 		return;
@@ -212,8 +213,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(json, sizeof(json),
-		 "{\"Network\":\"%s\",\"Backend\":{\"Type\":\"udp\",\"Port\":%u%s}}", network, port,
-		 naive ? ",\"Naive\":true" : "");
+	         "{\"Network\":\"%s\",\"Backend\":{\"Type\":\"udp\",\"Port\":%u%s}}", network, port,
+	         naive ? ",\"Naive\":true" : "");
 	cfg = subnet_config_parse(json, strlen(json), err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "config: %s\n", err);

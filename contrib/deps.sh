@@ -12,6 +12,8 @@ PACKAGES=(
 	# store, integration tests, demo, benchmarks
 	etcd-server etcd-client iproute2 iptables iputils-ping iperf3 procps psmisc curl openssl
 	valgrind python3 jq time
+	# man page and systemd unit tests (groff, man -l, systemd-analyze verify)
+	groff-base man-db systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -38,7 +38,7 @@ run_suite release "$out/release" -DCMAKE_C_COMPILER=gcc || status=1
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 	run_suite sanitize "$out/sanitize" -DCMAKE_C_COMPILER=clang -DTWILL_SANITIZE=ON \
-	-DTWILL_FUZZ=ON -DTWILL_FUZZ_SECONDS="${TWILL_FUZZ_SECONDS:-20}" || status=1
+	-DTWILL_FUZZ=ON -DTWILL_FUZZ_SECONDS="${TWILL_FUZZ_SECONDS:-30}" || status=1
 
 echo "=== summary"
 for s in "${summary[@]}"; do echo "$s"; done

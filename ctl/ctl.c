@@ -14,7 +14,6 @@
 #include "subnet/lease.h"
 #include "subnet/store.h"
 #include "subnet/store_flags.h"
-#include "subnet/store_local.h"
 #include "subnet/store_util.h"
 
 /* ---- synchronous calls on the loop ---- */
@@ -257,17 +256,145 @@ char *ctl_format_duration(int64_t s, char *buf)
 	return buf;
 }
 
-/* Seconds left of a store lease, or -1 when the store cannot say. */
-static int64_t lease_ttl(struct ctl *c, int64_t id)
-{
-	int64_t ttl;
+/*
+ * Time left of store leases: one timetolive per distinct lease ID, up to
+ * TTL_WINDOW of them in flight on the loop at once.
+ */
+#define TTL_WINDOW 32
 
-	if (store_is_local(c->store)) {
-		if (store_local_lease_ttl(c->store, id, &ttl) < 0)
-			return 0;
-		return ttl;
+struct ttl_item {
+	struct ttl_batch *b;
+	int64_t id;
+	int64_t ttl; /* seconds left, 0 gone, -1 unknown */
+};
+
+struct ttl_batch {
+	struct ctl *c;
+	struct ttl_item *items;
+	size_t n, started, finished;
+	bool done;      /* every started request answered, none left to start */
+	bool abandoned; /* the caller gave up waiting: the last callback frees */
+	bool warned;
+};
+
+static void ttl_start_more(struct ttl_batch *b);
+
+static void ttl_batch_free(struct ttl_batch *b)
+{
+	if (!b)
+		return;
+	free(b->items);
+	free(b);
+}
+
+static void ttl_cb(void *ctx, const struct store_result *r)
+{
+	struct ttl_item *it = ctx;
+	struct ttl_batch *b = it->b;
+
+	b->finished++;
+	if (b->abandoned) {
+		if (b->finished == b->started)
+			ttl_batch_free(b);
+		return;
 	}
-	return -1; /* needs a timetolive operation in store_ops */
+	if (r->err) {
+		it->ttl = -1;
+		if (!b->warned)
+			fprintf(b->c->err,
+			        "twillctl: cannot read the time left of lease %" PRId64 ": %s\n",
+			        it->id, r->errmsg && *r->errmsg ? r->errmsg : strerror(-r->err));
+		b->warned = true;
+	} else {
+		it->ttl = r->ttl > 0 ? r->ttl : 0;
+	}
+	ttl_start_more(b);
+}
+
+static void ttl_start_more(struct ttl_batch *b)
+{
+	while (b->started < b->n && b->started - b->finished < TTL_WINDOW) {
+		struct ttl_item *it = &b->items[b->started];
+		int r = b->c->store->ops->timetolive(b->c->store, it->id, ttl_cb, it);
+
+		b->started++;
+		if (r < 0) { /* not queued: no callback */
+			b->finished++;
+			it->ttl = -1;
+		}
+	}
+	b->done = b->finished == b->n;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Fill rows[i].ttl (-1 = unknown) for every row with a store lease. */
+static void fill_ttls(struct ctl *c, struct row *rows, size_t n)
+{
+	int timeout = c->timeout_ms > 0 ? c->timeout_ms : 15000;
+	struct ttl_batch *b = NULL;
+	int64_t *ids = NULL;
+	size_t nid = 0;
+
+	for (size_t i = 0; i < n; i++)
+		rows[i].ttl = -1;
+	if (!c->store || !c->store->ops->timetolive)
+		return;
+	ids = calloc(n + 1, sizeof(*ids));
+	b = calloc(1, sizeof(*b));
+	if (!ids || !b)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].l.store_lease_id > 0)
+			ids[nid++] = rows[i].l.store_lease_id;
+	if (nid == 0)
+		goto out;
+	qsort(ids, nid, sizeof(*ids), cmp_i64);
+	b->c = c;
+	b->items = calloc(nid, sizeof(*b->items));
+	if (!b->items)
+		goto out;
+	for (size_t i = 0; i < nid; i++) {
+		if (b->n && b->items[b->n - 1].id == ids[i])
+			continue;
+		b->items[b->n].b = b;
+		b->items[b->n].id = ids[i];
+		b->items[b->n].ttl = -1;
+		b->n++;
+	}
+	ttl_start_more(b);
+	if (!b->done && ev_loop_run_until(c->loop, &b->done, timeout) < 0) {
+		fprintf(c->err, "twillctl: no answer about lease times from %s within %d ms\n",
+		        c->endpoints, timeout);
+		b->abandoned = true; /* pending callbacks still point at it */
+		b = NULL;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int64_t id = rows[i].l.store_lease_id;
+		size_t lo = 0, hi = b->n;
+
+		if (id <= 0)
+			continue;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (b->items[mid].id < id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < b->n && b->items[lo].id == id)
+			rows[i].ttl = b->items[lo].ttl;
+	}
+out:
+	ttl_batch_free(b);
+	free(ids);
 }
 
 static void subnets_str(const struct lease *l, char *buf, size_t len)
@@ -366,10 +493,11 @@ static struct row *rows_of(struct ctl *c, const struct call *k, size_t plen, siz
 		r->kv = kv;
 		r->l.store_lease_id = kv->lease;
 		r->l.mod_revision = kv->mod_revision;
-		r->ttl = kv->lease ? lease_ttl(c, kv->lease) : -1;
+		r->ttl = -1;
 		n++;
 	}
 	qsort(rows, n, sizeof(*rows), row_cmp);
+	fill_ttls(c, rows, n);
 	*ret_n = n;
 	return rows;
 }
@@ -498,7 +626,7 @@ int ctl_lease_show(struct ctl *c, const char *subnet, bool json)
 	r.kv = &k.kvs[0];
 	r.l.store_lease_id = k.kvs[0].lease;
 	r.l.mod_revision = k.kvs[0].mod_revision;
-	r.ttl = r.l.store_lease_id ? lease_ttl(c, r.l.store_lease_id) : -1;
+	fill_ttls(c, &r, 1);
 	if (json) {
 		json_t *o = row_json(&r);
 		char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
@@ -520,7 +648,13 @@ int ctl_lease_show(struct ctl *c, const char *subnet, bool json)
 		fprintf(c->out, "Backend:      %s\n", backend_name(&r.l));
 		if (strcmp(mac, "-"))
 			fprintf(c->out, "VtepMAC:      %s\n", mac);
-		if (r.l.store_lease_id)
+		if (r.l.store_lease_id && r.ttl < 0)
+			fprintf(c->out, "Lease:        %" PRId64 " (time left unknown)\n",
+			        r.l.store_lease_id);
+		else if (r.l.store_lease_id && r.ttl == 0)
+			fprintf(c->out, "Lease:        %" PRId64 " (expired)\n",
+			        r.l.store_lease_id);
+		else if (r.l.store_lease_id)
 			fprintf(c->out, "Lease:        %" PRId64 " (expires in %s)\n",
 			        r.l.store_lease_id, ex);
 		else

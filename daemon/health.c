@@ -24,7 +24,7 @@
 /* ---- The request parser ---- */
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-						     ...)
+                                                      ...)
 {
 	va_list ap;
 
@@ -61,7 +61,7 @@ static bool token_eq(const char *p, size_t n, const char *lit)
 
 /* One line [p, p+n) without its line end. */
 static int parse_request_line(const char *p, size_t n, struct http_request *r, char *err,
-			      size_t errlen)
+                              size_t errlen)
 {
 	size_t i = 0, m, t0;
 
@@ -121,8 +121,7 @@ static void parse_connection(const char *v, size_t n, struct http_request *r)
 	}
 }
 
-static int parse_header(const char *p, size_t n, struct http_request *r, char *err,
-			size_t errlen)
+static int parse_header(const char *p, size_t n, struct http_request *r, char *err, size_t errlen)
 {
 	size_t i = 0, name_len, vs, ve, k;
 
@@ -181,8 +180,8 @@ static int check_partial_line(const char *p, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
-int health_http_parse(const char *buf, size_t len, size_t max, struct http_request *ret,
-		      char *err, size_t errlen)
+int health_http_parse(const char *buf, size_t len, size_t max, struct http_request *ret, char *err,
+                      size_t errlen)
 {
 	struct http_request r = { 0 };
 	size_t pos = 0, lim = len < max ? len : max;
@@ -320,17 +319,17 @@ static const char *reason_phrase(int status)
 
 /* Queue a response; the body is copied (left out for HEAD, Content-Length kept). */
 static int conn_respond(struct conn *c, int status, const char *ctype, const char *body,
-			size_t body_len, bool head_only)
+                        size_t body_len, bool head_only)
 {
 	char hdr[512];
 	int n;
 
 	n = snprintf(hdr, sizeof(hdr),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		     "Cache-Control: no-store\r\n%s%s\r\n",
-		     status, reason_phrase(status), ctype, body_len,
-		     status == 405 ? "Allow: GET, HEAD\r\n" : "",
-		     c->close_after ? "Connection: close\r\n" : "");
+	             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	             "Cache-Control: no-store\r\n%s%s\r\n",
+	             status, reason_phrase(status), ctype, body_len,
+	             status == 405 ? "Allow: GET, HEAD\r\n" : "",
+	             c->close_after ? "Connection: close\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(hdr))
 		return -EINVAL;
 	if (head_only)
@@ -412,7 +411,7 @@ static enum flush_result conn_flush(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
 		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w < 0) {
 			if (errno == EINTR)
@@ -525,7 +524,7 @@ static void evict_oldest(struct health *h)
 {
 	if (h->head) {
 		log_debug("healthz: %u connections: closing the oldest (fd %d)", h->nconns,
-			  h->head->fd);
+		          h->head->fd);
 		conn_close(h->head);
 	}
 }
@@ -642,8 +641,9 @@ static int listen_on(const char *ip, uint16_t port, uint16_t *ret_port, char *er
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 64) < 0) {
 		e = -errno;
-		snprintf(err, errlen, "listen on %s%s%s:%u: %s", ss.ss_family == AF_INET6 ? "[" : "",
-			 host, ss.ss_family == AF_INET6 ? "]" : "", port, strerror(-e));
+		snprintf(err, errlen, "listen on %s%s%s:%u: %s",
+		         ss.ss_family == AF_INET6 ? "[" : "", host,
+		         ss.ss_family == AF_INET6 ? "]" : "", port, strerror(-e));
 		close(fd);
 		return e;
 	}
@@ -656,7 +656,7 @@ static int listen_on(const char *ip, uint16_t port, uint16_t *ret_port, char *er
 }
 
 struct health *health_new(struct ev_loop *loop, const struct health_opts *opts, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	struct health *h;
 	char dummy[HEALTH_ERR_MAX];

@@ -23,10 +23,10 @@ struct ev_loop;
 struct metrics;
 struct health;
 
-#define HEALTH_REQUEST_MAX   8192 /* default cap on request line + headers */
-#define HEALTH_CONNS_MAX     64   /* default cap on concurrent connections */
-#define HEALTH_TIMEOUT_MS    10000 /* default time for a client to send one request */
-#define HEALTH_ERR_MAX       256
+#define HEALTH_REQUEST_MAX 8192  /* default cap on request line + headers */
+#define HEALTH_CONNS_MAX   64    /* default cap on concurrent connections */
+#define HEALTH_TIMEOUT_MS  10000 /* default time for a client to send one request */
+#define HEALTH_ERR_MAX     256
 
 /*
  * Readiness: true when ready; otherwise false with a one-line reason in @reason
@@ -35,14 +35,14 @@ struct health;
 typedef bool (*health_ready_fn)(void *ctx, char *reason, size_t len);
 
 struct health_opts {
-	const char *ip;         /* listen address, IPv4 or IPv6 text; NULL or "" = 0.0.0.0 */
-	uint16_t port;          /* 0 = an ephemeral port (tests; see health_port()) */
+	const char *ip;          /* listen address, IPv4 or IPv6 text; NULL or "" = 0.0.0.0 */
+	uint16_t port;           /* 0 = an ephemeral port (tests; see health_port()) */
 	struct metrics *metrics; /* served on /metrics; NULL = 404 there */
-	health_ready_fn ready;  /* NULL = /readyz always 200 */
+	health_ready_fn ready;   /* NULL = /readyz always 200 */
 	void *ready_ctx;
-	unsigned max_conns;     /* 0 = HEALTH_CONNS_MAX */
-	unsigned timeout_ms;    /* 0 = HEALTH_TIMEOUT_MS: per request, from accept or last reply */
-	size_t max_request;     /* 0 = HEALTH_REQUEST_MAX (at least 256) */
+	unsigned max_conns;  /* 0 = HEALTH_CONNS_MAX */
+	unsigned timeout_ms; /* 0 = HEALTH_TIMEOUT_MS: per request, from accept or last reply */
+	size_t max_request;  /* 0 = HEALTH_REQUEST_MAX (at least 256) */
 };
 
 /*
@@ -50,7 +50,7 @@ struct health_opts {
  * ("bind 127.0.0.1:80: Address already in use"). Does not log.
  */
 struct health *health_new(struct ev_loop *loop, const struct health_opts *opts, char *err,
-			  size_t errlen);
+                          size_t errlen);
 /* The bound port (useful with port 0). */
 uint16_t health_port(const struct health *h);
 /* Connections currently open. */
@@ -70,8 +70,8 @@ struct http_request {
 	enum http_method method;
 	const char *path; /* points into the buffer: the target up to '?' (not NUL-terminated) */
 	size_t path_len;
-	int minor;        /* HTTP/1.<minor>: 0 or 1 */
-	bool keep_alive;  /* 1.1 without "Connection: close", or 1.0 with "keep-alive" */
+	int minor;       /* HTTP/1.<minor>: 0 or 1 */
+	bool keep_alive; /* 1.1 without "Connection: close", or 1.0 with "keep-alive" */
 	bool has_host;
 };
 
@@ -85,7 +85,7 @@ struct http_request {
  * other than HTTP/1.0 and HTTP/1.1.
  * Accepts CRLF or bare LF line ends. Never reads past @len.
  */
-int health_http_parse(const char *buf, size_t len, size_t max, struct http_request *ret,
-		      char *err, size_t errlen);
+int health_http_parse(const char *buf, size_t len, size_t max, struct http_request *ret, char *err,
+                      size_t errlen);
 
 #endif

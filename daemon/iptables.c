@@ -22,11 +22,11 @@ extern char **environ;
 static char arg_t[] = "-t", arg_w[] = "-w", arg_5[] = "5", arg_noflush[] = "--noflush",
 	    arg_version[] = "--version", arg_filter[] = "filter", arg_nat[] = "nat";
 
-#define LINE_MAX_LEN   256
-#define WANT_MAX       8
-#define OUT_MAX        (64u << 20) /* iptables-save output cap */
-#define POLL_MS        20          /* waitpid polling when there is no pidfd */
-#define DEFAULT_PATH   "/usr/sbin:/sbin:/usr/local/sbin:/usr/bin:/bin"
+#define LINE_MAX_LEN    256
+#define WANT_MAX        8
+#define OUT_MAX         (64u << 20) /* iptables-save output cap */
+#define POLL_MS         20          /* waitpid polling when there is no pidfd */
+#define DEFAULT_PATH    "/usr/sbin:/sbin:/usr/local/sbin:/usr/bin:/bin"
 #define KUBE_PROXY_MARK "0x4000/0x4000"
 
 enum { T_FILTER, T_NAT, T_COUNT };
@@ -48,11 +48,11 @@ struct buf {
 };
 
 struct table_state {
-	bool read;         /* iptables-save ran for this table in this sync */
+	bool read; /* iptables-save ran for this table in this sync */
 	bool chain_exists;
-	char **jumps;      /* "-A PARENT ... -j CHAIN" lines */
+	char **jumps; /* "-A PARENT ... -j CHAIN" lines */
 	size_t njumps;
-	char **rules;      /* "-A CHAIN ..." lines */
+	char **rules; /* "-A CHAIN ..." lines */
 	size_t nrules;
 };
 
@@ -92,10 +92,10 @@ struct ipt {
 	char restore_bin[PATH_MAX];
 	bool have_bins;
 
-	bool had[T_COUNT];  /* the state file says twilld installed this table's chain */
+	bool had[T_COUNT]; /* the state file says twilld installed this table's chain */
 	bool has_lease;
 	struct ipam_prefix network, subnet;
-	bool rf;            /* --random-fully in use */
+	bool rf; /* --random-fully in use */
 	bool rf_probed;
 	bool rf_retried;    /* the kernel refused it once: not again */
 	bool first_pending; /* the next successful sync is the first after set_lease */
@@ -103,8 +103,8 @@ struct ipt {
 	struct ev_timer *resync;
 	struct ev_timer *jtimer; /* child timeout, and waitpid polling without pidfd */
 	enum step step;
-	int table;          /* STEP_SAVE: the table being read */
-	bool queued;        /* another sync was asked for while this one ran */
+	int table;   /* STEP_SAVE: the table being read */
+	bool queued; /* another sync was asked for while this one ran */
 	struct table_state ts[T_COUNT];
 	struct job job;
 	unsigned repaired, removed;
@@ -201,7 +201,7 @@ static bool find_bin(const char *path, const char *name, char *out, size_t outle
 
 /* flannel's rules (network/iptables.go), as iptables-save prints them; line 0 is the jump. */
 static int build_wanted(int t, const struct ipam_prefix *network, const struct ipam_prefix *subnet,
-			bool rf, char lines[WANT_MAX][LINE_MAX_LEN])
+                        bool rf, char lines[WANT_MAX][LINE_MAX_LEN])
 {
 	struct ipam_prefix n4 = ipam_prefix_network(network), s4 = ipam_prefix_network(subnet);
 	char n[IPAM_PREFIX_STRLEN], sn[IPAM_PREFIX_STRLEN];
@@ -221,20 +221,20 @@ static int build_wanted(int t, const struct ipam_prefix *network, const struct i
 	c = "-m comment --comment \"" IPT_MASQ_COMMENT "\"";
 	snprintf(lines[k++], LINE_MAX_LEN, "-A POSTROUTING %s -j %s", c, IPT_MASQ_CHAIN);
 	snprintf(lines[k++], LINE_MAX_LEN, "-A %s -m mark --mark %s %s -j RETURN", IPT_MASQ_CHAIN,
-		 KUBE_PROXY_MARK, c);
+	         KUBE_PROXY_MARK, c);
 	snprintf(lines[k++], LINE_MAX_LEN, "-A %s -s %s -d %s %s -j RETURN", IPT_MASQ_CHAIN, n, n,
-		 c);
+	         c);
 	snprintf(lines[k++], LINE_MAX_LEN, "-A %s -s %s ! -d 224.0.0.0/4 %s -j MASQUERADE%s",
-		 IPT_MASQ_CHAIN, n, c, r);
+	         IPT_MASQ_CHAIN, n, c, r);
 	snprintf(lines[k++], LINE_MAX_LEN, "-A %s ! -s %s -d %s %s -j RETURN", IPT_MASQ_CHAIN, n,
-		 sn, c);
-	snprintf(lines[k++], LINE_MAX_LEN, "-A %s ! -s %s -d %s %s -j MASQUERADE%s",
-		 IPT_MASQ_CHAIN, n, n, c, r);
+	         sn, c);
+	snprintf(lines[k++], LINE_MAX_LEN, "-A %s ! -s %s -d %s %s -j MASQUERADE%s", IPT_MASQ_CHAIN,
+	         n, n, c, r);
 	return k;
 }
 
 int ipt_render_rules(const char *table, const struct ipam_prefix *network,
-		     const struct ipam_prefix *subnet, bool random_fully, char *buf, size_t len)
+                     const struct ipam_prefix *subnet, bool random_fully, char *buf, size_t len)
 {
 	char lines[WANT_MAX][LINE_MAX_LEN];
 	size_t off = 0, l;
@@ -273,7 +273,7 @@ int ipt_state_path(const char *subnet_file, char *buf, size_t len)
 		n = snprintf(buf, len, "%s", IPT_STATE_NAME);
 	else
 		n = snprintf(buf, len, "%.*s/%s", (int)(slash - subnet_file), subnet_file,
-			     IPT_STATE_NAME);
+		             IPT_STATE_NAME);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -316,7 +316,7 @@ static int parse_save(int t, const char *text, size_t len, struct table_state *t
 			if (e < 0)
 				return e;
 		} else if (starts_with_word(p, n, "-A ", sp->parent) &&
-			   ends_with_jump(p, n, sp->chain)) {
+		           ends_with_jump(p, n, sp->chain)) {
 			e = strv_add(&ts->jumps, &ts->njumps, p, n);
 			if (e < 0)
 				return e;
@@ -686,7 +686,7 @@ static int job_failure(struct ipt *ipt, const char *what)
 	while (n && (j->err.p[n - 1] == '\n' || j->err.p[n - 1] == ' '))
 		n--;
 	snprintf(ipt->errmsg, sizeof(ipt->errmsg), "%.100s: %s%s%.*s", what, how, n ? ": " : "",
-		 (int)(n > 300 ? 300 : n), n ? j->err.p : "");
+	         (int)(n > 300 ? 300 : n), n ? j->err.p : "");
 	for (char *p = ipt->errmsg; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
@@ -751,14 +751,14 @@ static int start_save(struct ipt *ipt)
 	ipt->step = STEP_SAVE;
 	e = job_start(ipt, argv, NULL);
 	if (e < 0)
-		snprintf(ipt->errmsg, sizeof(ipt->errmsg), "%.300s: cannot run it: %s", ipt->save_bin,
-			 strerror(-e));
+		snprintf(ipt->errmsg, sizeof(ipt->errmsg), "%.300s: cannot run it: %s",
+		         ipt->save_bin, strerror(-e));
 	return e;
 }
 
 /* Lines for one table into @b; counts repairs/removals. Nothing added when all is in place. */
 static int plan_table(struct ipt *ipt, int t, bool rf, struct buf *b, unsigned *repaired,
-		      unsigned *removed)
+                      unsigned *removed)
 {
 	const struct table_spec *sp = &specs[t];
 	struct table_state *ts = &ipt->ts[t];
@@ -865,7 +865,7 @@ static int start_restore(struct ipt *ipt)
 	buf_free(&b);
 	if (e < 0)
 		snprintf(ipt->errmsg, sizeof(ipt->errmsg), "%.300s: cannot run it: %s",
-			 ipt->restore_bin, strerror(-e));
+		         ipt->restore_bin, strerror(-e));
 	return e;
 }
 
@@ -942,7 +942,7 @@ static void step_done(struct ipt *ipt)
 			return;
 		}
 		e = parse_save(ipt->table, j->out.p ? j->out.p : "", j->out.len,
-			       &ipt->ts[ipt->table]);
+		               &ipt->ts[ipt->table]);
 		if (e < 0) {
 			snprintf(ipt->errmsg, sizeof(ipt->errmsg), "out of memory");
 			finish(ipt, e);
@@ -956,7 +956,8 @@ static void step_done(struct ipt *ipt)
 			if (ipt->restore_has_rf && ipt->o.random_fully < 0 && !ipt->rf_retried) {
 				/* iptables knows --random-fully, the kernel may not: as flannel
 				 * would without it */
-				log_debug("iptables: restore with --random-fully failed, retrying without");
+				log_debug(
+					"iptables: restore with --random-fully failed, retrying without");
 				ipt->rf = false;
 				ipt->rf_retried = true;
 				e = start_restore(ipt);
@@ -1076,18 +1077,19 @@ struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err
 		path = opts->path;
 	} else {
 		snprintf(pathbuf, sizeof(pathbuf), "%s%s%s", getenv("PATH") ? getenv("PATH") : "",
-			 getenv("PATH") ? ":" : "", DEFAULT_PATH);
+		         getenv("PATH") ? ":" : "", DEFAULT_PATH);
 		path = pathbuf;
 	}
-	ipt->have_bins = find_bin(path, "iptables-save", ipt->save_bin, sizeof(ipt->save_bin)) &&
-			 find_bin(path, "iptables-restore", ipt->restore_bin,
-				  sizeof(ipt->restore_bin));
+	ipt->have_bins =
+		find_bin(path, "iptables-save", ipt->save_bin, sizeof(ipt->save_bin)) &&
+		find_bin(path, "iptables-restore", ipt->restore_bin, sizeof(ipt->restore_bin));
 	if (!ipt->have_bins && (table_involved(ipt, T_FILTER) || table_involved(ipt, T_NAT))) {
-		snprintf(err, errlen,
-			 "iptables-save/iptables-restore not found in %s: install the iptables package%s",
-			 path,
-			 opts->masq ? " (needed by --ip-masq)" :
-				      " (needed by --iptables-forward-rules)");
+		snprintf(
+			err, errlen,
+			"iptables-save/iptables-restore not found in %s: install the iptables package%s",
+			path,
+			opts->masq ? " (needed by --ip-masq)"
+				   : " (needed by --iptables-forward-rules)");
 		e = ENOENT;
 		goto fail;
 	}
@@ -1101,7 +1103,7 @@ fail:
 }
 
 int ipt_set_lease(struct ipt *ipt, const struct ipam_prefix *network,
-		  const struct ipam_prefix *subnet)
+                  const struct ipam_prefix *subnet)
 {
 	if (!ipt || !network || !subnet || network->addr.family != AF_INET ||
 	    subnet->addr.family != AF_INET)
@@ -1112,7 +1114,7 @@ int ipt_set_lease(struct ipt *ipt, const struct ipam_prefix *network,
 	ipt->first_pending = true;
 	if (ipt->o.resync_s && !ev_timer_active(ipt->resync))
 		ev_timer_start(ipt->resync, (uint64_t)ipt->o.resync_s * 1000,
-			       (uint64_t)ipt->o.resync_s * 1000);
+		               (uint64_t)ipt->o.resync_s * 1000);
 	return ipt_sync(ipt);
 }
 

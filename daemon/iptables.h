@@ -30,13 +30,13 @@
 struct ev_loop;
 struct ipt;
 
-#define IPT_FWD_CHAIN     "FLANNEL-FWD"
-#define IPT_MASQ_CHAIN    "FLANNEL-POSTRTG"
-#define IPT_FWD_COMMENT   "flanneld forward"
-#define IPT_MASQ_COMMENT  "flanneld masq"
-#define IPT_STATE_NAME    "twill-iptables.state" /* next to the subnet file */
-#define IPT_RESYNC_S      5
-#define IPT_ERR_MAX       512
+#define IPT_FWD_CHAIN        "FLANNEL-FWD"
+#define IPT_MASQ_CHAIN       "FLANNEL-POSTRTG"
+#define IPT_FWD_COMMENT      "flanneld forward"
+#define IPT_MASQ_COMMENT     "flanneld masq"
+#define IPT_STATE_NAME       "twill-iptables.state" /* next to the subnet file */
+#define IPT_RESYNC_S         5
+#define IPT_ERR_MAX          512
 #define IPT_CHILD_TIMEOUT_MS 30000
 
 struct ipt_result {
@@ -51,15 +51,16 @@ struct ipt_result {
 typedef void (*ipt_done_fn)(void *ctx, const struct ipt_result *res);
 
 struct ipt_opts {
-	bool forward_rules;     /* --iptables-forward-rules */
-	bool masq;              /* --ip-masq */
-	unsigned resync_s;      /* --iptables-resync: seconds between checks; 0 = no periodic check */
-	const char *state_file; /* NULL = no state file (turned-off features are left as they are) */
-	const char *path;       /* ':'-separated directories for iptables-save/-restore;
+	bool forward_rules; /* --iptables-forward-rules */
+	bool masq;          /* --ip-masq */
+	unsigned resync_s;  /* --iptables-resync: seconds between checks; 0 = no periodic check */
+	const char
+		*state_file; /* NULL = no state file (turned-off features are left as they are) */
+	const char *path;    /* ':'-separated directories for iptables-save/-restore;
 				   NULL = $PATH, then /usr/sbin:/sbin:/usr/local/sbin */
-	int random_fully;       /* -1: auto (iptables >= 1.6.2; dropped if the kernel refuses it),
+	int random_fully;    /* -1: auto (iptables >= 1.6.2; dropped if the kernel refuses it),
 				   0: never, 1: always */
-	ipt_done_fn done;       /* may be NULL */
+	ipt_done_fn done;    /* may be NULL */
 	void *ctx;
 };
 
@@ -77,7 +78,7 @@ struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err
  * sync now; then every resync_s seconds. 0, or -EINVAL (not IPv4).
  */
 int ipt_set_lease(struct ipt *ipt, const struct ipam_prefix *network,
-		  const struct ipam_prefix *subnet);
+                  const struct ipam_prefix *subnet);
 
 /*
  * Check and repair now (asynchronously: the result goes to the done
@@ -101,7 +102,7 @@ void ipt_free(struct ipt *ipt);
  * lines, or -ENOSPC, -EINVAL.
  */
 int ipt_render_rules(const char *table, const struct ipam_prefix *network,
-		     const struct ipam_prefix *subnet, bool random_fully, char *buf, size_t len);
+                     const struct ipam_prefix *subnet, bool random_fully, char *buf, size_t len);
 
 /* "<dir of @subnet_file>/twill-iptables.state" into @buf; 0 or -ENAMETOOLONG. */
 int ipt_state_path(const char *subnet_file, char *buf, size_t len);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,6 +97,21 @@ static void retry_in(struct twilld *d, enum retry_what what, uint64_t ms)
 		log_error("cannot arm the retry timer: %s", strerror(errno));
 }
 
+/*
+ * Give the memory of a large listing back to the system: the reply, its JSON tree and the
+ * parsed kvs are freed by now but stay in malloc's arenas, in holes that trimming the top
+ * of the heap alone does not reach.
+ */
+static void trim_heap(size_t n)
+{
+#ifdef __GLIBC__
+	if (n >= 256)
+		malloc_trim(0);
+#else
+	(void)n;
+#endif
+}
+
 /* ---- Backend start, subnet file, readiness ---- */
 
 static void start_backend(struct twilld *d)
@@ -138,6 +154,7 @@ static void start_backend(struct twilld *d)
 	if (r < 0)
 		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
 		          strerror(-r));
+	trim_heap(n);
 	if (!d->ready_notified) {
 		r = sd_notify_send("READY=1");
 		if (r < 0)
@@ -210,6 +227,7 @@ static void on_resync(void *ctx, const struct lease *leases, size_t n)
 	if (r < 0)
 		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
 		          strerror(-r));
+	trim_heap(n);
 }
 
 static void on_added(void *ctx, const struct lease *l)

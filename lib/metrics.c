@@ -129,7 +129,7 @@ static bool name_ok(const char *s, bool colon)
 	for (i = 0; s[i]; i++) {
 		char c = s[i];
 		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-			     (colon && c == ':');
+		             (colon && c == ':');
 
 		if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
 			return false;
@@ -183,7 +183,7 @@ struct metric *metrics_find(struct metrics *reg, const char *name)
 }
 
 struct metric *metrics_register(struct metrics *reg, enum metric_type type, const char *name,
-				const char *help, const char *label1, const char *label2)
+                                const char *help, const char *label1, const char *label2)
 {
 	struct metric *m = NULL, *old;
 	int err = ENOMEM;
@@ -304,7 +304,7 @@ void metric_series_gauge_add(struct metric_series *s, double d)
 	do {
 		nv = dbl_bits(bits_dbl(old) + d);
 	} while (!atomic_compare_exchange_weak_explicit(&s->bits, &old, nv, memory_order_relaxed,
-							memory_order_relaxed));
+	                                                memory_order_relaxed));
 }
 
 void metric_series_add(struct metric_series *s, uint64_t n)
@@ -336,7 +336,7 @@ double metric_series_value(const struct metric_series *s)
 	if (!s)
 		return 0;
 	b = atomic_load_explicit(&((struct metric_series *)(uintptr_t)s)->bits,
-				 memory_order_relaxed);
+	                         memory_order_relaxed);
 	return s->m->type == METRIC_COUNTER ? (double)b : bits_dbl(b);
 }
 
@@ -369,6 +369,23 @@ int metrics_on_scrape(struct metrics *reg, metrics_scrape_cb cb, void *ctx)
 	h[reg->nhooks].ctx = ctx;
 	reg->nhooks++;
 	return 0;
+}
+
+int metrics_off_scrape(struct metrics *reg, metrics_scrape_cb cb, void *ctx)
+{
+	size_t i;
+
+	if (!reg)
+		return -EINVAL;
+	for (i = 0; i < reg->nhooks; i++) {
+		if (reg->hooks[i].cb == cb && reg->hooks[i].ctx == ctx) {
+			memmove(&reg->hooks[i], &reg->hooks[i + 1],
+			        (reg->nhooks - i - 1) * sizeof(*reg->hooks));
+			reg->nhooks--;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 /* ---- Exposition ---- */
@@ -431,7 +448,7 @@ static void sb_escaped(struct sbuf *b, const char *s, bool quote)
 static void format_value(char *buf, size_t len, const struct metric_series *s)
 {
 	uint64_t b = atomic_load_explicit(&((struct metric_series *)(uintptr_t)s)->bits,
-					  memory_order_relaxed);
+	                                  memory_order_relaxed);
 	double d;
 
 	if (s->m->type == METRIC_COUNTER) {
@@ -485,7 +502,8 @@ static void render_family(struct sbuf *b, struct metric *m)
 	sb_puts(b, m->name);
 	sb_puts(b, m->type == METRIC_COUNTER ? " counter\n" : " gauge\n");
 	pthread_mutex_lock(&m->lock);
-	qsort(m->series, m->nseries, sizeof(*m->series), cmp_series);
+	if (m->nseries > 1)
+		qsort(m->series, m->nseries, sizeof(*m->series), cmp_series);
 	for (i = 0; i < m->nseries; i++) {
 		struct metric_series *s = m->series[i];
 
@@ -523,7 +541,8 @@ int metrics_render(struct metrics *reg, char **ret_text, size_t *ret_len)
 	if (!b.oom)
 		b.p[0] = '\0';
 	pthread_mutex_lock(&reg->lock);
-	qsort(reg->fam, reg->nfam, sizeof(*reg->fam), cmp_fam);
+	if (reg->nfam > 1)
+		qsort(reg->fam, reg->nfam, sizeof(*reg->fam), cmp_fam);
 	for (i = 0; i < reg->nfam; i++)
 		render_family(&b, reg->fam[i]);
 	pthread_mutex_unlock(&reg->lock);
@@ -534,5 +553,55 @@ int metrics_render(struct metrics *reg, char **ret_text, size_t *ret_len)
 	*ret_text = b.p;
 	if (ret_len)
 		*ret_len = b.len;
+	return 0;
+}
+
+/* ---- twill's families ---- */
+
+static const struct {
+	enum metric_type type;
+	const char *name, *label, *help;
+} twill_families[] = {
+	{ METRIC_GAUGE, TWILL_M_LEASE_HELD, NULL,
+	  "1 while this node holds its subnet lease, else 0." },
+	{ METRIC_GAUGE, TWILL_M_LEASE_EXPIRY, NULL,
+	  "Seconds until the own lease expires (0 without a lease)." },
+	{ METRIC_GAUGE, TWILL_M_REMOTE_LEASES, NULL,
+	  "Leases and reservations of other nodes currently known." },
+	{ METRIC_COUNTER, TWILL_M_LEASE_EVENTS, "kind", "Lease events from the store, by kind." },
+	{ METRIC_COUNTER, TWILL_M_LEASE_RENEWALS, NULL, "Successful renewals of the own lease." },
+	{ METRIC_COUNTER, TWILL_M_ETCD_REQUESTS, "op", "Requests sent to etcd, by operation." },
+	{ METRIC_COUNTER, TWILL_M_ETCD_ERRORS, "kind",
+	  "Failed etcd requests, by kind of failure." },
+	{ METRIC_GAUGE, TWILL_M_ETCD_ENDPOINT, "endpoint",
+	  "The configured etcd endpoints (value 1)." },
+	{ METRIC_COUNTER, TWILL_M_NETLINK_OPS, NULL, "Netlink requests sent to the kernel." },
+	{ METRIC_COUNTER, TWILL_M_NETLINK_ERRORS, NULL, "Netlink requests the kernel refused." },
+	{ METRIC_COUNTER, TWILL_M_KERNEL_REPAIRS, NULL,
+	  "Kernel state (routes, neighbours, iptables rules) found missing or changed and restored." },
+	{ METRIC_COUNTER, TWILL_M_UDP_PACKETS, "dir",
+	  "Packets through the udp backend, by direction." },
+	{ METRIC_COUNTER, TWILL_M_UDP_BYTES, "dir",
+	  "Bytes through the udp backend, by direction." },
+	{ METRIC_COUNTER, TWILL_M_UDP_DROPPED, "reason",
+	  "Packets the udp backend dropped, by reason." },
+};
+
+int metrics_register_twill(struct metrics *reg)
+{
+	size_t i;
+
+	if (!reg)
+		return -EINVAL;
+	for (i = 0; i < sizeof(twill_families) / sizeof(twill_families[0]); i++) {
+		struct metric *m =
+			metrics_register(reg, twill_families[i].type, twill_families[i].name,
+		                         twill_families[i].help, twill_families[i].label, NULL);
+
+		if (!m)
+			return -errno;
+		if (!twill_families[i].label && !metric_series(m, NULL, NULL))
+			return -ENOMEM;
+	}
 	return 0;
 }

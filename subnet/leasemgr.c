@@ -64,6 +64,11 @@ struct leasemgr {
 	int64_t w_backoff_ms;
 	struct lease *all, *vis;
 	size_t n_all, cap_all, n_vis, cap_vis;
+	/* The first acquisition listing, kept to seed the remote set: one listing at start-up. */
+	bool have_seed;
+	struct lease *seed;
+	size_t n_seed, cap_seed;
+	int64_t seed_rev;
 
 	uint64_t skipped;
 	int outstanding; /* store requests in flight with this manager as ctx */
@@ -166,6 +171,57 @@ static void larr_free(struct lease *arr, size_t n)
 	for (size_t i = 0; i < n; i++)
 		lease_clear(&arr[i]);
 	free(arr);
+}
+
+/* Appends *l, taking over its references (*l is zeroed); on ENOMEM *l is left as it was. */
+static int larr_push(struct lease **arr, size_t *n, size_t *cap, struct lease *l)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct lease *na = realloc(*arr, ncap * sizeof(*na));
+
+		if (!na)
+			return -ENOMEM;
+		*arr = na;
+		*cap = ncap;
+	}
+	(*arr)[(*n)++] = *l;
+	memset(l, 0, sizeof(*l));
+	return 0;
+}
+
+static int lease_qcmp(const void *a, const void *b)
+{
+	return lease_cmp(a, b);
+}
+
+/* Sorts by subnet, drops duplicate subnets and gives back the unused capacity. */
+static void larr_sort(struct lease **arr, size_t *n, size_t *cap)
+{
+	size_t w = 0;
+
+	if (*n > 1)
+		qsort(*arr, *n, sizeof(**arr), lease_qcmp);
+	for (size_t i = 0; i < *n; i++) {
+		if (w > 0 && lease_cmp(&(*arr)[w - 1], &(*arr)[i]) == 0) {
+			lease_clear(&(*arr)[i]);
+			continue;
+		}
+		(*arr)[w++] = (*arr)[i];
+	}
+	*n = w;
+	if (w == 0) {
+		free(*arr);
+		*arr = NULL;
+		*cap = 0;
+	} else if (*cap > w) {
+		struct lease *na = realloc(*arr, w * sizeof(*na));
+
+		if (na) {
+			*arr = na;
+			*cap = w;
+		}
+	}
 }
 
 char *leasemgr_subnets_str(const struct lease *l, char *buf)
@@ -377,6 +433,15 @@ static void all_remove(struct leasemgr *m, const struct lease *k)
 static void acq_begin(struct leasemgr *m);
 static void own_lost(struct leasemgr *m);
 static void w_list(struct leasemgr *m);
+static void w_apply(struct leasemgr *m, struct lease *nall, size_t n, size_t cap, int64_t revision);
+
+static void seed_drop(struct leasemgr *m)
+{
+	larr_free(m->seed, m->n_seed);
+	m->seed = NULL;
+	m->n_seed = m->cap_seed = 0;
+	m->have_seed = false;
+}
 
 static void acq_retry(struct leasemgr *m)
 {
@@ -453,7 +518,20 @@ static void acquired(struct leasemgr *m, int64_t store_lease, int64_t revision)
 	refresh_key(m, &k);
 	if (!m->watching_started) {
 		m->watching_started = true;
-		w_list(m);
+		if (m->have_seed) {
+			/* The remote set from the acquisition listing; the watch from its revision
+			 * + 1 brings everything since, this acquisition included. */
+			struct lease *seed = m->seed;
+			size_t n = m->n_seed, cap = m->cap_seed;
+			int64_t rev = m->seed_rev;
+
+			m->seed = NULL;
+			m->n_seed = m->cap_seed = 0;
+			m->have_seed = false;
+			w_apply(m, seed, n, cap, rev);
+		} else {
+			w_list(m);
+		}
 	}
 }
 
@@ -687,11 +765,12 @@ static void acq_list_cb(void *ctx, const struct store_result *res)
 {
 	struct leasemgr *m = ctx;
 	struct lease mine = { 0 };
-	bool have_mine = false;
+	bool have_mine = false, keep = !m->watching_started;
 	char eb[128];
 
 	if (req_done(m))
 		return;
+	seed_drop(m);
 	if (res->err) {
 		report(m, res->err, "listing leases under %s: %s; retrying in %" PRId64 " ms",
 		       m->subnets_prefix, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
@@ -716,16 +795,25 @@ static void acq_list_cb(void *ctx, const struct store_result *res)
 		taken_add(m, &l); /* a key with a bad value still holds its subnet */
 		if (r == 1 && is_own_ip(m, &l.attrs)) {
 			if (!have_mine && fits(m, &l)) {
-				mine = l;
+				lease_copy(&mine, &l);
 				have_mine = true;
-				continue;
-			}
-			if (!fits(m, &l) && l.store_lease_id != 0 &&
-			    m->store->ops->del(m->store, res->kvs[i].key, l.mod_revision, del_cb,
-			                       m) == 0)
+			} else if (!fits(m, &l) && l.store_lease_id != 0 &&
+			           m->store->ops->del(m->store, res->kvs[i].key, l.mod_revision,
+			                              del_cb, m) == 0) {
 				m->outstanding++;
+			}
 		}
+		/* Before the first acquisition: keep the listing as the remote set's seed. */
+		if (keep && r == 1 && larr_push(&m->seed, &m->n_seed, &m->cap_seed, &l) < 0)
+			keep = false;
 		lease_clear(&l);
+	}
+	if (keep) {
+		larr_sort(&m->seed, &m->n_seed, &m->cap_seed);
+		m->seed_rev = res->revision;
+		m->have_seed = true;
+	} else {
+		seed_drop(m);
 	}
 	if (have_mine) {
 		rewrite(m, &mine);
@@ -911,19 +999,39 @@ static void w_list_cb(void *ctx, const struct store_result *res)
 	for (size_t i = 0; i < res->n_kvs; i++) {
 		struct lease l;
 
-		if (parse_kv(m, &res->kvs[i], true, &l) == 1) {
-			ssize_t at = lfind(nall, n, &l);
-
-			if (at < 0)
-				larr_insert(&nall, &n, &cap, (size_t)(-at - 1), &l);
+		if (parse_kv(m, &res->kvs[i], true, &l) == 1 &&
+		    larr_push(&nall, &n, &cap, &l) < 0) {
+			lease_clear(&l);
+			larr_free(nall, n);
+			report(m, -ENOMEM,
+			       "listing leases under %s: out of memory; retrying in %" PRId64 " ms",
+			       m->subnets_prefix, m->w_backoff_ms);
+			w_retry(m);
+			return;
 		}
 		lease_clear(&l);
 	}
+	larr_sort(&nall, &n, &cap);
+	w_apply(m, nall, n, cap, res->revision);
+}
+
+/* Take @nall (sorted, owned) as the set of every lease at @revision, and watch from there. */
+static void w_apply(struct leasemgr *m, struct lease *nall, size_t n, size_t cap, int64_t revision)
+{
 	if (!m->resynced) {
 		larr_free(m->all, m->n_all);
 		m->all = nall;
 		m->n_all = n;
 		m->cap_all = cap;
+		size_t want = 0;
+
+		for (size_t i = 0; i < n; i++)
+			want += !hidden(m, &nall[i]);
+		/* exactly sized: at 10,000 leases the doubling slack is most of a MB */
+		larr_free(m->vis, m->n_vis);
+		m->vis = want ? calloc(want, sizeof(*m->vis)) : NULL;
+		m->n_vis = 0;
+		m->cap_vis = m->vis ? want : 0;
 		for (size_t i = 0; i < n; i++)
 			if (!hidden(m, &nall[i]))
 				larr_insert(&m->vis, &m->n_vis, &m->cap_vis, m->n_vis, &nall[i]);
@@ -956,15 +1064,14 @@ static void w_list_cb(void *ctx, const struct store_result *res)
 		if (m->have_own) {
 			ssize_t at = lfind(m->all, m->n_all, &m->own);
 
-			if (at < 0 ? res->revision > m->own.mod_revision
+			if (at < 0 ? revision > m->own.mod_revision
 			           : !is_own_ip(m, &m->all[at].attrs) &&
 			                     m->all[at].mod_revision > m->own.mod_revision)
 				own_lost(m);
 		}
 	}
 	m->w_backoff_ms = m->acq_retry_ms;
-	m->watch =
-		m->store->ops->watch(m->store, m->subnets_prefix, res->revision + 1, w_event_cb, m);
+	m->watch = m->store->ops->watch(m->store, m->subnets_prefix, revision + 1, w_event_cb, m);
 	if (!m->watch) {
 		report(m, -errno, "watching %s: %s; retrying in %" PRId64 " ms", m->subnets_prefix,
 		       strerror(errno), m->w_backoff_ms);
@@ -1105,6 +1212,7 @@ void leasemgr_free(struct leasemgr *m)
 	ipam_taken_free(m->taken6);
 	larr_free(m->all, m->n_all);
 	larr_free(m->vis, m->n_vis);
+	larr_free(m->seed, m->n_seed);
 	lease_clear(&m->own);
 	lease_clear(&m->prev);
 	lease_clear(&m->pending);

@@ -41,7 +41,7 @@ struct store_result {
 	struct store_kv *kvs; /* get/list: matches; create/cas failed: the current kv, if any */
 	size_t n_kvs;
 	int64_t lease_id;     /* create with ttl: the lease granted; keepalive: the lease */
-	int64_t ttl;          /* keepalive: seconds left, 0 = lease lost */
+	int64_t ttl;          /* keepalive, timetolive: seconds left, 0 = lease lost */
 };
 
 /* The result and everything it points to is valid only during the callback. */
@@ -103,6 +103,12 @@ struct store_ops {
 	void (*free)(struct store *s);
 	/* Human-readable endpoint in use, for logs and metrics. */
 	const char *(*endpoint)(struct store *s);
+	/*
+	 * Seconds left of lease @lease_id without refreshing it (etcd's timetolive,
+	 * rounded down): res.lease_id, res.ttl = seconds left, 0 = gone (unknown or
+	 * expired: not an error). Added last: other stores may leave it NULL.
+	 */
+	int (*timetolive)(struct store *s, int64_t lease_id, store_cb cb, void *ctx);
 };
 
 struct store {
@@ -119,6 +125,10 @@ struct store_opts {
 	int watch_idle_ms;      /* a watch silent this long is reopened (0 = 660000: etcd's default
 				 * progress-notify interval, 10 min, + 1 min; set lower with a server
 				 * that has --experimental-watch-progress-notify-interval) */
+	int watch_probe_ms;     /* a watch silent this long gets a liveness probe: a linearizable
+				 * range on the watch's endpoint with request_timeout_ms; when it
+				 * fails the watch resumes on the next endpoint (0 = 10000,
+				 * < 0 = no probes) */
 };
 
 /* etcd v3 over HTTP(S). NULL with errno (and a logged reason) on failure. */

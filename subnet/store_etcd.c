@@ -8,6 +8,14 @@
  * capped backoff, within ~3 rounds over the endpoints and 3x the request timeout.
  * Watches are one POST each; a broken stream is resumed from the last
  * delivered revision + 1 on the next endpoint.
+ *
+ * Watch liveness: a frozen member accepts connections and then says nothing,
+ * exactly like a quiet healthy one. A watch silent for probe_ms gets a probe:
+ * a linearizable count_only range of its key on the watch's own endpoint, with
+ * the request timeout. An HTTP answer below 500 keeps the stream; a transport
+ * failure or 5xx reopens it on the next endpoint. A unary call that times out
+ * on the endpoint of a watch probes that watch at once, and TIMEOUTS_MOVE
+ * consecutive timeouts there move it without waiting.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +39,8 @@
 #define ROUNDS             3
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_IDLE_MS    660000 /* etcd's default progress interval (10 min) + 1 min */
+#define DEFAULT_PROBE_MS   10000
+#define TIMEOUTS_MOVE      2 /* consecutive unary timeouts on an endpoint that move its watches */
 #define WATCH_MAX_LINE     (16u << 20)
 
 /* ------------------------------------------------------------------------ */
@@ -410,7 +420,8 @@ int store_etcd_parse_reply(enum store_etcd_reply kind, const char *buf, size_t l
 		break;
 	}
 	case STORE_ETCD_GRANT:
-	case STORE_ETCD_KEEPALIVE: {
+	case STORE_ETCD_KEEPALIVE:
+	case STORE_ETCD_TIMETOLIVE: {
 		const json_t *e = json_object_get(obj, "error");
 
 		if (json_is_string(e) && json_string_length(e) > 0) {
@@ -583,6 +594,8 @@ struct etcd_store {
 	char *token;
 	int timeout_ms;
 	int idle_ms;
+	int probe_ms;          /* < 0: no periodic probes */
+	unsigned *ep_timeouts; /* consecutive unary timeouts per endpoint */
 	struct ecall *calls;
 	struct store_watch *watches;
 };
@@ -597,6 +610,7 @@ enum ecall_op {
 	OP_GRANT,
 	OP_KEEPALIVE,
 	OP_REVOKE,
+	OP_TIMETOLIVE,
 	OP_AUTH,
 };
 
@@ -648,6 +662,9 @@ struct store_watch {
 	void *ctx;
 	struct http_req *req;
 	struct ev_timer *timer;
+	struct http_req *probe; /* liveness probe in flight */
+	struct ev_timer *probe_timer;
+	uint64_t alive_ms; /* last sign of life of the stream's endpoint */
 	struct ecall *auth;
 	char *line;
 	size_t len, cap;
@@ -822,6 +839,11 @@ static int stage_prepare(struct ecall *c)
 		case OP_REVOKE:
 			c->path = "/v3/lease/revoke";
 			c->kind = STORE_ETCD_PUT;
+			c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
+			break;
+		case OP_TIMETOLIVE:
+			c->path = "/v3/lease/timetolive";
+			c->kind = STORE_ETCD_TIMETOLIVE;
 			c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
 			break;
 		case OP_AUTH:
@@ -1101,6 +1123,7 @@ static void stage_done(struct ecall *c, struct store_result *res)
 		c->res.succeeded = true;
 		break;
 	case OP_KEEPALIVE:
+	case OP_TIMETOLIVE:
 		if (c->res.lease_id == 0)
 			c->res.lease_id = c->lease_id;
 		break;
@@ -1133,6 +1156,8 @@ static void stage_error(struct ecall *c, int err)
 	call_complete(c, err);
 }
 
+static void ep_timed_out(struct etcd_store *s, size_t ep);
+
 static void on_http_done(void *ctx, const struct http_response *resp)
 {
 	struct ecall *c = ctx;
@@ -1143,6 +1168,10 @@ static void on_http_done(void *ctx, const struct http_response *resp)
 
 	c->req = NULL;
 	c->last_rc = resp->curl_rc;
+	if (resp->curl_rc == 0)
+		s->ep_timeouts[c->ep] = 0;
+	else if (resp->curl_rc == CURLE_OPERATION_TIMEDOUT)
+		ep_timed_out(s, c->ep);
 	if (resp->curl_rc != 0) {
 		snprintf(why, sizeof(why), "%s: %s", s->eps[c->ep], resp->errmsg);
 		if (rc_retryable(resp->curl_rc)) {
@@ -1400,6 +1429,11 @@ static int etcd_revoke(struct store *st, int64_t lease_id, store_cb cb, void *ct
 	return lease_call(st, OP_REVOKE, lease_id, cb, ctx);
 }
 
+static int etcd_timetolive(struct store *st, int64_t lease_id, store_cb cb, void *ctx)
+{
+	return lease_call(st, OP_TIMETOLIVE, lease_id, cb, ctx);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Watches                                                                   */
 
@@ -1424,6 +1458,10 @@ static void watch_stop_io(struct store_watch *w)
 {
 	http_cancel(w->req);
 	w->req = NULL;
+	http_cancel(w->probe);
+	w->probe = NULL;
+	if (w->probe_timer)
+		ev_timer_stop(w->probe_timer);
 	if (w->auth) {
 		struct ecall *a = w->auth;
 
@@ -1439,6 +1477,7 @@ static void watch_destroy(struct store_watch *w)
 {
 	watch_stop_io(w);
 	ev_timer_free(w->timer);
+	ev_timer_free(w->probe_timer);
 	free(w->line);
 	free(w->key);
 	free(w->end);
@@ -1596,6 +1635,9 @@ static void watch_data(void *ctx, const char *data, size_t len)
 	unsigned gen = w->gen;
 	size_t start = 0;
 
+	w->alive_ms = ev_now_ms();
+	w->s->ep_timeouts[w->ep] = 0;
+
 	if (w->len + len + 1 > w->cap) {
 		size_t cap = w->cap ? w->cap : 4096;
 		char *nb;
@@ -1622,6 +1664,109 @@ static void watch_data(void *ctx, const char *data, size_t len)
 	}
 	memmove(w->line, w->line + start, w->len - start);
 	w->len -= start;
+}
+
+/* ---- liveness probes ---- */
+
+static void watch_arm_probe(struct store_watch *w, uint64_t after_ms)
+{
+	if (w->s->probe_ms > 0 && ev_timer_start(w->probe_timer, after_ms, 0) < 0)
+		log_debug("etcd watch: cannot arm the liveness probe");
+}
+
+static void probe_done(void *ctx, const struct http_response *resp)
+{
+	struct store_watch *w = ctx;
+	struct etcd_store *s = w->s;
+	char why[600];
+
+	w->probe = NULL;
+	if (resp->curl_rc == 0 && resp->status > 0 && resp->status < 500) {
+		/* the member answers (even 401/403 proves that): keep the stream */
+		s->ep_timeouts[w->ep] = 0;
+		w->alive_ms = ev_now_ms();
+		watch_arm_probe(w, (uint64_t)s->probe_ms);
+		return;
+	}
+	if (resp->curl_rc != 0)
+		snprintf(why, sizeof(why), "liveness probe on %s failed: %s", s->eps[w->ep],
+		         resp->errmsg);
+	else
+		snprintf(why, sizeof(why), "liveness probe on %s: HTTP %ld", s->eps[w->ep],
+		         resp->status);
+	watch_broken(w, why);
+}
+
+/* A linearizable count_only range of the watch's key on the watch's endpoint. */
+static void watch_probe(struct store_watch *w)
+{
+	struct etcd_store *s = w->s;
+	struct http_request_opts o = { 0 };
+	char url[1024], auth[1100];
+	const char *hdrs[2] = { NULL, NULL };
+	char *body;
+
+	if (!w->req || w->probe || w->dead)
+		return;
+	body = dump(json_pack("{s:o, s:b}", "key", jb64(w->key, w->key_len), "count_only", 1));
+	if (!body) {
+		watch_arm_probe(w, (uint64_t)(s->probe_ms > 0 ? s->probe_ms : DEFAULT_PROBE_MS));
+		return;
+	}
+	snprintf(url, sizeof(url), "%s/v3/kv/range", s->eps[w->ep]);
+	if (s->username && s->token) {
+		snprintf(auth, sizeof(auth), "Authorization: %s", s->token);
+		hdrs[0] = auth;
+		o.headers = hdrs;
+	}
+	o.url = url;
+	o.body = body;
+	o.body_len = strlen(body);
+	o.timeout_ms = s->timeout_ms;
+	o.cafile = s->cafile;
+	o.certfile = s->certfile;
+	o.keyfile = s->keyfile;
+	w->probe = http_request(s->http, &o, probe_done, w);
+	free(body);
+	if (!w->probe)
+		watch_arm_probe(w, (uint64_t)(s->probe_ms > 0 ? s->probe_ms : DEFAULT_PROBE_MS));
+	else
+		log_debug("etcd watch: silent for %" PRIu64 " ms; probing %s",
+		          ev_now_ms() - w->alive_ms, s->eps[w->ep]);
+}
+
+static void probe_timer_fire(struct ev_timer *t, void *ctx)
+{
+	struct store_watch *w = ctx;
+	uint64_t quiet = ev_now_ms() - w->alive_ms;
+
+	if (!w->req || w->probe || w->dead || w->s->probe_ms <= 0)
+		return;
+	if (quiet < (uint64_t)w->s->probe_ms) {
+		ev_timer_start(t, (uint64_t)w->s->probe_ms - quiet, 0);
+		return;
+	}
+	watch_probe(w);
+}
+
+/* A unary call timed out on @ep: probe the watches there, or move them when it keeps happening. */
+static void ep_timed_out(struct etcd_store *s, size_t ep)
+{
+	unsigned n = ++s->ep_timeouts[ep];
+
+	for (struct store_watch *w = s->watches; w; w = w->next) {
+		if (!w->req || w->ep != ep || w->dead)
+			continue;
+		if (n >= TIMEOUTS_MOVE) {
+			char why[600];
+
+			snprintf(why, sizeof(why), "%u requests in a row timed out on %s", n,
+			         s->eps[ep]);
+			watch_broken(w, why);
+		} else {
+			watch_probe(w);
+		}
+	}
 }
 
 static void watch_done(void *ctx, const struct http_response *resp)
@@ -1717,8 +1862,12 @@ static void watch_open(struct store_watch *w)
 	o.on_data = watch_data;
 	w->req = http_request(s->http, &o, watch_done, w);
 	free(body);
-	if (!w->req)
+	if (!w->req) {
 		watch_broken(w, "cannot start the watch request");
+		return;
+	}
+	w->alive_ms = ev_now_ms();
+	watch_arm_probe(w, (uint64_t)s->probe_ms);
 }
 
 static void watch_timer_fire(struct ev_timer *t, void *ctx)
@@ -1764,7 +1913,8 @@ static struct store_watch *etcd_watch(struct store *st, const char *prefix, int6
 		w->end_len = 1;
 	}
 	w->timer = ev_timer_new(st->loop, watch_timer_fire, w);
-	if (!w->timer || ev_timer_start(w->timer, 0, 0) < 0)
+	w->probe_timer = ev_timer_new(st->loop, probe_timer_fire, w);
+	if (!w->timer || !w->probe_timer || ev_timer_start(w->timer, 0, 0) < 0)
 		goto fail;
 	w->next = s->watches;
 	if (s->watches)
@@ -1773,6 +1923,7 @@ static struct store_watch *etcd_watch(struct store *st, const char *prefix, int6
 	return w;
 fail:
 	ev_timer_free(w->timer);
+	ev_timer_free(w->probe_timer);
 	free(w->key);
 	free(w->end);
 	free(w);
@@ -1800,6 +1951,7 @@ static void etcd_free(struct store *st)
 	for (size_t i = 0; i < s->n_eps; i++)
 		free(s->eps[i]);
 	free(s->eps);
+	free(s->ep_timeouts);
 	free(s->cafile);
 	free(s->certfile);
 	free(s->keyfile);
@@ -1831,6 +1983,7 @@ static const struct store_ops etcd_ops = {
 	.watch_free = etcd_watch_free,
 	.free = etcd_free,
 	.endpoint = etcd_endpoint,
+	.timetolive = etcd_timetolive,
 };
 
 static int dup_opt(const char *in, char **out)
@@ -1871,7 +2024,8 @@ struct store *store_etcd_new(struct ev_loop *loop, const struct store_opts *opts
 	s->base.ops = &etcd_ops;
 	s->base.loop = loop;
 	s->eps = calloc(n, sizeof(*s->eps));
-	if (!s->eps)
+	s->ep_timeouts = calloc(n, sizeof(*s->ep_timeouts));
+	if (!s->eps || !s->ep_timeouts)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		size_t l;
@@ -1887,6 +2041,9 @@ struct store *store_etcd_new(struct ev_loop *loop, const struct store_opts *opts
 	s->timeout_ms = opts && opts->request_timeout_ms > 0 ? opts->request_timeout_ms
 	                                                     : DEFAULT_TIMEOUT_MS;
 	s->idle_ms = opts && opts->watch_idle_ms > 0 ? opts->watch_idle_ms : DEFAULT_IDLE_MS;
+	s->probe_ms = !opts || opts->watch_probe_ms == 0 ? DEFAULT_PROBE_MS
+	              : opts->watch_probe_ms < 0         ? -1
+	                                                 : opts->watch_probe_ms;
 	if (opts &&
 	    (dup_opt(opts->cafile, &s->cafile) < 0 || dup_opt(opts->certfile, &s->certfile) < 0 ||
 	     dup_opt(opts->keyfile, &s->keyfile) < 0 || dup_opt(opts->username, &s->username) < 0 ||

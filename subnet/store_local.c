@@ -64,7 +64,8 @@ enum op_kind {
 	OP_DEL,
 	OP_GRANT,
 	OP_KEEPALIVE,
-	OP_REVOKE
+	OP_REVOKE,
+	OP_TIMETOLIVE
 };
 
 struct op {
@@ -865,6 +866,14 @@ static void exec_op(struct local_store *s, struct op *op, struct store_result *r
 		}
 		break;
 	}
+	case OP_TIMETOLIVE: {
+		struct llease *l = lease_find(s, op->lease);
+		int64_t left = l ? l->expires_ms - wall_ms() : 0;
+
+		res->lease_id = op->lease;
+		res->ttl = left <= 0 ? 0 : left / s->unit_ms; /* rounded down, as etcd */
+		break;
+	}
 	case OP_REVOKE:
 		if (!lease_find(s, op->lease)) {
 			res->err = -ENOENT;
@@ -1147,6 +1156,13 @@ static int l_revoke(struct store *s, int64_t lease_id, store_cb cb, void *ctx)
 	return enqueue(s, OP_REVOKE, NULL, NULL, 0, 0, 0, lease_id, cb, ctx);
 }
 
+static int l_timetolive(struct store *s, int64_t lease_id, store_cb cb, void *ctx)
+{
+	if (lease_id <= 0)
+		return -EINVAL;
+	return enqueue(s, OP_TIMETOLIVE, NULL, NULL, 0, 0, 0, lease_id, cb, ctx);
+}
+
 static struct store_watch *l_watch(struct store *st, const char *prefix, int64_t from_rev,
                                    store_watch_cb cb, void *ctx)
 {
@@ -1254,6 +1270,7 @@ static const struct store_ops local_ops = {
 	.watch_free = l_watch_free,
 	.free = l_free,
 	.endpoint = l_endpoint,
+	.timetolive = l_timetolive,
 };
 
 struct store *store_local_new(struct ev_loop *loop, const char *path)

@@ -32,12 +32,13 @@ int store_prefix_end(const char *prefix, size_t len, char **ret, size_t *ret_len
 
 /* Which reply shape to expect from a 200 answer. */
 enum store_etcd_reply {
-	STORE_ETCD_RANGE,     /* kv/range: revision, kvs */
-	STORE_ETCD_PUT,       /* kv/put, lease/revoke: revision */
-	STORE_ETCD_DELETE,    /* kv/deleterange: revision, succeeded = deleted > 0 */
-	STORE_ETCD_TXN,       /* kv/txn: revision, succeeded, kvs of a response_range */
-	STORE_ETCD_GRANT,     /* lease/grant: lease_id, ttl */
-	STORE_ETCD_KEEPALIVE, /* lease/keepalive: lease_id, ttl (0 when absent = lease lost) */
+	STORE_ETCD_RANGE,      /* kv/range: revision, kvs */
+	STORE_ETCD_PUT,        /* kv/put, lease/revoke: revision */
+	STORE_ETCD_DELETE,     /* kv/deleterange: revision, succeeded = deleted > 0 */
+	STORE_ETCD_TXN,        /* kv/txn: revision, succeeded, kvs of a response_range */
+	STORE_ETCD_GRANT,      /* lease/grant: lease_id, ttl */
+	STORE_ETCD_KEEPALIVE,  /* lease/keepalive: lease_id, ttl (0 when absent = lease lost) */
+	STORE_ETCD_TIMETOLIVE, /* lease/timetolive: lease_id, ttl (0 when absent or -1 = gone) */
 };
 
 /*

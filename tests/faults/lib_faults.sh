@@ -128,26 +128,19 @@ etcdctl_all() {
 		--dial-timeout 2s --command-timeout 10s "$@"
 }
 
-# member_id_of N: the member id (hex, as in status) of member N.
-member_id_of() {
-	etcdctl_member "$1" endpoint status -w json | jq -r '.[0].Status.header.member_id'
-}
-
-# cluster_leader: the member number (1..3) of the current leader, as seen by a live member.
+# cluster_leader MEMBER...: the member number of the current leader, asked of the live
+# MEMBERs (the leader must be one of them).
 cluster_leader() {
-	local n st lid
+	local n st lid m
+	declare -A ids=()
 	for n in "$@"; do
 		st=$(etcdctl_member "$n" endpoint status -w json 2>/dev/null) || continue
+		ids[$n]=$(jq -r '.[0].Status.header.member_id' <<<"$st")
 		lid=$(jq -r '.[0].Status.leader' <<<"$st")
-		[ -n "$lid" ] && [ "$lid" != null ] && [ "$lid" != 0 ] || continue
-		local m
-		for m in 1 2 3; do
-			if [ "$(etcdctl_member "$m" endpoint status -w json 2>/dev/null |
-				jq -r '.[0].Status.header.member_id')" = "$lid" ]; then
-				echo "$m"
-				return 0
-			fi
-		done
+	done
+	[ -n "${lid:-}" ] && [ "$lid" != null ] && [ "$lid" != 0 ] || return 1
+	for m in "${!ids[@]}"; do
+		[ "${ids[$m]}" = "$lid" ] && { echo "$m"; return 0; }
 	done
 	return 1
 }
@@ -225,4 +218,23 @@ assert_no_dup_leases() {
 # log_has I REGEX: host I's twilld log matches REGEX (extended).
 log_has() {
 	grep -qE -- "$2" "$(twilld_log "$1")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Failures that must not stop the later cases of a file: recorded, reported at the end.
+
+FAULTS_DEFERRED=()
+
+# defer_fail MSG...: print a failure now, fail the test at finish_deferred.
+defer_fail() {
+	printf '[%8s] FAIL (deferred): %s\n' "$(_tw_elapsed)" "$*" >&2
+	FAULTS_DEFERRED+=("$*")
+}
+
+# finish_deferred: fail if any deferred failure was recorded.
+finish_deferred() {
+	[ ${#FAULTS_DEFERRED[@]} -eq 0 ] && return 0
+	local m
+	for m in "${FAULTS_DEFERRED[@]}"; do printf '    - %s\n' "$m" >&2; done
+	fail "${#FAULTS_DEFERRED[@]} deferred failure(s), listed above"
 }

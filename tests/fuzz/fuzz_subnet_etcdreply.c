@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sel = data[0];
 	buf = (const char *)data + 1;
 	size--;
-	for (int k = STORE_ETCD_RANGE; k <= STORE_ETCD_KEEPALIVE; k++) {
+	for (int k = STORE_ETCD_RANGE; k <= STORE_ETCD_TIMETOLIVE; k++) {
 		if (store_etcd_parse_reply((enum store_etcd_reply)k, buf, size, &res, err,
 		                           sizeof(err)) == 0) {
 			for (size_t i = 0; i < res.n_kvs; i++)

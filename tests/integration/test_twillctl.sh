@@ -119,6 +119,23 @@ grep -q "^198.18.1.0/24 *192.0.2.1 *vxlan *16:95:20:8d:5a:7b" "$tmp/table" || fa
 grep -q "^198.18.3.0/24 *192.0.2.3 *host-gw .*reserved$" "$tmp/table" || fail "table: $(cat "$tmp/table")"
 ok "flannel-format leases (with and without etcd lease) read by twillctl leases"
 
+# expires-in from etcd's timetolive: both keys share one 600 s lease, the reservation has none
+jq -e '[.[0], .[1]] | all(.expires_in_s >= 590 and .expires_in_s <= 600)' "$tmp/leases.json" >/dev/null ||
+	fail "expires_in_s: $(jq -c '[.[] | .expires_in_s]' "$tmp/leases.json")"
+grep -Eq "^198.18.1.0/24 .* (9m5[0-9]s|10m0s)$" "$tmp/table" || fail "expires-in column: $(cat "$tmp/table")"
+grep -Eq "^198.18.2.0/24 .* (9m5[0-9]s|10m0s)$" "$tmp/table" || fail "expires-in column: $(cat "$tmp/table")"
+day_id=$("${E[@]}" lease grant 86400 | awk '{print $2}')
+"${E[@]}" put --lease="$day_id" "$PFX/subnets/198.18.4.0-24" "$(cat "$fix/vxlan.json")" >/dev/null ||
+	fail "put day lease"
+tw leases >"$tmp/table2" || fail "leases (day lease)"
+grep -Eq "^198.18.4.0/24 .* 23h59m$" "$tmp/table2" || fail "23h59m: $(cat "$tmp/table2")"
+tw lease show 198.18.4.0/24 >"$tmp/show4" || fail "lease show (day lease)"
+grep -Eq "^Lease: *[0-9]+ \(expires in 23h59m\)$" "$tmp/show4" || fail "lease show expiry: $(cat "$tmp/show4")"
+tw lease show 198.18.4.0/24 --json | jq -e '.expires_in_s > 86300 and .reserved == false' >/dev/null ||
+	fail "lease show --json expires_in_s"
+"${E[@]}" lease revoke "$day_id" >/dev/null || fail "revoke day lease"
+ok "expires-in column and expires_in_s from etcd (one 600 s lease shared by two keys, a 24 h lease)"
+
 tw lease show 198.18.1.0/24 >"$tmp/show" || fail "lease show"
 grep -q "^VtepMAC: *16:95:20:8d:5a:7b" "$tmp/show" || fail "lease show: $(cat "$tmp/show")"
 grep -q "^Value: *$(cat "$fix/vxlan.json")$" "$tmp/show" || fail "lease show raw value"

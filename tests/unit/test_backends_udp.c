@@ -99,7 +99,7 @@ static bool l4_csum_valid(const uint8_t *ip)
 
 /* IPv4 header (no options) + @plen payload bytes of pattern; valid header checksum. */
 static size_t mk_ip(uint8_t *b, const char *src, const char *dst, uint8_t proto, uint8_t ttl,
-		    size_t plen)
+                    size_t plen)
 {
 	size_t i;
 	uint16_t c;
@@ -221,12 +221,12 @@ Test(udp_table, lookup_finds_the_covering_lease_only)
 Test(udp_table, skips_own_outside_overlapping_and_non_ipv4)
 {
 	struct udp_peer peers[] = {
-		{ pfx("198.18.1.0/24"), addr("192.0.2.11") },  /* own */
-		{ pfx("10.1.0.0/24"), addr("192.0.2.14") },    /* outside the Network */
+		{ pfx("198.18.1.0/24"), addr("192.0.2.11") }, /* own */
+		{ pfx("10.1.0.0/24"), addr("192.0.2.14") },   /* outside the Network */
 		{ pfx("198.18.2.0/24"), addr("192.0.2.12") },
 		{ pfx("198.18.2.128/25"), addr("192.0.2.15") }, /* overlaps */
-		{ pfx("fc00::/64"), addr("192.0.2.16") },      /* not IPv4 */
-		{ pfx("198.18.5.0/24"), addr("fc00::1") },     /* PublicIP not IPv4 */
+		{ pfx("fc00::/64"), addr("192.0.2.16") },       /* not IPv4 */
+		{ pfx("198.18.5.0/24"), addr("fc00::1") },      /* PublicIP not IPv4 */
 	};
 	struct ipam_prefix net = pfx("198.18.0.0/16"), own = pfx("198.18.1.0/24");
 	struct udp_table *t = udp_table_new(&net, &own, peers, 6);
@@ -267,7 +267,8 @@ Test(udp_table, matches_linear_scan_on_many_random_leases)
 	t = udp_table_new(&net, NULL, peers, N);
 	cr_assert_not_null(t);
 	for (k = 0; k < 20000; k++) {
-		uint32_t d = (198u << 24 | 18u << 16) - 1000 + ((uint32_t)rand() % (1u << 17)) + 2000;
+		uint32_t d =
+			(198u << 24 | 18u << 16) - 1000 + ((uint32_t)rand() % (1u << 17)) + 2000;
 		const struct udp_route *r = udp_table_lookup(t, htonl(d));
 		bool found = false;
 
@@ -539,7 +540,7 @@ Test(udp_pkt, csum_complete_fills_partial_checksums)
 }
 
 static void check_segments(const uint8_t *pkt, size_t len, const struct virtio_net_hdr *vh,
-			   unsigned mtu, size_t want_segs)
+                           unsigned mtu, size_t want_segs)
 {
 	static struct udp_gso_out o;
 	size_t first = 0, paysum = 0, hl = 20 + 32, idx = 0;
@@ -587,11 +588,11 @@ Test(udp_pkt, gso_segmentation_produces_valid_tcp_segments)
 {
 	static uint8_t b[70000];
 	struct virtio_net_hdr vh = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-				     .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
-				     .hdr_len = 52,
-				     .gso_size = 1400,
-				     .csum_start = 20,
-				     .csum_offset = 16 };
+		                     .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+		                     .hdr_len = 52,
+		                     .gso_size = 1400,
+		                     .csum_start = 20,
+		                     .csum_offset = 16 };
 	size_t len;
 
 	len = mk_tcp(b, 10000, 0xfffff000u, 0x80 | 0x10 | 0x08 | 0x01); /* CWR ACK PSH FIN */
@@ -712,7 +713,8 @@ Test(udp_stats, format_names_every_reason)
 	n = udp_stats_format(&s, buf, sizeof(buf));
 	cr_assert_lt(n, sizeof(buf));
 	cr_assert_not_null(strstr(buf, "twill_udp_tx_packets_total 5\n"));
-	cr_assert_not_null(strstr(buf, "twill_udp_drops_total{dir=\"wire\",reason=\"unknown_src\"} 7\n"));
+	cr_assert_not_null(
+		strstr(buf, "twill_udp_drops_total{dir=\"wire\",reason=\"unknown_src\"} 7\n"));
 	cr_assert_not_null(strstr(buf, "twill_udp_drops_total{dir=\"tun\",reason=\"ttl\"} 0\n"));
 	cr_assert_eq(udp_stats_format(&s, buf, 10), n);
 	cr_assert_eq(strlen(buf), 9);
@@ -725,13 +727,12 @@ static void run_cmd_ok(const char *cmd)
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
-static void wait_stat(struct backend *be, const uint64_t *field_off_base, size_t off, uint64_t want,
-		      const char *what)
+/* Poll the counter at byte offset @off of struct udp_stats until it reaches @want (3 s). */
+static void wait_stat(struct backend *be, size_t off, uint64_t want, const char *what)
 {
 	struct udp_stats s;
 	struct timespec ts = { 0, 5 * 1000 * 1000 };
 
-	(void)field_off_base;
 	for (int i = 0; i < 600; i++) {
 		udp_backend_stats(be, &s);
 		if (*(const uint64_t *)((const char *)&s + off) >= want)
@@ -739,11 +740,11 @@ static void wait_stat(struct backend *be, const uint64_t *field_off_base, size_t
 		nanosleep(&ts, NULL);
 	}
 	cr_assert_fail("%s: still %lu after 3 s, want %lu", what,
-		       (unsigned long)*(const uint64_t *)((const char *)&s + off),
-		       (unsigned long)want);
+	               (unsigned long)*(const uint64_t *)((const char *)&s + off),
+	               (unsigned long)want);
 }
 
-#define WAIT_STAT(be, field, want) wait_stat(be, NULL, offsetof(struct udp_stats, field), want, #field)
+#define WAIT_STAT(be, field, want) wait_stat(be, offsetof(struct udp_stats, field), want, #field)
 
 static int udp_sock(const char *ip, uint16_t port)
 {
@@ -754,7 +755,7 @@ static int udp_sock(const char *ip, uint16_t port)
 	cr_assert_geq(s, 0);
 	sa.sin_addr.s_addr = be32(ip);
 	cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s:%u: %s", ip, port,
-		     strerror(errno));
+	             strerror(errno));
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return s;
 }
@@ -824,7 +825,7 @@ static void dataplane_checks(bool naive)
 
 	netns_world();
 	run_cmd_ok("ip addr add 192.0.2.2/24 dev lo && ip addr add 192.0.2.3/24 dev lo && "
-		   "ip addr add 192.0.2.9/24 dev lo");
+	           "ip addr add 192.0.2.9/24 dev lo");
 	be = start_backend(naive, &cfg);
 	run_cmd_ok("ip -o link show flannel0 | grep -q 'mtu 1472'");
 	run_cmd_ok("ip -o link show flannel0 | grep -q 'qlen 5000'");

@@ -308,3 +308,142 @@ Test(ctl, command_line)
 	cr_assert(strstr(errs(), "no network config at /other/net/config"));
 	unsetenv("FLANNELD_ETCD_PREFIX");
 }
+
+/* ---- lease times: one timetolive per distinct lease, a bounded number in flight ---- */
+
+static const struct store_ops *real_ops;
+static struct store_ops spy_ops;
+static int ttl_calls, ttl_inflight, ttl_max_inflight;
+static bool ttl_fail;
+
+struct spy {
+	store_cb cb;
+	void *ctx;
+};
+
+static void spy_cb(void *ctx, const struct store_result *r)
+{
+	struct spy *sp = ctx;
+	struct store_result copy = *r;
+
+	ttl_inflight--;
+	if (ttl_fail) {
+		copy.err = -EIO;
+		copy.errmsg = "spy: injected";
+		copy.ttl = 0;
+	}
+	sp->cb(sp->ctx, &copy);
+	free(sp);
+}
+
+static int spy_timetolive(struct store *s, int64_t id, store_cb cb, void *ctx)
+{
+	struct spy *sp = calloc(1, sizeof(*sp));
+	int r;
+
+	cr_assert_not_null(sp);
+	sp->cb = cb;
+	sp->ctx = ctx;
+	r = real_ops->timetolive(s, id, spy_cb, sp);
+	cr_assert_eq(r, 0);
+	ttl_calls++;
+	if (++ttl_inflight > ttl_max_inflight)
+		ttl_max_inflight = ttl_inflight;
+	return r;
+}
+
+static void spy_on(void)
+{
+	real_ops = c.store->ops;
+	spy_ops = *real_ops;
+	spy_ops.timetolive = spy_timetolive;
+	c.store->ops = &spy_ops;
+	ttl_calls = ttl_inflight = ttl_max_inflight = 0;
+	ttl_fail = false;
+}
+
+static void spy_off(void)
+{
+	c.store->ops = real_ops;
+}
+
+/* A table row of ctl_leases (the expiry column may be a prefix). */
+static bool has_row(const char *o, const char *sub, const char *ip, const char *be, const char *ex)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), "\n%-20s %-16s %-8s %-18s %s", sub, ip, be, "-", ex);
+	return strstr(o, line) != NULL;
+}
+
+Test(ctl, lease_times_one_request_per_lease)
+{
+	char key[128], val[128];
+	int64_t shared;
+	struct done d = { 0 };
+	const char *o;
+
+	put("/coreos.com/network/config", CFG, 0);
+	for (int i = 10; i < 50; i++) {
+		snprintf(key, sizeof(key), SUBS "198.18.%d.0-24", i);
+		snprintf(val, sizeof(val), "{\"PublicIP\":\"192.0.2.%d\",\"PublicIPv6\":null}", i);
+		put(key, val, 3600);
+	}
+	shared = put(SUBS "198.18.60.0-24", "{\"PublicIP\":\"192.0.2.60\"}", 7200);
+	cr_assert_eq(
+		c.store->ops->put(c.store, SUBS "198.18.61.0-24", "{\"PublicIP\":\"192.0.2.61\"}",
+	                          strlen("{\"PublicIP\":\"192.0.2.61\"}"), shared, done_cb, &d),
+		0);
+	cr_assert_eq(ev_loop_run_until(c.loop, &d.done, 2000), 0);
+	cr_assert_eq(d.err, 0);
+	put(SUBS "198.18.70.0-24", "{\"PublicIP\":\"192.0.2.70\"}", 0);
+
+	spy_on();
+	cr_assert_eq(ctl_leases(&c, false), 0);
+	spy_off();
+	cr_assert_eq(ttl_calls, 41, "one timetolive per distinct lease");
+	cr_assert_gt(ttl_max_inflight, 1, "requests were not issued in parallel");
+	cr_assert_leq(ttl_max_inflight, 32);
+	o = out();
+	cr_assert(has_row(o, "198.18.10.0/24", "192.0.2.10", "udp", "59m5"), "%s", o);
+	cr_assert(has_row(o, "198.18.60.0/24", "192.0.2.60", "udp", "1h59m"), "%s", o);
+	cr_assert(has_row(o, "198.18.61.0/24", "192.0.2.61", "udp", "1h59m"), "%s", o);
+	cr_assert(has_row(o, "198.18.70.0/24", "192.0.2.70", "-", "reserved"), "%s", o);
+	cr_assert_str_eq(errs(), "");
+
+	/* the store cannot say: "leased" and null, one warning */
+	spy_on();
+	ttl_fail = true;
+	cr_assert_eq(ctl_leases(&c, true), 0);
+	spy_off();
+	{
+		json_t *j;
+		size_t i;
+		json_t *e;
+
+		fflush(c.out); /* more than out() keeps */
+		j = json_loads(obuf, 0, NULL);
+		out();
+		cr_assert(json_is_array(j));
+		cr_assert_eq(json_array_size(j), 43);
+		json_array_foreach(j, i, e)
+			cr_assert(json_is_null(json_object_get(e, "expires_in_s")));
+		json_decref(j);
+	}
+	o = errs();
+	cr_assert(strstr(o, "cannot read the time left of lease"), "%s", o);
+	cr_assert(strstr(o, "spy: injected"), "%s", o);
+	cr_assert_eq(strchr(o, '\n'), o + strlen(o) - 1, "one warning only: %s", o);
+
+	spy_on();
+	ttl_fail = true;
+	cr_assert_eq(ctl_lease_show(&c, "198.18.60.0/24", false), 0);
+	spy_off();
+	cr_assert_eq(ttl_calls, 1);
+	o = out();
+	cr_assert(strstr(o, " (time left unknown)\n"), "%s", o);
+	cr_assert(strstr(errs(), "spy: injected"));
+	cr_assert_eq(ctl_lease_show(&c, "198.18.61.0/24", false), 0);
+	o = out();
+	cr_assert(strstr(o, "(expires in 1h59m)"), "%s", o);
+}

@@ -45,16 +45,16 @@ static void fx_start(struct fx *f, unsigned max_conns, unsigned timeout_ms)
 	f->loop = ev_loop_new();
 	cr_assert_not_null(f->loop);
 	f->reg = metrics_new();
-	metric_set(metrics_register(f->reg, METRIC_GAUGE, "twill_lease_held", "1 while held.",
-				    NULL, NULL),
-		   NULL, NULL, 1);
+	metric_set(metrics_register(f->reg, METRIC_GAUGE, "twill_lease_held", "1 while held.", NULL,
+	                            NULL),
+	           NULL, NULL, 1);
 	metric_add(metrics_register(f->reg, METRIC_COUNTER, "twill_etcd_requests_total",
-				    "etcd requests by operation.", "op", NULL),
-		   "range", NULL, 7);
+	                            "etcd requests by operation.", "op", NULL),
+	           "range", NULL, 7);
 	metric_inc(metrics_find(f->reg, "twill_etcd_requests_total"), "txn \"q\"\\", NULL);
 	metric_set(metrics_register(f->reg, METRIC_GAUGE, "twill_etcd_endpoint_info",
-				    "Configured etcd endpoints.", "endpoint", NULL),
-		   "http://127.0.0.1:2379", NULL, 1);
+	                            "Configured etcd endpoints.", "endpoint", NULL),
+	           "http://127.0.0.1:2379", NULL, 1);
 	o.ip = "127.0.0.1";
 	o.port = 0;
 	o.metrics = f->reg;
@@ -83,7 +83,7 @@ static int client(uint16_t port)
 	cr_assert_geq(fd, 0);
 	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0, "connect: %s",
-		     strerror(errno));
+	             strerror(errno));
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	return fd;
 }
@@ -154,7 +154,9 @@ static void read_resp(struct fx *f, int fd, struct resp *r, bool head_only, bool
 			size_t need = head_only ? 0 : (size_t)r->content_length;
 
 			if (have >= need && (!want_close || r->closed)) {
-				cr_assert_eq(have, need, "extra bytes after the response: %zu %zu [%s]", have, need, buf);
+				cr_assert_eq(have, need,
+				             "extra bytes after the response: %zu %zu [%s]", have,
+				             need, buf);
 				r->body = end + 4;
 				r->body_len = need;
 				return;
@@ -199,7 +201,7 @@ static void wait_conns(struct fx *f, unsigned n)
 
 	while (health_conns(f->h) != n) {
 		cr_assert_lt(ev_now_ms(), deadline, "%u connections, want %u", health_conns(f->h),
-			     n);
+		             n);
 		ev_loop_run_once(f->loop, 5);
 	}
 }
@@ -219,7 +221,7 @@ static bool prom_name(const char **p, bool colon)
 	      (colon && *s == ':')))
 		return false;
 	for (s++; (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
-		  (*s >= '0' && *s <= '9') || (colon && *s == ':');
+	          (*s >= '0' && *s <= '9') || (colon && *s == ':');
 	     s++)
 		;
 	*p = s;
@@ -241,12 +243,12 @@ static bool prom_value(const char *s)
 
 static char perr[2048];
 
-#define CHECK(cond, ...)                                             \
-	do {                                                         \
-		if (!(cond)) {                                       \
-			snprintf(perr, sizeof(perr), __VA_ARGS__);   \
-			return -1;                                   \
-		}                                                    \
+#define CHECK(cond, ...)                                           \
+	do {                                                       \
+		if (!(cond)) {                                     \
+			snprintf(perr, sizeof(perr), __VA_ARGS__); \
+			return -1;                                 \
+		}                                                  \
 	} while (0)
 
 /* The number of samples, or -1 with the violation in perr. */
@@ -292,10 +294,10 @@ static int prom_parse(const char *text, const char *want_family[], int nwant)
 			CHECK(help, "TYPE without HELP: %s", line);
 			CHECK(prom_name(&s, true) && *s == ' ', "bad TYPE: %s", line);
 			CHECK(!strncmp(line + 7, fam, strlen(fam)) &&
-					  (size_t)(s - line - 7) == strlen(fam),
-				  "TYPE for another family: %s", line);
-			CHECK(!strcmp(s + 1, "counter") || !strcmp(s + 1, "gauge"),
-				  "bad type: %s", line);
+			              (size_t)(s - line - 7) == strlen(fam),
+			      "TYPE for another family: %s", line);
+			CHECK(!strcmp(s + 1, "counter") || !strcmp(s + 1, "gauge"), "bad type: %s",
+			      line);
 			CHECK(type[0] == '\0', "second TYPE: %s", line);
 			snprintf(type, sizeof(type), "%s", s + 1);
 			continue;
@@ -309,11 +311,11 @@ static int prom_parse(const char *text, const char *want_family[], int nwant)
 			CHECK(type[0], "sample before TYPE: %s", line);
 			CHECK(prom_name(&s, true), "bad name: %s", line);
 			CHECK((size_t)(s - line) == strlen(fam) && !strncmp(line, fam, strlen(fam)),
-				  "sample outside its family %s: %s", fam, line);
+			      "sample outside its family %s: %s", fam, line);
 			if (!strcmp(type, "counter"))
 				CHECK(strstr(fam, "_total") &&
-						  !strcmp(fam + strlen(fam) - 6, "_total"),
-					  "counter without _total: %s", fam);
+				              !strcmp(fam + strlen(fam) - 6, "_total"),
+				      "counter without _total: %s", fam);
 			if (*s == '{') {
 				s++;
 				while (*s != '}') {
@@ -321,16 +323,19 @@ static int prom_parse(const char *text, const char *want_family[], int nwant)
 
 					CHECK(prom_name(&s, false), "bad label name: %s", line);
 					CHECK(nl_ < 4, "too many labels");
-					snprintf(lnames[nl_], sizeof(lnames[0]), "%.*s", (int)(s - ln), ln);
+					snprintf(lnames[nl_], sizeof(lnames[0]), "%.*s",
+					         (int)(s - ln), ln);
 					for (k = 0; k < nl_; k++)
-						CHECK(strcmp(lnames[k], lnames[nl_]) != 0, "dup label: %s", line);
+						CHECK(strcmp(lnames[k], lnames[nl_]) != 0,
+						      "dup label: %s", line);
 					nl_++;
 					CHECK(s[0] == '=' && s[1] == '"', "bad label: %s", line);
 					for (s += 2; *s != '"'; s++) {
 						CHECK(*s, "unterminated label value: %s", line);
 						if (*s == '\\') {
-							CHECK(s[1] == '\\' || s[1] == '"' || s[1] == 'n',
-								  "bad escape: %s", line);
+							CHECK(s[1] == '\\' || s[1] == '"' ||
+							              s[1] == 'n',
+							      "bad escape: %s", line);
 							s++;
 						}
 					}
@@ -347,9 +352,10 @@ static int prom_parse(const char *text, const char *want_family[], int nwant)
 			CHECK(prom_value(s + 1), "bad value: %s", line);
 			CHECK(nseries < 256, "too many series");
 			snprintf(series[nseries], sizeof(series[0]), "%.*s", (int)(key_end - line),
-				 line);
+			         line);
 			for (k = 0; k < nseries; k++)
-				CHECK(strcmp(series[k], series[nseries]) != 0, "dup series: %s", line);
+				CHECK(strcmp(series[k], series[nseries]) != 0, "dup series: %s",
+				      line);
 			nseries++;
 			samples++;
 		}
@@ -420,7 +426,7 @@ Test(health, readyz_follows_the_callback)
 Test(health, metrics_is_strict_prometheus_text)
 {
 	static const char *fams[] = { "twill_lease_held", "twill_etcd_requests_total",
-				      "twill_etcd_endpoint_info" };
+		                      "twill_etcd_endpoint_info" };
 	struct fx f;
 	struct resp r;
 	char *body;
@@ -442,24 +448,24 @@ Test(health, prometheus_parser_is_strict)
 {
 	static const char *none[] = { NULL };
 	static const char *bad[] = {
-		"# HELP a x\na 1\n",                                 /* no TYPE */
-		"# HELP a x\n# TYPE a gauge\na 1",                   /* no final newline */
-		"# HELP a x\n# TYPE a gauge\nb 1\n",                /* outside its family */
-		"# HELP a x\n# TYPE a counter\na 1\n",              /* counter without _total */
-		"# HELP a x\n# TYPE a gauge\na{b=\"c} 1\n",        /* unterminated */
-		"# HELP a x\n# TYPE a gauge\na{b=\"\\q\"} 1\n",   /* bad escape */
+		"# HELP a x\na 1\n",                                  /* no TYPE */
+		"# HELP a x\n# TYPE a gauge\na 1",                    /* no final newline */
+		"# HELP a x\n# TYPE a gauge\nb 1\n",                  /* outside its family */
+		"# HELP a x\n# TYPE a counter\na 1\n",                /* counter without _total */
+		"# HELP a x\n# TYPE a gauge\na{b=\"c} 1\n",           /* unterminated */
+		"# HELP a x\n# TYPE a gauge\na{b=\"\\q\"} 1\n",       /* bad escape */
 		"# HELP a x\n# TYPE a gauge\na{b=\"1\",b=\"2\"} 1\n", /* duplicate label */
-		"# HELP a x\n# TYPE a gauge\na 1\na 2\n",          /* duplicate series */
-		"# HELP a x\n# TYPE a gauge\na one\n",              /* bad value */
-		"# HELP a x\n# TYPE a gauge\n\na 1\n",             /* empty line */
-		"# HELP a x\n# TYPE a histogram\na 1\n",            /* unsupported type */
+		"# HELP a x\n# TYPE a gauge\na 1\na 2\n",             /* duplicate series */
+		"# HELP a x\n# TYPE a gauge\na one\n",                /* bad value */
+		"# HELP a x\n# TYPE a gauge\n\na 1\n",                /* empty line */
+		"# HELP a x\n# TYPE a histogram\na 1\n",              /* unsupported type */
 		"# HELP a x\n# TYPE a gauge\n# HELP a y\n# TYPE a gauge\n", /* family twice */
 	};
 	size_t i;
 
 	cr_assert_eq(prom_parse("# HELP a_total x\n# TYPE a_total counter\na_total{b=\"c\"} 1\n",
-				none, 0),
-		     1, "%s", perr);
+	                        none, 0),
+	             1, "%s", perr);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(prom_parse(bad[i], none, 0), -1, "accepted: %s", bad[i]);
 }
@@ -812,5 +818,5 @@ Test(health_parse, size_cap)
 	/* a request that fits exactly */
 	snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
 	cr_assert_eq(health_http_parse(buf, strlen(buf), strlen(buf), &r, NULL, 0),
-		     (int)strlen(buf));
+	             (int)strlen(buf));
 }

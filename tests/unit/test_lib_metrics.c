@@ -32,12 +32,11 @@ Test(metrics, exposition_is_exact_and_sorted)
 {
 	struct metrics *reg = metrics_new();
 	struct metric *ev = metrics_register(reg, METRIC_COUNTER, "twill_lease_events_total",
-					     "Lease events seen, by kind.", "kind", NULL);
-	struct metric *held =
-		metrics_register(reg, METRIC_GAUGE, "twill_lease_held", "1 while a lease is held.",
-				 NULL, NULL);
+	                                     "Lease events seen, by kind.", "kind", NULL);
+	struct metric *held = metrics_register(reg, METRIC_GAUGE, "twill_lease_held",
+	                                       "1 while a lease is held.", NULL, NULL);
 	struct metric *exp = metrics_register(reg, METRIC_GAUGE, "twill_lease_expiry_seconds",
-					      "Seconds until the lease expires.", NULL, NULL);
+	                                      "Seconds until the lease expires.", NULL, NULL);
 	char *t;
 
 	cr_assert_not_null(ev);
@@ -49,15 +48,15 @@ Test(metrics, exposition_is_exact_and_sorted)
 	metric_set(exp, NULL, NULL, 86399.5);
 	t = render(reg);
 	cr_assert_str_eq(t, "# HELP twill_lease_events_total Lease events seen, by kind.\n"
-			    "# TYPE twill_lease_events_total counter\n"
-			    "twill_lease_events_total{kind=\"added\"} 3\n"
-			    "twill_lease_events_total{kind=\"removed\"} 1\n"
-			    "# HELP twill_lease_expiry_seconds Seconds until the lease expires.\n"
-			    "# TYPE twill_lease_expiry_seconds gauge\n"
-			    "twill_lease_expiry_seconds 86399.5\n"
-			    "# HELP twill_lease_held 1 while a lease is held.\n"
-			    "# TYPE twill_lease_held gauge\n"
-			    "twill_lease_held 1\n");
+	                    "# TYPE twill_lease_events_total counter\n"
+	                    "twill_lease_events_total{kind=\"added\"} 3\n"
+	                    "twill_lease_events_total{kind=\"removed\"} 1\n"
+	                    "# HELP twill_lease_expiry_seconds Seconds until the lease expires.\n"
+	                    "# TYPE twill_lease_expiry_seconds gauge\n"
+	                    "twill_lease_expiry_seconds 86399.5\n"
+	                    "# HELP twill_lease_held 1 while a lease is held.\n"
+	                    "# TYPE twill_lease_held gauge\n"
+	                    "twill_lease_held 1\n");
 	free(t);
 	metrics_free(reg);
 }
@@ -66,7 +65,7 @@ Test(metrics, two_labels_and_escaping)
 {
 	struct metrics *reg = metrics_new();
 	struct metric *m = metrics_register(reg, METRIC_COUNTER, "twill_x_total", "a \\ b\\c",
-					    "endpoint", "op");
+	                                    "endpoint", "op");
 	char *t;
 
 	cr_assert_not_null(m);
@@ -74,9 +73,9 @@ Test(metrics, two_labels_and_escaping)
 	metric_inc(m, "a", NULL);
 	t = render(reg);
 	cr_assert_str_eq(t, "# HELP twill_x_total a \\\\ b\\\\c\n"
-			    "# TYPE twill_x_total counter\n"
-			    "twill_x_total{endpoint=\"a\",op=\"\"} 1\n"
-			    "twill_x_total{endpoint=\"http://a\\\"b\\\"\\n\\\\\",op=\"get\"} 1\n");
+	                    "# TYPE twill_x_total counter\n"
+	                    "twill_x_total{endpoint=\"a\",op=\"\"} 1\n"
+	                    "twill_x_total{endpoint=\"http://a\\\"b\\\"\\n\\\\\",op=\"get\"} 1\n");
 	free(t);
 	metrics_free(reg);
 }
@@ -134,12 +133,12 @@ Test(metrics, gauge_values_and_special_floats)
 	cr_assert_float_eq(metric_series_value(s), 3.5, 1e-9);
 	t = render(reg);
 	cr_assert_str_eq(t, "# HELP g h\n# TYPE g gauge\n"
-			    "g{k=\"a_neg\"} -2\n"
-			    "g{k=\"b_nan\"} NaN\n"
-			    "g{k=\"c_inf\"} +Inf\n"
-			    "g{k=\"d_ninf\"} -Inf\n"
-			    "g{k=\"e_big\"} 1e+20\n"
-			    "g{k=\"f_add\"} 3.5\n");
+	                    "g{k=\"a_neg\"} -2\n"
+	                    "g{k=\"b_nan\"} NaN\n"
+	                    "g{k=\"c_inf\"} +Inf\n"
+	                    "g{k=\"d_ninf\"} -Inf\n"
+	                    "g{k=\"e_big\"} 1e+20\n"
+	                    "g{k=\"f_add\"} 3.5\n");
 	free(t);
 	metrics_free(reg);
 }
@@ -185,6 +184,10 @@ Test(metrics, scrape_callback_fills_gauges)
 	t = render(reg);
 	cr_assert(strstr(t, "\ntwill_remote_leases 42\n"), "%s", t);
 	free(t);
+	cr_assert_eq(metrics_off_scrape(reg, fill, &calls), 0);
+	cr_assert_eq(metrics_off_scrape(reg, fill, &calls), -ENOENT);
+	free(render(reg));
+	cr_assert_eq(calls, 2);
 	metrics_free(reg);
 }
 
@@ -228,10 +231,10 @@ Test(metrics, concurrent_increments_are_not_lost)
 		pthread_join(th[i], NULL);
 	t = render(reg);
 	cr_assert_str_eq(t, "# HELP twill_udp_packets_total p\n"
-			    "# TYPE twill_udp_packets_total counter\n"
-			    "twill_udp_packets_total{dir=\"rx\"} 200000\n"
-			    "twill_udp_packets_total{dir=\"shared\"} 400\n"
-			    "twill_udp_packets_total{dir=\"tx\"} 200000\n");
+	                    "# TYPE twill_udp_packets_total counter\n"
+	                    "twill_udp_packets_total{dir=\"rx\"} 200000\n"
+	                    "twill_udp_packets_total{dir=\"shared\"} 400\n"
+	                    "twill_udp_packets_total{dir=\"tx\"} 200000\n");
 	free(t);
 	metrics_free(reg);
 }
@@ -240,4 +243,33 @@ Test(metrics, global_registry_is_one_object)
 {
 	cr_assert_not_null(metrics_global());
 	cr_assert_eq(metrics_global(), metrics_global());
+}
+
+Test(metrics, twill_families_register_once_and_render_strictly)
+{
+	struct metrics *reg = metrics_new();
+	char *t;
+
+	cr_assert_eq(metrics_register_twill(reg), 0);
+	cr_assert_eq(metrics_register_twill(reg), 0); /* idempotent */
+	metric_inc(metrics_find(reg, TWILL_M_UDP_DROPPED), "no route", NULL);
+	metric_add(metrics_find(reg, TWILL_M_KERNEL_REPAIRS), NULL, NULL, 3);
+	t = render(reg);
+	cr_assert(strstr(t, "# TYPE twill_lease_held gauge\ntwill_lease_held 0\n"), "%s", t);
+	cr_assert(
+		strstr(t,
+	               "# TYPE twill_kernel_repairs_total counter\ntwill_kernel_repairs_total 3\n"),
+		"%s", t);
+	cr_assert(strstr(t, "# TYPE twill_udp_dropped_total counter\n"
+	                    "twill_udp_dropped_total{reason=\"no route\"} 1\n"),
+	          "%s", t);
+	/* a labelled family with no series yet: HELP and TYPE only */
+	cr_assert(strstr(t, "# TYPE twill_etcd_requests_total counter\n# HELP "), "%s", t);
+	free(t);
+	/* a conflicting earlier registration is reported */
+	metrics_free(reg);
+	reg = metrics_new();
+	metrics_register(reg, METRIC_COUNTER, TWILL_M_ETCD_REQUESTS, "x", NULL, NULL);
+	cr_assert_eq(metrics_register_twill(reg), -EEXIST);
+	metrics_free(reg);
 }

@@ -9,9 +9,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include "lib/base64.h"
 #include "lib/ev.h"
@@ -539,6 +541,43 @@ Test(store_etcd, cluster_member_killed)
 	stop();
 }
 
+/* SIGSTOP member @i and wait until every thread of it has stopped (kill() does not wait). */
+static void freeze(int i)
+{
+	uint64_t end = ev_now_ms() + 3000;
+	char dirpath[64];
+
+	cr_assert_eq(etcd_fixture_freeze(fx, i), 0);
+	snprintf(dirpath, sizeof(dirpath), "/proc/%d/task", (int)fx->m[i].pid);
+	for (;;) {
+		DIR *d = opendir(dirpath);
+		struct dirent *de;
+		int running = 0;
+
+		cr_assert(d, "%s: %s", dirpath, strerror(errno));
+		while ((de = readdir(d))) {
+			char path[384], buf[512], *p;
+			FILE *f;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/stat", dirpath, de->d_name);
+			f = fopen(path, "r");
+			if (!f)
+				continue; /* thread gone */
+			if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ' &&
+			    p[2] != 'T' && p[2] != 't')
+				running++;
+			fclose(f);
+		}
+		closedir(d);
+		if (!running)
+			return;
+		cr_assert_lt(ev_now_ms(), end, "member %d did not stop", i);
+		usleep(1000);
+	}
+}
+
 Test(store_etcd, frozen_member_times_out_and_moves)
 {
 	struct sync y = { 0 };
@@ -558,7 +597,7 @@ Test(store_etcd, frozen_member_times_out_and_moves)
 	cr_assert(wt);
 	for (int i = 0; i < 20; i++) /* let the watch get created on member 0 */
 		ev_loop_run_once(loop, 10);
-	cr_assert_eq(etcd_fixture_freeze(fx, 0), 0);
+	freeze(0);
 
 	t0 = ev_now_ms();
 	DO(&y, st->ops->get(st, P "subnets/a", on_res, &y));
@@ -579,6 +618,231 @@ Test(store_etcd, frozen_member_times_out_and_moves)
 	cr_assert_str_eq(w.evs[0].kv.key, P "subnets/b");
 	cr_assert(!w.got_err);
 	etcd_fixture_thaw(fx, 0);
+	store_free(other);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+Test(store_etcd, timetolive)
+{
+	struct sync y = { 0 };
+	int64_t lease;
+
+	start(NULL, NULL);
+	cr_assert_not_null(st->ops->timetolive);
+	DO(&y, st->ops->grant(st, 30, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	lease = y.res.lease_id;
+	DO(&y, st->ops->put(st, P "subnets/t", "v", 1, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	DO(&y, st->ops->timetolive(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.lease_id, lease);
+	cr_assert(y.res.ttl >= 25 && y.res.ttl <= 30, "ttl %" PRId64, y.res.ttl);
+	cr_assert_gt(y.res.revision, 0);
+	/* unknown and revoked leases: TTL "-1" from etcd, ttl 0 and no error here */
+	DO(&y, st->ops->timetolive(st, 999, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.ttl, 0);
+	cr_assert_eq(y.res.lease_id, 999);
+	DO(&y, st->ops->revoke(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	DO(&y, st->ops->timetolive(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_eq(y.res.ttl, 0);
+	cr_assert_eq(st->ops->timetolive(st, 0, on_res, &y), -EINVAL);
+	cr_assert_eq(st->ops->timetolive(st, lease, NULL, &y), -EINVAL);
+	sync_clear(&y);
+	stop();
+}
+
+/* A second store on member @i only, for writes that must not touch member 0. */
+static struct store *store_on(int i, char **eps)
+{
+	struct store_opts so = { .request_timeout_ms = 2000, .watch_probe_ms = -1 };
+	struct store *o;
+
+	eps[0] = fx->endpoints[i];
+	eps[1] = NULL;
+	so.endpoints = eps;
+	o = store_etcd_new(loop, &so);
+	cr_assert(o);
+	return o;
+}
+
+static void run_for(int ms)
+{
+	uint64_t end = ev_now_ms() + (uint64_t)ms;
+
+	while (ev_now_ms() < end)
+		ev_loop_run_once(loop, (int)(end - ev_now_ms()) + 1);
+}
+
+/* Index of the current raft leader among fx->m[], from the cluster's own view. */
+static int leader_index(void)
+{
+	char *body = NULL;
+	json_t *stat, *ml, *m;
+	const char *leader;
+	int found = -1;
+	size_t i;
+
+	cr_assert_eq(etcd_fixture_post(fx, "/v3/maintenance/status", "{}", &body), 200);
+	stat = json_loads(body, 0, NULL);
+	free(body);
+	leader = json_string_value(json_object_get(stat, "leader"));
+	cr_assert(leader, "no leader in the status");
+	cr_assert_eq(etcd_fixture_post(fx, "/v3/cluster/member/list", "{}", &body), 200);
+	ml = json_loads(body, 0, NULL);
+	free(body);
+	json_array_foreach(json_object_get(ml, "members"), i, m) {
+		const char *id = json_string_value(json_object_get(m, "ID"));
+		const char *url =
+			json_string_value(json_array_get(json_object_get(m, "clientURLs"), 0));
+
+		if (id && url && !strcmp(id, leader))
+			for (int k = 0; k < fx->n; k++)
+				if (!strcmp(url, fx->m[k].url))
+					found = k;
+	}
+	json_decref(stat);
+	json_decref(ml);
+	cr_assert_geq(found, 0, "leader %s not found", leader);
+	return found;
+}
+
+/*
+ * Endpoints for the store under test, a follower first: freezing it then leaves a
+ * working cluster at once (freezing the leader would add an election to the timings).
+ * Returns that follower's index; *@ret_other is another live member for side writes.
+ */
+static int follower_first(char **eps, int *ret_other)
+{
+	int lead = leader_index(), f = lead == 0 ? 1 : 0, n = 0;
+
+	eps[n++] = fx->endpoints[f];
+	for (int k = 0; k < fx->n; k++)
+		if (k != f)
+			eps[n++] = fx->endpoints[k];
+	eps[n] = NULL;
+	*ret_other = lead;
+	return f;
+}
+
+/* Replace the store under test by one on @eps with @so. */
+static void restart_store(struct store_opts *so, char **eps)
+{
+	store_free(st);
+	so->endpoints = eps;
+	st = store_etcd_new(loop, so);
+	cr_assert(st);
+}
+
+/*
+ * etcd's progress notify is 10 min by default: only the probe notices a frozen
+ * member. Probe 500 ms, timeout 1000 ms, idle timeout left at its 660 s default.
+ */
+Test(store_etcd, watch_probe_moves_off_frozen_member, .timeout = 60)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct store_opts so = { .request_timeout_ms = 1000, .watch_probe_ms = 500 };
+	struct store *other;
+	char *eps[ETCD_FIXTURE_MAX + 1], *eps2[2];
+	int64_t rev, rb, rc;
+	uint64_t t0, took;
+	int fz, side;
+
+	start(&(struct etcd_fixture_opts){ .members = 3 }, &so);
+	put(P "subnets/a", "1"); /* the cluster has a leader */
+	fz = follower_first(eps, &side);
+	restart_store(&so, eps);
+	rev = put(P "subnets/a", "1");
+	cr_assert_eq(member_of(st->ops->endpoint(st)), fz);
+	wt = st->ops->watch(st, P "subnets/", rev + 1, on_watch, &w);
+	cr_assert(wt);
+	other = store_on(side, eps2);
+
+	/* healthy but silent for over 2 probe periods: the probes pass, the stream stays */
+	run_for(1300);
+	cr_assert_eq(member_of(st->ops->endpoint(st)), fz, "a passing probe moved the watch");
+	DO(&y, other->ops->put(other, P "subnets/x", "0", 1, 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(wait_events(&w, 1, 3000));
+	cr_assert_str_eq(w.evs[0].kv.key, P "subnets/x");
+	cr_assert_eq(member_of(st->ops->endpoint(st)), fz);
+
+	run_for(100);
+	freeze(fz);
+	t0 = ev_now_ms();
+	DO(&y, other->ops->put(other, P "subnets/b", "2", 1, 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	rb = y.res.revision;
+	cr_assert(wait_events(&w, 2, 5000), "watch stuck on the frozen member");
+	took = ev_now_ms() - t0;
+	cr_assert_lt(took, 500 + 1000 + 1000, "event after %" PRIu64 " ms", took);
+	cr_assert_neq(member_of(st->ops->endpoint(st)), fz);
+	DO(&y, other->ops->put(other, P "subnets/c", "3", 1, 0, on_res, &y));
+	rc = y.res.revision;
+	cr_assert(wait_events(&w, 3, 3000));
+	run_for(300);
+	/* nothing lost or repeated across the move */
+	cr_assert_eq(w.n, 3);
+	cr_assert_str_eq(w.evs[1].kv.key, P "subnets/b");
+	cr_assert_eq(w.evs[1].kv.mod_revision, rb);
+	cr_assert_str_eq(w.evs[2].kv.key, P "subnets/c");
+	cr_assert_eq(w.evs[2].kv.mod_revision, rc);
+	cr_assert(!w.got_err);
+
+	cr_assert_eq(etcd_fixture_thaw(fx, fz), 0);
+	store_free(other);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+/* No periodic probes: a unary call timing out on the watch's endpoint moves the watch. */
+Test(store_etcd, unary_timeouts_move_the_watch, .timeout = 60)
+{
+	struct sync y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct store_opts so = { .request_timeout_ms = 1000, .watch_probe_ms = -1 };
+	struct store *other;
+	char *eps[ETCD_FIXTURE_MAX + 1], *eps2[2];
+	int64_t rev;
+	uint64_t t0;
+	int fz, side;
+
+	start(&(struct etcd_fixture_opts){ .members = 3 }, &so);
+	put(P "subnets/a", "1");
+	fz = follower_first(eps, &side);
+	restart_store(&so, eps);
+	rev = put(P "subnets/a", "1");
+	wt = st->ops->watch(st, P "subnets/", rev + 1, on_watch, &w);
+	cr_assert(wt);
+	other = store_on(side, eps2);
+	run_for(300);
+	cr_assert_eq(member_of(st->ops->endpoint(st)), fz);
+	freeze(fz);
+
+	t0 = ev_now_ms();
+	DO(&y, st->ops->get(st, P "subnets/a", on_res, &y)); /* times out, then another answers */
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	DO(&y, other->ops->put(other, P "subnets/b", "2", 1, 0, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(wait_events(&w, 1, 5000), "watch stuck on the frozen member");
+	cr_assert_lt(ev_now_ms() - t0, 1000 + 1000 + 1000, "took %" PRIu64 " ms", ev_now_ms() - t0);
+	run_for(200);
+	cr_assert_eq(w.n, 1);
+	cr_assert_str_eq(w.evs[0].kv.key, P "subnets/b");
+	cr_assert(!w.got_err);
+
+	cr_assert_eq(etcd_fixture_thaw(fx, fz), 0);
 	store_free(other);
 	st->ops->watch_free(wt);
 	wcoll_clear(&w);
@@ -770,6 +1034,35 @@ Test(etcd_parse, replies_with_missing_and_string_numbers)
 	cr_assert(strstr(err, "JSON"), "%s", err);
 	cr_assert_eq(store_etcd_parse_reply(STORE_ETCD_RANGE, NULL, 0, &res, err, sizeof(err)),
 	             -EPROTO);
+}
+
+Test(etcd_parse, timetolive_replies)
+{
+	struct store_result res;
+	char err[256];
+
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE,
+	                   "{\"header\":{\"revision\":\"16\"},\"ID\":\"5030136030994055985\","
+	                   "\"TTL\":\"4\",\"grantedTTL\":\"5\",\"keys\":[\"L2xlYXNlL2sx\"]}"),
+	             0);
+	cr_assert_eq(res.lease_id, 5030136030994055985LL);
+	cr_assert_eq(res.ttl, 4);
+	cr_assert_eq(res.revision, 16);
+	/* unknown or expired */
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"header\":{},\"ID\":\"999\",\"TTL\":\"-1\"}"),
+	             0);
+	cr_assert_eq(res.lease_id, 999);
+	cr_assert_eq(res.ttl, 0);
+	/* every field missing: zero */
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{}"), 0);
+	cr_assert_eq(res.lease_id, 0);
+	cr_assert_eq(res.ttl, 0);
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"ID\":7,\"TTL\":12}"), 0);
+	cr_assert_eq(res.ttl, 12);
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"TTL\":\"x\"}"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"TTL\":[]}"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "[]"), -EPROTO);
+	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"TTL\":\"4\""), -EPROTO);
 }
 
 Test(etcd_parse, errors)

@@ -134,6 +134,16 @@ static struct res keepalive(struct store *s, int64_t id)
 	return o;
 }
 
+static struct res timetolive(struct store *s, int64_t id)
+{
+	struct res o = { 0 };
+
+	cr_assert_eq(s->ops->timetolive(s, id, res_cb, &o), 0);
+	cr_assert(!o.done, "callback ran synchronously");
+	wait_res(&o);
+	return o;
+}
+
 /* ---- watch recorder ---- */
 
 struct rec {
@@ -262,15 +272,15 @@ Test(store_local, lease_expiry_deletes_keys_with_events)
 	struct res r;
 	int64_t lease;
 
-	cr_assert_eq(store_local_set_time_unit(s, 20), 0);
+	cr_assert_eq(store_local_set_time_unit(s, 200), 0);
 	r = create(s, "/l/a", "A", 3);
 	lease = r.lease_id;
 	cr_assert_eq(put(s, "/l/b", "B", lease).err, 0);
 	wa = s->ops->watch(s, "/l/", r.revision + 1, rec_cb, &w);
 	cr_assert_not_null(wa);
-	/* Keepalives hold it past its TTL of 60 ms. */
-	for (int i = 0; i < 6; i++) {
-		uint64_t until = ev_now_ms() + 25;
+	/* Keepalives hold it past its TTL of 600 ms (wide margins: sanitizers, a loaded host). */
+	for (int i = 0; i < 8; i++) {
+		uint64_t until = ev_now_ms() + 100;
 
 		while (ev_now_ms() < until)
 			ev_loop_run_once(loop, 5);
@@ -430,4 +440,50 @@ Test(store_local, malformed_file_refused)
 	s = store_local_new(loop, path);
 	cr_assert_null(s);
 	cr_assert_eq(errno, EINVAL);
+}
+
+Test(store_local, timetolive_reads_without_refreshing)
+{
+	struct store *s = store_local_new(loop, path);
+	struct res r;
+	int64_t lease, t;
+	uint64_t until;
+
+	cr_assert_not_null(s->ops->timetolive);
+	cr_assert_eq(store_local_set_time_unit(s, 100), 0);
+	r = create(s, "/t/a", "A", 8); /* 800 ms */
+	cr_assert(r.succeeded);
+	lease = r.lease_id;
+	r = timetolive(s, lease);
+	cr_assert_eq(r.err, 0);
+	cr_assert_eq(r.lease_id, lease);
+	cr_assert(r.ttl >= 6 && r.ttl <= 8, "ttl %lld", (long long)r.ttl);
+	/* timetolive does not extend the lease: it keeps counting down */
+	until = ev_now_ms() + 300;
+	while (ev_now_ms() < until) {
+		ev_loop_run_once(loop, 20);
+		t = timetolive(s, lease).ttl;
+		cr_assert_leq(t, 8);
+	}
+	t = timetolive(s, lease).ttl;
+	cr_assert(t >= 1 && t <= 5, "ttl %lld after 300 ms of 100 ms units", (long long)t);
+	cr_assert_eq(store_local_lease_ttl(s, lease, &r.ttl), 0);
+	cr_assert_leq(r.ttl, t);
+	/* keepalive refreshes, timetolive sees it */
+	cr_assert_eq(keepalive(s, lease).ttl, 8);
+	cr_assert_geq(timetolive(s, lease).ttl, 6);
+	/* gone: ttl 0 and no error, as etcd's "TTL":"-1" */
+	cr_assert_eq(store_local_expire(s, lease), 0);
+	r = timetolive(s, lease);
+	cr_assert_eq(r.err, 0);
+	cr_assert_eq(r.ttl, 0);
+	cr_assert_eq(r.lease_id, lease);
+	r = timetolive(s, 12345);
+	cr_assert_eq(r.err, 0);
+	cr_assert_eq(r.ttl, 0);
+	cr_assert_eq(s->ops->timetolive(s, 0, res_cb, &r), -EINVAL);
+	/* an injected failure reaches the callback */
+	cr_assert_eq(store_local_fail_next(s, -EIO, 1), 0);
+	cr_assert_eq(timetolive(s, lease).err, -EIO);
+	store_free(s);
 }
