@@ -202,11 +202,17 @@ try:
     text = open(path).read()
 except FileNotFoundError:
     text = "# twill benchmark results\n"
+# Replace the generated part of our section; notes after the marker line (up to the next
+# "## " heading) and every other section are kept.
+marker = "<!-- convergence: hand-written notes below are kept by bench/convergence_daemon.sh -->"
 m = re.search(r"^## convergence\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
 if m:
-    text = text[:m.start()] + section + ("\n" if text[m.end():] else "") + text[m.end():]
+    old = text[m.start():m.end()]
+    notes = old[old.index(marker):] if marker in old else marker + "\n"
+    new = section + "\n" + notes.rstrip() + "\n"
+    text = text[:m.start()] + new + ("\n" if text[m.end():] else "") + text[m.end():]
 else:
-    text = text.rstrip() + "\n\n" + section
+    text = text.rstrip() + "\n\n" + section + "\n" + marker + "\n"
 open(path, "w").write(text)
 EOF
 	log "results written to $OUT"

@@ -238,3 +238,31 @@ finish_deferred() {
 	for m in "${FAULTS_DEFERRED[@]}"; do printf '    - %s\n' "$m" >&2; done
 	fail "${#FAULTS_DEFERRED[@]} deferred failure(s), listed above"
 }
+
+# ping_stop_lossless_deferred NAME WHAT: like lib.sh's ping_stop_lossless, but a lost echo
+# request is a deferred failure (naming WHAT and quoting ping's error lines).
+ping_stop_lossless_deferred() {
+	local name=$1 what=$2 logf=$TW_DIR/logs/ping-$1.log tx missing=()
+	stop_pid "${TW_PING_PID[$name]}" 5 INT
+	unset "TW_PING_PID[$name]"
+	tx=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$logf")
+	[ -n "$tx" ] || { show_log "$logf" 20; fail "ping $name: no statistics"; }
+	# every icmp_seq 1..tx-1 must have a reply (the one in flight at SIGINT does not count)
+	mapfile -t missing < <(awk -v tx="$tx" '
+		/bytes from .*icmp_seq=/ { if (match($0, /icmp_seq=[0-9]+/)) got[substr($0, RSTART + 9, RLENGTH - 9)] = 1 }
+		END { for (i = 1; i < tx; i++) if (!(i in got)) print i }' "$logf")
+	if [ ${#missing[@]} -gt 0 ]; then
+		defer_fail "$what: ping $name lost ${#missing[@]} of $tx echo requests (icmp_seq ${missing[*]:0:20}): $(grep -v 'bytes from' "$logf" | grep -i 'icmp_seq' | head -n 3 | tr '\n' '|')"
+	else
+		log "ping $name: $tx sent, none lost"
+	fi
+}
+
+# ping_start_fast SRC_NS DST NAME INTERVAL: lib.sh's ping_start with another interval (e.g.
+# 0.01: a gap of 10 ms in forwarding loses a request); same log and PID bookkeeping.
+ping_start_fast() {
+	local logf=$TW_DIR/logs/ping-$3.log
+	: >"$logf"
+	bg_start "$1" "$logf" "ping $3" ping -n -i "$4" -W 1 "$2"
+	TW_PING_PID[$3]=$TW_BG_PID
+}

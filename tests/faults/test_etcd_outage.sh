@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Faults 1-3: etcd goes away under 3 running vxlan hosts (twilld --subnet-lease-ttl 5).
-#  1. etcd SIGKILLed for 30 s while pings run: no echo request lost, kernel state untouched,
+#  1. etcd SIGKILLed for 30 s while pings (every 10 ms) run: no echo request lost, kernel state untouched,
 #     no twilld exits; after etcd returns, a lease added and one removed are applied on every
 #     host (no restart).
 #  2. etcd away longer than the lease TTL: (a) process stopped 12 s; (b) etcd partitioned from
@@ -16,6 +16,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib_faults.sh"
 
 TTL=5
+PING_I=0.01 # a 10 ms forwarding gap loses an echo request
 TW_MODE=vxlan
 cluster_up 3 3 "$(net_config_json vxlan)" --subnet-lease-ttl "$TTL"
 declare -A SUB=()
@@ -28,8 +29,8 @@ wait_state 5 1 2 3
 ping_all_pairs 1 1 2 3
 
 # --- 1. etcd SIGKILLed for 30 s ------------------------------------------------------------------
-ping_start "$(ns_cont 1 1)" "$(cont_ip 2 1)" c1a
-ping_start "$(ns_cont 3 1)" "$(cont_ip 1 2)" c1b
+ping_start_fast "$(ns_cont 1 1)" "$(cont_ip 2 1)" c1a "$PING_I"
+ping_start_fast "$(ns_cont 3 1)" "$(cont_ip 1 2)" c1b "$PING_I"
 ping_wait_replies c1a 10
 ping_wait_replies c1b 10
 leases >"$TW_DIR/leases.before1"
@@ -50,12 +51,12 @@ wait_state 10 1 2 3
 log "after etcd returned: $R2 added and $R1 removed on h1-h3 in $(($(now_ms) - t0)) ms"
 for i in 1 2 3; do assert_own_lease "$i" "${SUB[$i]}"; done
 ping_wait_replies c1a 10
-ping_stop_lossless c1a
-ping_stop_lossless c1b
+ping_stop_lossless_deferred c1a "1"
+ping_stop_lossless_deferred c1b "1"
 twilld_all_alive 1 2 3
 
 # --- 2a. etcd stopped for more than 2 TTLs --------------------------------------------------------
-ping_start "$(ns_cont 1 1)" "$(cont_ip 2 1)" c2a
+ping_start_fast "$(ns_cont 1 1)" "$(cont_ip 2 1)" c2a "$PING_I"
 ping_wait_replies c2a 10
 etcd_stop TERM
 t0=$(now_ms)
@@ -74,12 +75,12 @@ done
 assert_no_dup_leases
 wait_state 10 1 2 3
 ping_wait_replies c2a 10
-ping_stop_lossless c2a
+ping_stop_lossless_deferred c2a "2a"
 log "2a: etcd stopped $((TTL * 2 + 2)) s (> TTL $TTL s): every node holds its subnet, no loss"
 
 # --- 2b. etcd partitioned until the leases expired -----------------------------------------------
-ping_start "$(ns_cont 1 1)" "$(cont_ip 2 1)" c2b
-ping_start "$(ns_cont 2 2)" "$(cont_ip 3 1)" c2c
+ping_start_fast "$(ns_cont 1 1)" "$(cont_ip 2 1)" c2b "$PING_I"
+ping_start_fast "$(ns_cont 2 2)" "$(cont_ip 3 1)" c2c "$PING_I"
 ping_wait_replies c2b 10
 _own_leases_gone() {
 	local i
@@ -107,11 +108,11 @@ for i in 1 2 3; do assert_lease "$i" vxlan; done
 assert_no_dup_leases
 wait_state 10 1 2 3
 ping_wait_replies c2b 10
-ping_stop_lossless c2b
-ping_stop_lossless c2c
+ping_stop_lossless_deferred c2b "2b"
+ping_stop_lossless_deferred c2c "2b"
 
 # --- 3. etcd data wiped --------------------------------------------------------------------------
-ping_start "$(ns_cont 1 1)" "$(cont_ip 2 1)" c3
+ping_start_fast "$(ns_cont 1 1)" "$(cont_ip 2 1)" c3 "$PING_I"
 ping_wait_replies c3 10
 stop_twilld 3
 assert_eq "$TW_LAST_RC" 0 "twilld h3 exit status on SIGTERM"
@@ -142,7 +143,7 @@ else
 	defer_fail "3: kernel state of ${bad3[*]} does not follow the wiped store after 10 s ($R2 still programmed and/or $R3 missing); store revision now $(etcd_revision); h1: $(grep -a 'resuming from revision' "$(twilld_log 1)" | tail -n 1 | cut -c1-200)"
 fi
 ping_wait_replies c3 10
-ping_stop_lossless c3
+ping_stop_lossless_deferred c3 "3"
 ping_all_pairs 1 1 2 3
 finish_twilld_all
 finish_deferred

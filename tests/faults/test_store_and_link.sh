@@ -100,7 +100,7 @@ wait_state 15 1 2
 log "6: final kernel state equals the $(lease_count) leases on h1 (resumed into compacted history) and h2 (live) in $(($(now_ms) - t0)) ms"
 ping_all_pairs 1 1 2
 # remove the churn leases for the next case
-etcdctl_run del --prefix "$TW_ETCD_PREFIX/subnets/198.18.2" >/dev/null
+for k in $(seq 200 219); do printf 'del\t%s\n' "$(lease_key 198.18.$k.0/24)"; done | etcd_apply >/dev/null
 wait_state 5 1 2
 
 # --- 8. bad input: leases ------------------------------------------------------------------------
