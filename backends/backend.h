@@ -26,6 +26,13 @@ struct be_extif {
 
 struct backend;
 
+/* Counters of a backend's kernel upkeep (backend_ops.stats). */
+struct be_stats {
+	uint64_t reconciles; /* full comparisons of the kernel with the wanted state */
+	uint64_t repairs;    /* leases whose kernel objects were found missing or changed and
+			      * were restored (self-healing) */
+};
+
 struct backend_ops {
 	const char *name; /* Backend.Type, e.g. "vxlan" */
 	/*
@@ -65,6 +72,11 @@ struct backend_ops {
 	int (*resync)(struct backend *be, const struct lease *leases, size_t n);
 	/* Leave kernel state in place (COMPAT: restart must not break traffic) and free. NULL-safe. */
 	void (*stop)(struct backend *be);
+	/*
+	 * Optional (NULL: the backend keeps no such counters): its counters into @ret
+	 * (all fields written). Loop thread; does not log. Added last.
+	 */
+	void (*stats)(struct backend *be, struct be_stats *ret);
 };
 
 /* The backend for @type ("vxlan", "udp", "host-gw"), or NULL. */

@@ -151,6 +151,12 @@ static void hostgw_stop(struct backend *be)
 	free(be);
 }
 
+static void hostgw_stats(struct backend *be, struct be_stats *ret)
+{
+	ret->reconciles = be ? routeset_reconciles(be->rs) : 0;
+	ret->repairs = be ? routeset_repairs(be->rs) : 0;
+}
+
 const struct backend_ops hostgw_backend_ops = {
 	.name = "host-gw",
 	.init = hostgw_init,
@@ -159,4 +165,5 @@ const struct backend_ops hostgw_backend_ops = {
 	.lease_removed = hostgw_lease_removed,
 	.resync = hostgw_resync,
 	.stop = hostgw_stop,
+	.stats = hostgw_stats,
 };

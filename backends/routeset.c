@@ -83,6 +83,7 @@ struct routeset {
 	int dev;
 	bool started, synced, nh_kernel, nh, ext_up;
 	uint64_t reconciles;
+	uint64_t repairs; /* entries found missing or changed in a reconcile after programming */
 };
 
 /* ---- Hash tables (chained, intrusive) ---- */
@@ -814,6 +815,13 @@ static int ensure_dev(struct routeset *rs)
 	return 0;
 }
 
+/* @e was programmed as it is wanted now: what the kernel lacks was removed or changed by others. */
+static bool entry_was_programmed(const struct routeset *rs, const struct rs_entry *e)
+{
+	return e->p_valid && e->p_l2 == e_l2(e) && memcmp(e->p_mac, e->mac, 6) == 0 &&
+	       e->p_nh == e_nh(rs, e);
+}
+
 int routeset_reconcile(struct routeset *rs)
 {
 	int ret;
@@ -867,9 +875,11 @@ int routeset_reconcile(struct routeset *rs)
 	}
 	for (size_t i = 0; i < rs->by_net.nb && ret >= 0; i++) {
 		for (struct rs_entry *e = rs->by_net.b[i]; e && ret >= 0; e = e->next_net) {
-			if (!e->k_route || !e->k_nh || (e_l2(e) && (!e->k_neigh || !e->k_fdb)))
+			if (!e->k_route || !e->k_nh || (e_l2(e) && (!e->k_neigh || !e->k_fdb))) {
+				rs->repairs += entry_was_programmed(rs, e);
 				ret = emit_entry(rs, e, !e->k_nh, !e->k_neigh, !e->k_fdb,
 				                 !e->k_route || !e->k_nh);
+			}
 		}
 	}
 	if (ret >= 0)
@@ -1137,4 +1147,9 @@ size_t routeset_count(const struct routeset *rs)
 uint64_t routeset_reconciles(const struct routeset *rs)
 {
 	return rs->reconciles;
+}
+
+uint64_t routeset_repairs(const struct routeset *rs)
+{
+	return rs ? rs->repairs : 0;
 }

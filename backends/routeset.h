@@ -70,5 +70,8 @@ bool routeset_uses_nexthops(const struct routeset *rs);
 size_t routeset_count(const struct routeset *rs);
 /* Number of reconciles run so far (self-healing included); for tests. */
 uint64_t routeset_reconciles(const struct routeset *rs);
+/* Leases whose kernel objects a reconcile found missing or changed after they had been
+ * programmed as wanted, and sent again (self-healing); NULL-safe. */
+uint64_t routeset_repairs(const struct routeset *rs);
 
 #endif

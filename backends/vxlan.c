@@ -370,6 +370,12 @@ static void vxlan_stop(struct backend *be)
 	free(be);
 }
 
+static void vxlan_stats(struct backend *be, struct be_stats *ret)
+{
+	ret->reconciles = be ? routeset_reconciles(be->rs) : 0;
+	ret->repairs = be ? routeset_repairs(be->rs) : 0;
+}
+
 const struct backend_ops vxlan_backend_ops = {
 	.name = "vxlan",
 	.init = vxlan_init,
@@ -378,4 +384,5 @@ const struct backend_ops vxlan_backend_ops = {
 	.lease_removed = vxlan_lease_removed,
 	.resync = vxlan_resync,
 	.stop = vxlan_stop,
+	.stats = vxlan_stats,
 };

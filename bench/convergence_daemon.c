@@ -231,10 +231,15 @@ static int converge(unsigned n, unsigned timeout_ms, const char *logfile, char *
 			t1 = now;
 			break;
 		}
-		if (now >= deadline || waitpid(pid, NULL, WNOHANG) == pid) {
+		if (waitpid(pid, NULL, WNOHANG) == pid) { /* reaped: nothing to stop */
 			fprintf(stderr,
-			        "converge: %s after %.0f ms: routes %u neigh %u fdb %u of %u\n",
-			        now >= deadline ? "timeout" : "twilld exited",
+			        "converge: twilld exited after %.0f ms: routes %u neigh %u fdb %u of %u\n",
+			        (double)(now - t0) / 1e3, s.n_route, s.n_neigh, s.n_fdb, n);
+			return 2;
+		}
+		if (now >= deadline) {
+			fprintf(stderr,
+			        "converge: timeout after %.0f ms: routes %u neigh %u fdb %u of %u\n",
 			        (double)(now - t0) / 1e3, s.n_route, s.n_neigh, s.n_fdb, n);
 			stop_child(pid);
 			return 2;

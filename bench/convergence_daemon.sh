@@ -3,7 +3,7 @@
 #
 # For each N (default 1000 10000), REPS times (default 3), each rep in a fresh network
 # namespace tw<pid>b<rep>n<N>:
-#   1. etcd on 127.0.0.1 inside the namespace; network config 198.18.0.0/15, SubnetLen 29,
+#   1. etcd on 127.0.0.1 inside the namespace (data on tmpfs); network config 198.18.0.0/15, SubnetLen 29,
 #      vxlan; N remote vxlan leases preloaded (bench/preload_leases.py: txn batches).
 #   2. reference: `ip -batch` + `bridge -batch` install the same 3N objects (N neighbours,
 #      N fdb entries, N routes) into flannel.1 of another fresh namespace (unshare -n).
@@ -50,6 +50,9 @@ export TW_PREFIX=tw$$cvg TW_QUIET=0
 . "$SRC/tests/integration/lib.sh"
 set +o errtrace
 trap - ERR
+# etcd's data lives on tmpfs: removed at exit, also after a failure (then lib.sh's cleanup).
+SHM=/dev/shm/twill-$TW_PREFIX
+trap 'rc=$?; rm -rf "$SHM"; cleanup $rc' EXIT
 
 PREFIX=/coreos.com/network
 URL=http://127.0.0.1:2379
@@ -85,7 +88,7 @@ reference() {
 
 # one_rep N REP: one fresh namespace, etcd, preload, twilld; appends a line to $TW_DIR/res.
 one_rep() {
-	local n=$1 rep=$2 ns dir out pid lat="" hwm cpu etcd_pid helper_pid edata own
+	local n=$1 rep=$2 ns dir out pid lat="" hwm cpu etcd_pid helper_pid edata own mem anon
 	ns=${TW_PREFIX}${rep}n$n
 	dir=$TW_DIR/$ns
 	mkdir -p "$dir"
@@ -95,8 +98,9 @@ one_rep() {
 	ip -n "$ns" link set ul up
 	ip -n "$ns" link set ulp up
 	# etcd's data on tmpfs: the latency figures measure twilld, not the disk's fsync
-	edata=/dev/shm/$ns.etcd
+	edata=$SHM/$ns.etcd
 	rm -rf "$edata"
+	mkdir -p "$SHM"
 	bg_start "$ns" "$dir/etcd.log" "etcd $ns" etcd --name b --data-dir "$edata" \
 		--listen-client-urls "$URL" --advertise-client-urls "$URL" \
 		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -129,6 +133,7 @@ one_rep() {
 	cpu=$(awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); split($0, f, " "); printf "%.0f", (f[12] + f[13]) * 1000 / t }' "/proc/$pid/stat")
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
 	mem=$(awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s%s=%s", sep, $1, $2; sep = " " }' "/proc/$pid/status")
+	anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status")
 	if [ -n "${KEEP_SMAPS:-}" ]; then cp "/proc/$pid/smaps" "$TW_DIR/smaps.$n.$rep"; fi
 	kill -TERM "$pid"
 	# The helper exits with twilld's status once twilld has exited.
@@ -141,7 +146,7 @@ one_rep() {
 	stop_pid "$etcd_pid" 10
 	rm -rf "$edata"
 	ip netns del "$ns"
-	echo "n=$n rep=$rep $out end_cpu_ms=$cpu end_hwm_kb=$hwm $lat" >>"$TW_DIR/res"
+	echo "n=$n rep=$rep $out end_cpu_ms=$cpu end_hwm_kb=$hwm end_anon_kb=$anon $lat" >>"$TW_DIR/res"
 	log "N=$n rep $rep: $out end_cpu_ms=$cpu end_hwm_kb=$hwm ($mem)${lat:+ $lat}"
 }
 
@@ -160,6 +165,7 @@ for n in $SIZES; do
 	conv=$(while read -r l; do field converge_ms "$l"; done <<<"$res" | median)
 	ccpu=$(while read -r l; do field cpu_ms "$l"; done <<<"$res" | median)
 	hwm=$(while read -r l; do field end_hwm_kb "$l"; done <<<"$res" | sort -n | tail -1)
+	anon=$(while read -r l; do field end_anon_kb "$l"; done <<<"$res" | median)
 	ratio=$(awk -v c="$conv" -v r="$ref" 'BEGIN { printf "%.3f", c / r }')
 	p50=- p99=- pmax=-
 	if [ "$n" = "$LAT_N" ]; then
@@ -167,8 +173,9 @@ for n in $SIZES; do
 		p99=$(while read -r l; do field p99_ms "$l"; done <<<"$res" | median)
 		pmax=$(while read -r l; do field max_ms "$l"; done <<<"$res" | sort -n | tail -1)
 	fi
-	rows+=("$(printf '| %s | %s | %s | %s | %s | %.2f | %s | %s | %s |' "$n" "$ref" "$conv" \
-		"$ratio" "$ccpu" "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" "$p50" "$p99" "$pmax")")
+	rows+=("$(printf '| %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s | %s |' "$n" "$ref" "$conv" \
+		"$ratio" "$ccpu" "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" \
+		"$(awk -v k="$anon" 'BEGIN { print k / 1024 }')" "$p50" "$p99" "$pmax")")
 	log "N=$n: ref $ref ms, twilld $conv ms, ratio $ratio, cpu $ccpu ms, peak RSS $hwm kB"
 done
 
@@ -177,20 +184,24 @@ cpus=$(nproc)
 section="## convergence
 
 Daemon-level convergence of twilld (vxlan backend, nexthop objects${NH:+, TWILL_NEXTHOPS=$NH}): N remote
-leases preloaded in etcd, twilld started in a fresh network namespace, time from its exec until
-all N routes, neighbours and fdb entries are in the kernel (seen through netlink events, checked
+vxlan leases preloaded in etcd, twilld started in a fresh network namespace (veth underlay at
+192.0.2.1/24, config 198.18.0.0/15 SubnetLen 29), time from its exec until all N routes,
+neighbours and fdb entries are in the kernel (counted from netlink events by the helper, checked
 by a dump), next to \`ip -batch\` + \`bridge -batch\` installing the same 3N objects into a ready
-flannel.1 in the same run. Medians of $REPS runs (peak RSS: the largest); CPU = twilld's
-utime+stime from exec to convergence; peak RSS = VmHWM just before SIGTERM (after the latency run
-for N = $LAT_N). Event latency: $LAT_K leases put one by one (HTTP, keep-alive) with N = $LAT_N present,
-from just before each put to its RTM_NEWROUTE. Goals: ratio <= 0.5 at N = 10,000, peak RSS <= 8 MiB,
-p99 latency <= 20 ms (flanneld, measured the same way: 8.4x the ip -batch time, 56 MB).
+flannel.1 (another fresh namespace, no event listener) in the same run. ratio = twilld / ip-batch
+(goal <= 0.5 at N = 10,000). Medians of $REPS runs; peak RSS = the largest VmHWM (goal <= 8 MiB),
+read just before SIGTERM; anon RSS at end = RssAnon at that moment (after the initial sync's
+malloc_trim); CPU = twilld's utime+stime from exec to convergence. Latency: with N = $LAT_N present,
+$LAT_K more leases put one by one (HTTP keep-alive, 10 ms apart, starting 1 s after convergence),
+from just before each put to its RTM_NEWROUTE (goal p99 <= 20 ms). etcd 3.4 on 127.0.0.1 in the
+same namespace, data on tmpfs. For scale: flanneld, measured the same way, takes 8.4x the
+ip -batch time and 56 MB.
 
-Command: \`sudo bench/convergence_daemon.sh $SIZES\` (REPS=$REPS, build $(basename "$BUILD"), gcc
-RelWithDebInfo), $(date -u +%Y-%m-%d), kernel $kernel, $cpus CPUs, etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p') on loopback in the same namespace.
+Command: \`sudo bench/convergence_daemon.sh $SIZES\` (REPS=$REPS, build $(basename "$BUILD"): gcc
+RelWithDebInfo), $(date -u '+%Y-%m-%d %H:%M') UTC, kernel $kernel, $cpus CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 
-| N | ip+bridge -batch ms | twilld converge ms | ratio | twilld CPU ms | peak RSS MiB | p50 ms | p99 ms | max ms |
-|---|---|---|---|---|---|---|---|---|
+| N | ip+bridge -batch ms | twilld converge ms | ratio | twilld CPU ms | peak RSS MiB | anon RSS at end MiB | latency p50 ms | p99 ms | max ms |
+|---|---|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 "
 printf '%s\n' "$section"

@@ -10,6 +10,7 @@
 #include "daemon/health.h"
 #include "daemon/iface.h"
 #include "daemon/iptables.h"
+#include "daemon/metrics_daemon.h"
 #include "daemon/sdnotify.h"
 #include "daemon/twilld.h"
 #include "daemon/util.h"
@@ -68,6 +69,7 @@ struct twilld {
 	struct health *health;
 	struct ipt *ipt;
 	char ipt_last_err[IPT_ERR_MAX];
+	struct twilld_metrics *tm;
 	int fatal; /* -errno that stopped the loop, 0 for a signal */
 };
 
@@ -173,6 +175,7 @@ static void on_own_acquired(void *ctx, const struct lease *own)
 	char desc[TWILLD_DESCRIBE_MAX], old[TWILLD_DESCRIBE_MAX];
 	bool same;
 
+	twilld_metrics_lease_event(d->tm, "own_acquired");
 	twilld_lease_describe(own, desc, sizeof(desc));
 	same = d->has_own && d->own.has_ipv4 == own->has_ipv4 && d->own.has_ipv6 == own->has_ipv6 &&
 	       (!own->has_ipv4 || ipam_prefix_equal(&d->own.subnet, &own->subnet)) &&
@@ -207,7 +210,7 @@ static void on_own_lost(void *ctx, const struct lease *old)
 	struct twilld *d = ctx;
 	char desc[TWILLD_DESCRIBE_MAX];
 
-	(void)d;
+	twilld_metrics_lease_event(d->tm, "own_lost");
 	log_warnx(
 		"lease %s: lost (deleted or expired): re-acquiring; forwarding continues meanwhile",
 		twilld_lease_describe(old, desc, sizeof(desc)));
@@ -218,6 +221,7 @@ static void on_resync(void *ctx, const struct lease *leases, size_t n)
 	struct twilld *d = ctx;
 	int r;
 
+	twilld_metrics_lease_event(d->tm, "resync");
 	log_info("remote leases: %zu known, resyncing backend %s", n, d->be_ops->name);
 	if (!d->started) {
 		log_debug("backend %s not started yet: resync deferred", d->be_ops->name);
@@ -236,6 +240,7 @@ static void on_added(void *ctx, const struct lease *l)
 	char desc[TWILLD_DESCRIBE_MAX];
 	int r;
 
+	twilld_metrics_lease_added(d->tm);
 	twilld_lease_describe(l, desc, sizeof(desc));
 	log_info("lease %s: added", desc);
 	if (!d->started)
@@ -252,6 +257,7 @@ static void on_removed(void *ctx, const struct lease *l)
 	char desc[TWILLD_DESCRIBE_MAX];
 	int r;
 
+	twilld_metrics_lease_event(d->tm, "removed");
 	twilld_lease_describe(l, desc, sizeof(desc));
 	log_info("lease %s: removed", desc);
 	if (!d->started)
@@ -527,14 +533,17 @@ static void ipt_done(void *ctx, const struct ipt_result *res)
 	d->ipt_last_err[0] = '\0';
 	if (res->removed)
 		log_info("iptables: removed %u chains of turned-off features", res->removed);
-	if (res->first)
+	if (res->first) {
 		log_info("iptables: rules in place (forward rules %s, masquerade %s)",
 		         d->o->iptables_forward_rules ? "on" : "off", d->o->ip_masq ? "on" : "off");
-	else if (res->repaired)
+	} else if (res->repaired) {
+		twilld_metrics_kernel_repairs(d->tm, res->repaired);
 		log_warnx("iptables: %u missing or changed rules restored", res->repaired);
+	}
 }
 
-static void start_iptables(struct twilld *d)
+/* 0, or -errno when --ip-masq cannot work (fatal); forward rules alone only log. */
+static int start_iptables(struct twilld *d)
 {
 	struct ipt_opts io = { 0 };
 	char state[4096], err[IPT_ERR_MAX];
@@ -547,18 +556,35 @@ static void start_iptables(struct twilld *d)
 	io.done = ipt_done;
 	io.ctx = d;
 	d->ipt = ipt_new(d->loop, &io, err, sizeof(err));
-	if (!d->ipt)
-		log_error("iptables: %s: continuing without iptables rules", err);
+	if (d->ipt)
+		return 0;
+	if (d->o->ip_masq) {
+		int r = errno ? -errno : -EINVAL;
+
+		if (r == -ENOENT) {
+			log_debug("iptables: %s", err);
+			log_error(
+				"--ip-masq needs iptables-save and iptables-restore: install the iptables package");
+		} else {
+			log_error("--ip-masq: iptables: %s", err);
+		}
+		return r;
+	}
+	log_error("iptables: %s: continuing without iptables rules", err);
+	return 0;
 }
 
-/* /readyz: ready once the backend runs with a lease and the subnet file is written. */
+/*
+ * /readyz: ready once the backend runs with a lease and the subnet file is written, then while
+ * the lease can be confirmed (twilld_metrics_ready: held, not expired, etcd answering).
+ */
 static bool health_ready(void *ctx, char *reason, size_t len)
 {
 	struct twilld *d = ctx;
 	const char *why = "backend not started yet";
 
 	if (d->started)
-		return true;
+		return twilld_metrics_ready(d->tm, reason, len);
 	if (!d->cfg)
 		why = "no valid network config yet";
 	else if (!d->lm)
@@ -567,23 +593,6 @@ static bool health_ready(void *ctx, char *reason, size_t len)
 		why = "no lease yet";
 	snprintf(reason, len, "%s", why);
 	return false;
-}
-
-static void health_scrape(void *ctx, struct metrics *reg)
-{
-	struct twilld *d = ctx;
-	struct metric *m;
-	size_t n = 0;
-
-	m = metrics_register(reg, METRIC_GAUGE, "twill_ready",
-	                     "1 when the backend runs with a lease and the subnet file is written",
-	                     NULL, NULL);
-	metric_set(m, NULL, NULL, d->started ? 1 : 0);
-	if (d->lm)
-		leasemgr_remote(d->lm, &n);
-	m = metrics_register(reg, METRIC_GAUGE, "twill_remote_leases",
-	                     "remote leases known to the lease manager", NULL, NULL);
-	metric_set(m, NULL, NULL, (double)n);
 }
 
 static int start_health(struct twilld *d)
@@ -597,8 +606,6 @@ static int start_health(struct twilld *d)
 	ho.metrics = reg;
 	ho.ready = health_ready;
 	ho.ready_ctx = d;
-	if (reg && metrics_on_scrape(reg, health_scrape, d) < 0)
-		log_warnx("metrics: cannot register the scrape callback");
 	d->health = health_new(d->loop, &ho, err, sizeof(err));
 	if (!d->health) {
 		int r = errno ? -errno : -EINVAL;
@@ -667,13 +674,32 @@ int twilld_run(const struct twilld_opts *o)
 		goto out;
 	}
 
+	{
+		struct twilld_metrics_src ms = {
+			.store = &d->store,
+			.lm = &d->lm,
+			.be_ops = &d->be_ops,
+			.be = &d->be,
+			.started = &d->started,
+			.lease_ttl_s = o->lease_ttl_s,
+			.renew_margin_s = o->renew_margin_min * 60,
+		};
+
+		/* registers every twill_* family (metrics_register_twill) and the scrape callback */
+		d->tm = twilld_metrics_new(metrics_global(), &ms);
+		if (!d->tm)
+			log_warnx("metrics: cannot set up twill's metrics: %s", strerror(errno));
+	}
+
 	if (o->healthz_port > 0) {
 		r = start_health(d);
 		if (r < 0)
 			goto out;
 	}
 
-	start_iptables(d);
+	r = start_iptables(d);
+	if (r < 0)
+		goto out;
 
 	d->store = store_flags_open(d->loop, &o->store, err, sizeof(err));
 	if (!d->store) {
@@ -691,6 +717,7 @@ int twilld_run(const struct twilld_opts *o)
 	else
 		r = d->fatal;
 out:
+	twilld_metrics_free(d->tm); /* metrics_off_scrape: no scrape may see d after this */
 	ipt_free(d->ipt);
 	health_free(d->health);
 	leasemgr_free(d->lm);

@@ -574,7 +574,7 @@ static const struct {
 	{ METRIC_COUNTER, TWILL_M_ETCD_ERRORS, "kind",
 	  "Failed etcd requests, by kind of failure." },
 	{ METRIC_GAUGE, TWILL_M_ETCD_ENDPOINT, "endpoint",
-	  "The configured etcd endpoints (value 1)." },
+	  "The etcd endpoint in use (value 1); endpoints used before show 0." },
 	{ METRIC_COUNTER, TWILL_M_NETLINK_OPS, NULL, "Netlink requests sent to the kernel." },
 	{ METRIC_COUNTER, TWILL_M_NETLINK_ERRORS, NULL, "Netlink requests the kernel refused." },
 	{ METRIC_COUNTER, TWILL_M_KERNEL_REPAIRS, NULL,

@@ -92,7 +92,7 @@ int metrics_render(struct metrics *reg, char **ret_text, size_t *ret_len);
 #define TWILL_M_LEASE_RENEWALS "twill_lease_renewals_total"     /* counter */
 #define TWILL_M_ETCD_REQUESTS  "twill_etcd_requests_total"      /* counter {op} */
 #define TWILL_M_ETCD_ERRORS    "twill_etcd_errors_total"        /* counter {kind} */
-#define TWILL_M_ETCD_ENDPOINT  "twill_etcd_endpoint_info"       /* gauge {endpoint}, value 1 */
+#define TWILL_M_ETCD_ENDPOINT  "twill_etcd_endpoint_info"       /* gauge {endpoint}: 1 in use */
 #define TWILL_M_NETLINK_OPS    "twill_netlink_operations_total" /* counter */
 #define TWILL_M_NETLINK_ERRORS "twill_netlink_errors_total"     /* counter */
 #define TWILL_M_KERNEL_REPAIRS "twill_kernel_repairs_total"     /* counter */

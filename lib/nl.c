@@ -238,7 +238,7 @@ int nl_dump(struct nl_sock *sk, uint16_t type, uint8_t family, nl_msg_cb cb, voi
 	union {
 		char buf[NL_MSG_MAX];
 		struct nlmsghdr h;
-	} u;
+	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
 	uint8_t *hdr;
 	uint32_t seq = ++sk->seq;
@@ -436,6 +436,8 @@ static struct nlmsghdr *batch_begin(struct nl_batch *b, uint16_t type, uint16_t 
 	}
 	if (!b->count)
 		b->seq0 = b->sk->seq + 1;
+	/* libmnl <= 1.0.4 leaves attribute padding uninitialised: zero the message's room */
+	memset(b->buf + b->len, 0, NL_MSG_MAX);
 	nlh = mnl_nlmsg_put_header(b->buf + b->len);
 	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
@@ -833,7 +835,7 @@ int nl_link_get(struct nl_sock *sk, const char *name, int ifindex, struct nl_lin
 	union {
 		char buf[NL_MSG_MAX];
 		struct nlmsghdr h;
-	} u;
+	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
 	struct ifinfomsg *ifi;
 	struct nl_link link;
@@ -866,7 +868,7 @@ int nl_link_vxlan_create(struct nl_sock *sk, const char *name, const struct nl_v
 	union {
 		char buf[NL_MSG_MAX];
 		struct nlmsghdr h;
-	} u;
+	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
 	struct ifinfomsg *ifi;
 	struct nlattr *linkinfo, *data;
@@ -904,7 +906,7 @@ int nl_link_del(struct nl_sock *sk, int ifindex)
 	union {
 		char buf[NL_MSG_MAX];
 		struct nlmsghdr h;
-	} u;
+	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
 	struct ifinfomsg *ifi;
 
@@ -919,7 +921,7 @@ int nl_link_set_up(struct nl_sock *sk, int ifindex, int mtu)
 	union {
 		char buf[NL_MSG_MAX];
 		struct nlmsghdr h;
-	} u;
+	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
 	struct ifinfomsg *ifi;
 
@@ -969,7 +971,7 @@ int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a)
 	union {
 		char buf[NL_MSG_MAX];
 		struct nlmsghdr h;
-	} u;
+	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
 	struct ifaddrmsg *ifa;
 

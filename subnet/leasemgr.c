@@ -71,6 +71,8 @@ struct leasemgr {
 	int64_t seed_rev;
 
 	uint64_t skipped;
+	/* leasemgr_renewals(), leasemgr_changes() */
+	uint64_t renewals, changes;
 	int outstanding; /* store requests in flight with this manager as ctx */
 	bool zombie;     /* freed while requests were in flight */
 };
@@ -391,6 +393,7 @@ static void refresh_key(struct leasemgr *m, const struct lease *k)
 
 		lease_clear(v);
 		lease_copy(v, want);
+		m->changes += changed;
 		if (changed && m->ev.added)
 			m->ev.added(m->ctx, v);
 	} else if (want) {
@@ -906,6 +909,7 @@ static void keepalive_cb(void *ctx, const struct store_result *res)
 		return;
 	}
 	m->own.expires_at = realtime_s() + res->ttl * m->unit_ms / 1000;
+	m->renewals++;
 	schedule_renew(m, renew_interval_ms(m));
 }
 
@@ -1195,6 +1199,16 @@ const struct lease *leasemgr_remote(const struct leasemgr *m, size_t *ret_n)
 uint64_t leasemgr_skipped(const struct leasemgr *m)
 {
 	return m ? m->skipped : 0;
+}
+
+uint64_t leasemgr_renewals(const struct leasemgr *m)
+{
+	return m ? m->renewals : 0;
+}
+
+uint64_t leasemgr_changes(const struct leasemgr *m)
+{
+	return m ? m->changes : 0;
 }
 
 void leasemgr_free(struct leasemgr *m)

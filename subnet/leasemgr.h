@@ -75,6 +75,14 @@ const struct lease *leasemgr_own(const struct leasemgr *m);
 const struct lease *leasemgr_remote(const struct leasemgr *m, size_t *ret_n);
 /* Number of keys or values skipped because they did not parse (each event counts). */
 uint64_t leasemgr_skipped(const struct leasemgr *m);
+/* Successful renewals (keepalives) of the own lease so far; 0 for NULL. */
+uint64_t leasemgr_renewals(const struct leasemgr *m);
+/*
+ * Remote leases that changed in place (same subnet, other attributes) so far; counted
+ * before the .added callback that reports the change runs, so a consumer can tell a change
+ * from an addition there. 0 for NULL.
+ */
+uint64_t leasemgr_changes(const struct leasemgr *m);
 /* Stops timers and watches; the lease stays in the store. NULL-safe. */
 void leasemgr_free(struct leasemgr *m);
 

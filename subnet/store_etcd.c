@@ -32,6 +32,7 @@
 #include "lib/http.h"
 #include "lib/log.h"
 #include "subnet/store.h"
+#include "subnet/store_stats.h"
 #include "subnet/store_util.h"
 
 #define BACKOFF_MIN_MS     50u
@@ -598,6 +599,7 @@ struct etcd_store {
 	unsigned *ep_timeouts; /* consecutive unary timeouts per endpoint */
 	struct ecall *calls;
 	struct store_watch *watches;
+	struct store_stats stats;
 };
 
 enum ecall_op {
@@ -684,6 +686,92 @@ static const struct store_ops etcd_ops;
 static struct etcd_store *to_etcd(struct store *s)
 {
 	return (struct etcd_store *)s;
+}
+
+/* ---- counters (store_stats.h) ---- */
+
+static const char *const stat_op_names[STORE_STAT_OP_COUNT] = {
+	[STORE_STAT_GET] = "get",       [STORE_STAT_LIST] = "list",
+	[STORE_STAT_CREATE] = "create", [STORE_STAT_CAS] = "cas",
+	[STORE_STAT_PUT] = "put",       [STORE_STAT_DELETE] = "delete",
+	[STORE_STAT_GRANT] = "grant",   [STORE_STAT_KEEPALIVE] = "keepalive",
+	[STORE_STAT_REVOKE] = "revoke", [STORE_STAT_TIMETOLIVE] = "timetolive",
+	[STORE_STAT_AUTH] = "auth",     [STORE_STAT_WATCH] = "watch",
+	[STORE_STAT_PROBE] = "probe",
+};
+
+static const char *const stat_err_names[STORE_STAT_ERR_COUNT] = {
+	[STORE_STAT_ERR_CONNECT] = "connect",
+	[STORE_STAT_ERR_TIMEOUT] = "timeout",
+	[STORE_STAT_ERR_TLS] = "tls",
+	[STORE_STAT_ERR_AUTH] = "auth",
+	[STORE_STAT_ERR_UNAVAILABLE] = "unavailable",
+	[STORE_STAT_ERR_REJECTED] = "rejected",
+	[STORE_STAT_ERR_PROTOCOL] = "protocol",
+	[STORE_STAT_ERR_STREAM] = "stream",
+};
+
+const char *store_stat_op_name(enum store_stat_op op)
+{
+	return (unsigned)op < STORE_STAT_OP_COUNT ? stat_op_names[op] : "unknown";
+}
+
+const char *store_stat_err_name(enum store_stat_err kind)
+{
+	return (unsigned)kind < STORE_STAT_ERR_COUNT ? stat_err_names[kind] : "unknown";
+}
+
+static void stat_err(struct etcd_store *s, enum store_stat_err kind)
+{
+	s->stats.errors[kind]++;
+}
+
+static void stat_ok(struct etcd_store *s)
+{
+	s->stats.last_ok_ms = ev_now_ms();
+}
+
+/* A transport failure (curl code @rc != 0). */
+static void stat_curl_err(struct etcd_store *s, int rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		stat_err(s, STORE_STAT_ERR_TIMEOUT);
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+		stat_err(s, STORE_STAT_ERR_TLS);
+		break;
+	default:
+		stat_err(s, STORE_STAT_ERR_CONNECT);
+		break;
+	}
+}
+
+/* An HTTP status other than 200 and its store_etcd_parse_error() result @r. */
+static void stat_http_err(struct etcd_store *s, long status, int r)
+{
+	if (status < 500 && r != -EAGAIN)
+		stat_ok(s); /* the member answers */
+	if (r == -EAGAIN || status >= 500)
+		stat_err(s, STORE_STAT_ERR_UNAVAILABLE);
+	else if (r == -EPERM || r == -EACCES)
+		stat_err(s, STORE_STAT_ERR_AUTH);
+	else
+		stat_err(s, STORE_STAT_ERR_REJECTED);
+}
+
+int store_etcd_stats(const struct store *s, struct store_stats *ret)
+{
+	if (!s || !ret)
+		return -EINVAL;
+	if (s->ops != &etcd_ops)
+		return -ENOTSUP;
+	*ret = ((const struct etcd_store *)s)->stats;
+	return 0;
 }
 
 static char *b64(const char *data, size_t len)
@@ -954,6 +1042,42 @@ static void note_tried(struct ecall *c, const char *ep)
 
 static void on_http_done(void *ctx, const struct http_response *resp);
 
+/* What the next HTTP request of @c is, for the counters. */
+static enum store_stat_op stat_op_of(const struct ecall *c)
+{
+	if (c->authing || c->op == OP_AUTH)
+		return STORE_STAT_AUTH;
+	if (c->stage == STAGE_GRANT)
+		return STORE_STAT_GRANT;
+	if (c->stage == STAGE_REVOKE)
+		return STORE_STAT_REVOKE;
+	switch (c->op) {
+	case OP_GET:
+		return STORE_STAT_GET;
+	case OP_LIST:
+		return STORE_STAT_LIST;
+	case OP_CREATE:
+		return STORE_STAT_CREATE;
+	case OP_CAS:
+		return STORE_STAT_CAS;
+	case OP_PUT:
+		return STORE_STAT_PUT;
+	case OP_DEL:
+		return STORE_STAT_DELETE;
+	case OP_GRANT:
+		return STORE_STAT_GRANT;
+	case OP_KEEPALIVE:
+		return STORE_STAT_KEEPALIVE;
+	case OP_REVOKE:
+		return STORE_STAT_REVOKE;
+	case OP_TIMETOLIVE:
+		return STORE_STAT_TIMETOLIVE;
+	case OP_AUTH:
+		break;
+	}
+	return STORE_STAT_AUTH;
+}
+
 static uint64_t call_budget_ms(const struct ecall *c)
 {
 	return (uint64_t)c->s->timeout_ms * ROUNDS;
@@ -1008,6 +1132,8 @@ static void call_send(struct ecall *c)
 	o.keyfile = s->keyfile;
 	c->req = http_request(s->http, &o, on_http_done, c);
 	free(authbody);
+	if (c->req)
+		s->stats.requests[stat_op_of(c)]++;
 	if (!c->req) {
 		int err = -errno;
 
@@ -1172,6 +1298,10 @@ static void on_http_done(void *ctx, const struct http_response *resp)
 		s->ep_timeouts[c->ep] = 0;
 	else if (resp->curl_rc == CURLE_OPERATION_TIMEDOUT)
 		ep_timed_out(s, c->ep);
+	if (resp->curl_rc != 0)
+		stat_curl_err(s, resp->curl_rc);
+	else if (resp->status == 200)
+		stat_ok(s);
 	if (resp->curl_rc != 0) {
 		snprintf(why, sizeof(why), "%s: %s", s->eps[c->ep], resp->errmsg);
 		if (rc_retryable(resp->curl_rc)) {
@@ -1195,6 +1325,7 @@ static void on_http_done(void *ctx, const struct http_response *resp)
 		char *tok;
 
 		if (store_etcd_parse_token(resp->body, resp->body_len, &tok) < 0) {
+			stat_err(s, STORE_STAT_ERR_PROTOCOL);
 			snprintf(c->errmsg, sizeof(c->errmsg),
 			         "etcd %s: authentication reply without a token", s->eps[c->ep]);
 			stage_error(c, -EPROTO);
@@ -1213,6 +1344,8 @@ static void on_http_done(void *ctx, const struct http_response *resp)
 		r = store_etcd_parse_reply(c->kind, resp->body, resp->body_len, &res, c->errmsg,
 		                           sizeof(c->errmsg));
 		if (r < 0) {
+			stat_err(s,
+			         r == -EPROTO ? STORE_STAT_ERR_PROTOCOL : STORE_STAT_ERR_REJECTED);
 			stage_error(c, r);
 			return;
 		}
@@ -1221,6 +1354,7 @@ static void on_http_done(void *ctx, const struct http_response *resp)
 	}
 	r = store_etcd_parse_error(resp->status, resp->body, resp->body_len, c->errmsg,
 	                           sizeof(c->errmsg));
+	stat_http_err(s, resp->status, r);
 	if (r == -EAGAIN) {
 		snprintf(why, sizeof(why), "%.150s: %.240s", s->eps[c->ep], c->errmsg);
 		c->ambiguous = true;
@@ -1568,6 +1702,7 @@ static bool watch_line(struct store_watch *w, const char *line, size_t len)
 	if (store_etcd_parse_watch_line(line, len, &m) < 0) {
 		char why[300];
 
+		stat_err(w->s, STORE_STAT_ERR_PROTOCOL);
 		snprintf(why, sizeof(why), "bad watch message: %s", m.reason);
 		watch_broken(w, why);
 		return false;
@@ -1579,12 +1714,16 @@ static bool watch_line(struct store_watch *w, const char *line, size_t len)
 			free(w->s->token);
 			w->s->token = NULL;
 		}
+		stat_err(w->s, m.error == -EPERM ? STORE_STAT_ERR_AUTH : STORE_STAT_ERR_STREAM);
 		snprintf(why, sizeof(why), "stream error: %s", m.reason);
 		watch_broken(w, why);
 		return false;
 	}
 	if (m.canceled) {
 		store_events_free(m.evs, m.n_evs);
+		stat_err(w->s, strstr(m.reason, "permission denied") || auth_problem(m.reason)
+		                       ? STORE_STAT_ERR_AUTH
+		                       : STORE_STAT_ERR_REJECTED);
 		if (m.compact_revision > 0) {
 			watch_fail(w, -ESTALE);
 		} else if (auth_problem(m.reason) && w->s->username && !w->reauthed) {
@@ -1637,6 +1776,7 @@ static void watch_data(void *ctx, const char *data, size_t len)
 
 	w->alive_ms = ev_now_ms();
 	w->s->ep_timeouts[w->ep] = 0;
+	stat_ok(w->s);
 
 	if (w->len + len + 1 > w->cap) {
 		size_t cap = w->cap ? w->cap : 4096;
@@ -1681,6 +1821,12 @@ static void probe_done(void *ctx, const struct http_response *resp)
 	char why[600];
 
 	w->probe = NULL;
+	if (resp->curl_rc != 0)
+		stat_curl_err(s, resp->curl_rc);
+	else if (resp->status <= 0 || resp->status >= 500)
+		stat_err(s, STORE_STAT_ERR_UNAVAILABLE);
+	else
+		stat_ok(s);
 	if (resp->curl_rc == 0 && resp->status > 0 && resp->status < 500) {
 		/* the member answers (even 401/403 proves that): keep the stream */
 		s->ep_timeouts[w->ep] = 0;
@@ -1728,6 +1874,8 @@ static void watch_probe(struct store_watch *w)
 	o.keyfile = s->keyfile;
 	w->probe = http_request(s->http, &o, probe_done, w);
 	free(body);
+	if (w->probe)
+		s->stats.requests[STORE_STAT_PROBE]++;
 	if (!w->probe)
 		watch_arm_probe(w, (uint64_t)(s->probe_ms > 0 ? s->probe_ms : DEFAULT_PROBE_MS));
 	else
@@ -1776,11 +1924,14 @@ static void watch_done(void *ctx, const struct http_response *resp)
 
 	w->req = NULL;
 	if (resp->curl_rc != 0) {
+		stat_curl_err(w->s, resp->curl_rc);
 		snprintf(why, sizeof(why), "%s: %s", w->s->eps[w->ep], resp->errmsg);
 	} else if (resp->status != 200) {
 		char msg[400];
 		int r = store_etcd_parse_error(resp->status, resp->body, resp->body_len, msg,
 		                               sizeof(msg));
+
+		stat_http_err(w->s, resp->status, r);
 
 		if (r == -EPERM && w->s->username) {
 			free(w->s->token);
@@ -1788,6 +1939,7 @@ static void watch_done(void *ctx, const struct http_response *resp)
 		}
 		snprintf(why, sizeof(why), "%s: %s", w->s->eps[w->ep], msg);
 	} else {
+		stat_err(w->s, STORE_STAT_ERR_STREAM);
 		snprintf(why, sizeof(why), "%s: stream ended", w->s->eps[w->ep]);
 	}
 	watch_broken(w, why);
@@ -1862,6 +2014,8 @@ static void watch_open(struct store_watch *w)
 	o.on_data = watch_data;
 	w->req = http_request(s->http, &o, watch_done, w);
 	free(body);
+	if (w->req)
+		s->stats.requests[STORE_STAT_WATCH]++;
 	if (!w->req) {
 		watch_broken(w, "cannot start the watch request");
 		return;

@@ -266,3 +266,50 @@ ping_start_fast() {
 	bg_start "$1" "$logf" "ping $3" ping -n -i "$4" -W 1 "$2"
 	TW_PING_PID[$3]=$TW_BG_PID
 }
+
+# ---------------------------------------------------------------------------------------------
+# Route monitors: `ip monitor route` in a host, to prove a route was never withdrawn (a ping
+# can miss a gap of a few milliseconds; the monitor cannot).
+
+declare -A TW_RMON_MARK=()
+
+# route_monitor_start I: start recording route and nexthop changes in host I.
+route_monitor_start() {
+	local logf=$TW_DIR/logs/routes-h$1.log
+	: >"$logf"
+	bg_start "$(ns_host "$1")" "$logf" "ip monitor h$1" ip -ts monitor route nexthop
+	TW_RMON_MARK[$1]=0
+}
+
+# route_monitor_mark I: forget the changes recorded so far in host I.
+route_monitor_mark() {
+	TW_RMON_MARK[$1]=$(wc -l <"$TW_DIR/logs/routes-h$1.log")
+}
+
+# route_withdrawals I SUBNET...: the "Deleted" lines for any of SUBNET... in host I since
+# the last mark (empty: none of them was withdrawn).
+route_withdrawals() {
+	local i=$1 s
+	shift
+	local pat=""
+	for s in "$@"; do
+		pat+="${pat:+|}Deleted ${s//./\\.} " # the route
+		s=${s%/*}
+		pat+="|Deleted id [0-9]+ via ${s//./\\.} " # its nexthop object (takes the route along)
+	done
+	tail -n +$((${TW_RMON_MARK[$i]:-0} + 1)) "$TW_DIR/logs/routes-h$i.log" | grep -E -- "$pat" || true
+}
+
+# check_no_withdrawal WHAT HOST...: defer a failure for every HOST that withdrew, since its
+# mark, the route to another HOST's subnet (SUB[] holds the subnets); then mark again.
+check_no_withdrawal() {
+	local what=$1 i j subs w
+	shift
+	for i in "$@"; do
+		subs=()
+		for j in "$@"; do [ "$j" != "$i" ] && subs+=("${SUB[$j]}"); done
+		w=$(route_withdrawals "$i" "${subs[@]}")
+		[ -z "$w" ] || defer_fail "$what: h$i withdrew the route to another node's subnet: $(head -n 3 <<<"$w" | tr '\n' '|')"
+		route_monitor_mark "$i"
+	done
+}

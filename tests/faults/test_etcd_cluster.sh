@@ -86,18 +86,23 @@ log "4: m$leader back in the cluster"
 # Restart both daemons so that both use the first endpoint (m1), then freeze m1.
 for i in 1 2; do restart_twilld "$i" TERM; done
 wait_state 5 1 2
+leader10=$(cluster_leader 1 2 3) || leader10='?'
 kill -STOP "${TW_MEMBER_PID[1]}"
 frozen_line=$(wc -l <"$(twilld_log 1)")
 TW_CTL_EPS="2 3"
-log "10: m1 frozen (SIGSTOP)"
+log "10: m1 frozen (SIGSTOP; the leader was m$leader10)"
 X=198.18.240.0/24
+# When m1 was the leader, puts time out until m2 and m3 elect a new one: retry.
+wait_for --timeout 30 --interval 0.2 etcdctl_member 2 put "$(lease_key $X)" \
+	"$(vxlan_lease_json 192.0.2.60 0a:00:00:00:f0:60)" >/dev/null 2>&1 ||
+	fail "10: cannot put through m2 with m1 frozen"
 t0=$(now_ms)
-etcdctl_member 2 put "$(lease_key $X)" "$(vxlan_lease_json 192.0.2.60 0a:00:00:00:f0:60)" >/dev/null
 T10=$((T10_TIMEOUT + T10_MARGIN))
 if wait_for --timeout $T10 _tw_state_ok_live "$TW_DIR/leases.snap" 1 2; then
 	log "10: lease added through m2 programmed on h1,h2 in $(($(now_ms) - t0)) ms"
 	t0=$(now_ms)
-	etcdctl_member 3 del "$(lease_key $X)" >/dev/null
+	wait_for --timeout 30 --interval 0.2 etcdctl_member 3 del "$(lease_key $X)" >/dev/null 2>&1 ||
+		fail "10: cannot delete through m3 with m1 frozen"
 	if wait_for --timeout $T10 _tw_state_ok_live "$TW_DIR/leases.snap" 1 2; then
 		log "10: lease removed through m3 applied on h1,h2 in $(($(now_ms) - t0)) ms"
 	else
@@ -111,7 +116,8 @@ else
 	else
 		log "10: ... still not programmed after $(($(now_ms) - t0)) ms"
 	fi
-	etcdctl_member 3 del "$(lease_key $X)" >/dev/null
+	wait_for --timeout 30 --interval 0.2 etcdctl_member 3 del "$(lease_key $X)" >/dev/null 2>&1 ||
+		fail "10: cannot delete through m3 with m1 frozen"
 fi
 twilld_all_alive 1 2
 kill -CONT "${TW_MEMBER_PID[1]}"

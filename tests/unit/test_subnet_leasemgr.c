@@ -14,15 +14,11 @@
 #include "subnet/store.h"
 #include "subnet/store_local.h"
 #include "subnet/subnetfile.h"
+#include "leasemgr_testutil.h"
 
-#define PFX   "/coreos.com/network"
-#define SUBS  PFX "/subnets/"
-#define UNIT  10 /* ms per TTL second */
-#define MYIP  "192.0.2.1"
-#define OTHER "192.0.2.2"
+#define UNIT 10 /* ms per TTL second */
 
 static char dir[64], path[PATH_MAX], sfpath[PATH_MAX];
-static struct ev_loop *loop;
 static struct store *st;
 
 static void setup(void)
@@ -61,239 +57,19 @@ TestSuite(leasemgr, .init = dbg, .fini = teardown, .timeout = 30);
 
 /* ---- store helpers ---- */
 
-struct res {
-	bool done;
-	int err;
-	bool succeeded;
-	size_t n;
-	int64_t lease[4], mod_rev[4];
-	char value[4][512];
-};
-
-static void res_cb(void *ctx, const struct store_result *r)
-{
-	struct res *o = ctx;
-
-	o->done = true;
-	o->err = r->err;
-	o->succeeded = r->succeeded;
-	o->n = r->n_kvs;
-	for (size_t i = 0; i < r->n_kvs && i < 4; i++) {
-		o->lease[i] = r->kvs[i].lease;
-		o->mod_rev[i] = r->kvs[i].mod_revision;
-		snprintf(o->value[i], sizeof(o->value[i]), "%s", r->kvs[i].value);
-	}
-}
-
 static struct res sput(const char *key, const char *value, int64_t ttl)
 {
-	struct res o = { 0 };
-
-	if (ttl)
-		cr_assert_eq(st->ops->create(st, key, value, strlen(value), ttl, res_cb, &o), 0);
-	else
-		cr_assert_eq(st->ops->put(st, key, value, strlen(value), 0, res_cb, &o), 0);
-	cr_assert_eq(ev_loop_run_until(loop, &o.done, 2000), 0);
-	cr_assert_eq(o.err, 0);
-	return o;
+	return lm_put(st, key, value, ttl);
 }
 
 static struct res sget(const char *key)
 {
-	struct res o = { 0 };
-
-	cr_assert_eq(st->ops->get(st, key, res_cb, &o), 0);
-	cr_assert_eq(ev_loop_run_until(loop, &o.done, 2000), 0);
-	return o;
+	return lm_get(st, key);
 }
 
 static void sdel(const char *key)
 {
-	struct res o = { 0 };
-
-	cr_assert_eq(st->ops->del(st, key, 0, res_cb, &o), 0);
-	cr_assert_eq(ev_loop_run_until(loop, &o.done, 2000), 0);
-}
-
-static const char *lease_json(const char *ip)
-{
-	static char bufs[8][256];
-	static unsigned next;
-	char *buf = bufs[next++ % 8];
-
-	snprintf(buf, sizeof(bufs[0]),
-	         "{\"PublicIP\":\"%s\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\","
-	         "\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"16:95:20:8d:5a:7b\"}}",
-	         ip);
-	return buf;
-}
-
-/* ---- consumer model ---- */
-
-struct entry {
-	char subnet[64];
-	char ip[64];
-	char type[32];
-};
-
-struct consumer {
-	int acquired, lost, resyncs, errors, dup, unknown_removed, skipped;
-	int last_err;
-	char last_msg[512];
-	char own[64];
-	int64_t own_lease;
-	struct entry set[128];
-	size_t n;
-};
-
-static void fmt_entry(const struct lease *l, struct entry *e)
-{
-	char sb[2 * IPAM_PREFIX_STRLEN];
-
-	snprintf(e->subnet, sizeof(e->subnet), "%s", leasemgr_subnets_str(l, sb));
-	ipam_addr_format(&l->attrs.public_ip, e->ip);
-	snprintf(e->type, sizeof(e->type), "%s", l->attrs.backend_type);
-}
-
-static ssize_t c_find(struct consumer *c, const char *subnet)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (strcmp(c->set[i].subnet, subnet) == 0)
-			return (ssize_t)i;
-	return -1;
-}
-
-static void on_acquired(void *ctx, const struct lease *own)
-{
-	struct consumer *c = ctx;
-	char sb[2 * IPAM_PREFIX_STRLEN];
-
-	c->acquired++;
-	snprintf(c->own, sizeof(c->own), "%s", leasemgr_subnets_str(own, sb));
-	c->own_lease = own->store_lease_id;
-}
-
-static void on_lost(void *ctx, const struct lease *old)
-{
-	struct consumer *c = ctx;
-
-	(void)old;
-	c->lost++;
-	c->own[0] = '\0';
-}
-
-static void on_resync(void *ctx, const struct lease *l, size_t n)
-{
-	struct consumer *c = ctx;
-
-	c->resyncs++;
-	c->n = 0;
-	for (size_t i = 0; i < n; i++)
-		fmt_entry(&l[i], &c->set[c->n++]);
-}
-
-static void on_added(void *ctx, const struct lease *l)
-{
-	struct consumer *c = ctx;
-	struct entry e;
-	ssize_t i;
-
-	fmt_entry(l, &e);
-	i = c_find(c, e.subnet);
-	if (i >= 0) {
-		if (memcmp(&c->set[i], &e, sizeof(e)) == 0)
-			c->dup++;
-		c->set[i] = e;
-	} else {
-		c->set[c->n++] = e;
-	}
-}
-
-static void on_removed(void *ctx, const struct lease *l)
-{
-	struct consumer *c = ctx;
-	struct entry e;
-	ssize_t i;
-
-	fmt_entry(l, &e);
-	i = c_find(c, e.subnet);
-	if (i < 0) {
-		c->unknown_removed++;
-		return;
-	}
-	c->set[i] = c->set[--c->n];
-}
-
-static void on_error(void *ctx, int err, const char *msg)
-{
-	struct consumer *c = ctx;
-
-	c->errors++;
-	c->last_err = err;
-	snprintf(c->last_msg, sizeof(c->last_msg), "%s", msg);
-}
-
-static void on_skipped(void *ctx, const char *key, const char *reason)
-{
-	struct consumer *c = ctx;
-
-	(void)key;
-	(void)reason;
-	c->skipped++;
-}
-
-static const struct leasemgr_events events = {
-	.own_acquired = on_acquired,
-	.own_lost = on_lost,
-	.resync = on_resync,
-	.added = on_added,
-	.removed = on_removed,
-	.error = on_error,
-	.skipped = on_skipped,
-};
-
-/* Deterministic random source: always @value (clamped). */
-struct fixed_rnd {
-	uint64_t value;
-	int calls;
-	const char *precreate; /* on the first call, create this key for OTHER first */
-};
-
-static void ignore_cb(void *ctx, const struct store_result *r)
-{
-	(void)ctx;
-	cr_assert_eq(r->err, 0);
-}
-
-static uint64_t fixed(void *ctx, uint64_t bound)
-{
-	struct fixed_rnd *r = ctx;
-
-	/* Queued before the manager's create, so the create loses the race. */
-	if (r->calls++ == 0 && r->precreate)
-		cr_assert_eq(st->ops->put(st, r->precreate, lease_json(OTHER),
-		                          strlen(lease_json(OTHER)), 0, ignore_cb, NULL),
-		             0);
-	return r->value < bound ? r->value : bound - 1;
-}
-
-static struct subnet_config *config(const char *json)
-{
-	char err[SUBNET_ERR_MAX];
-	struct subnet_config *cfg = subnet_config_parse(json, strlen(json), err, sizeof(err));
-
-	cr_assert_not_null(cfg, "config: %s", err);
-	return cfg;
-}
-
-static void attrs(struct lease_attrs *a, const char *ip, uint8_t macbyte)
-{
-	uint8_t mac[6] = { 0x16, 0x95, 0x20, 0x8d, 0x5a, macbyte };
-
-	memset(a, 0, sizeof(*a));
-	cr_assert_eq(ipam_addr_parse(ip, &a->public_ip), 0);
-	strcpy(a->backend_type, "vxlan");
-	a->backend_data = lease_vxlan_data_new(1, mac);
+	lm_del(st, key);
 }
 
 static struct leasemgr *start_mgr(struct consumer *c, const char *cfgjson, const char *ip,
@@ -310,64 +86,9 @@ static struct leasemgr *start_mgr(struct consumer *c, const char *cfgjson, const
 		.rnd = rnd ? fixed : NULL,
 		.rnd_ctx = rnd,
 	};
-	struct subnet_config *cfg = config(cfgjson);
-	struct lease_attrs a;
-	struct leasemgr *m = leasemgr_new(loop, st, &o, &events, c);
 
-	cr_assert_not_null(m);
-	attrs(&a, ip, 0x7b);
-	cr_assert_eq(leasemgr_start(m, cfg, &a), 0);
-	lease_attrs_clear(&a);
-	subnet_config_free(cfg);
-	return m;
+	return lm_start(st, &o, c, cfgjson, ip);
 }
-
-static bool wait_for(bool (*pred)(void *), void *arg, int ms)
-{
-	uint64_t end = ev_now_ms() + (uint64_t)ms;
-
-	while (!pred(arg)) {
-		if (ev_now_ms() >= end)
-			return false;
-		ev_loop_run_once(loop, 5);
-	}
-	return true;
-}
-
-static void run_for(int ms)
-{
-	uint64_t end = ev_now_ms() + (uint64_t)ms;
-
-	while (ev_now_ms() < end)
-		ev_loop_run_once(loop, 5);
-}
-
-static bool has_acquired_and_synced(void *p)
-{
-	struct consumer *c = p;
-
-	return c->acquired > 0 && c->resyncs > 0 && c->own[0];
-}
-
-static void wait_ready(struct consumer *c)
-{
-	cr_assert(wait_for(has_acquired_and_synced, c, 3000), "no lease acquired (last error: %s)",
-	          c->last_msg);
-}
-
-/* The key of a subnet string like 198.18.3.0/24. */
-static const char *key_of(const char *subnet)
-{
-	static char buf[128];
-	char *slash;
-
-	snprintf(buf, sizeof(buf), SUBS "%s", subnet);
-	slash = strrchr(buf, '/');
-	*slash = '-';
-	return buf;
-}
-
-#define NET16 "{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"Backend\":{\"Type\":\"vxlan\"}}"
 
 Test(leasemgr, acquire_writes_flannel_lease)
 {
@@ -552,7 +273,7 @@ Test(leasemgr, exhaustion_reported_then_recovers)
 Test(leasemgr, lost_race_picks_again)
 {
 	struct consumer c = { 0 };
-	struct fixed_rnd rnd = { .value = 0, .precreate = SUBS "198.18.1.0-24" };
+	struct fixed_rnd rnd = { .value = 0, .store = st, .precreate = SUBS "198.18.1.0-24" };
 	struct leasemgr *m = start_mgr(&c, NET16, MYIP, &rnd, NULL);
 
 	wait_ready(&c);
@@ -563,13 +284,6 @@ Test(leasemgr, lost_race_picks_again)
 	cr_assert_str_eq(sget(SUBS "198.18.1.0-24").value[0], lease_json(OTHER));
 	cr_assert_eq(c.dup, 0);
 	leasemgr_free(m);
-}
-
-static bool reacquired(void *p)
-{
-	struct consumer *c = p;
-
-	return c->lost >= 1 && c->acquired >= 2 && c->own[0];
 }
 
 Test(leasemgr, own_key_deleted_reacquired_same_subnet)
@@ -630,61 +344,6 @@ Test(leasemgr, own_lease_expired_reacquired)
 }
 
 /* Verifies the consumer's set equals the store's leases other than ours. */
-struct expect {
-	const char *subnet;
-	const char *ip;
-};
-
-static void assert_set(struct consumer *c, struct leasemgr *m, const struct expect *e, size_t n)
-{
-	size_t rn;
-	const struct lease *r = leasemgr_remote(m, &rn);
-
-	cr_assert_eq(c->n, n, "consumer has %zu leases, want %zu", c->n, n);
-	cr_assert_eq(rn, n);
-	for (size_t i = 0; i < n; i++) {
-		ssize_t at = c_find(c, e[i].subnet);
-
-		cr_assert_geq(at, 0, "missing %s", e[i].subnet);
-		cr_assert_str_eq(c->set[at].ip, e[i].ip, "%s", e[i].subnet);
-	}
-	for (size_t i = 1; i < rn; i++)
-		cr_assert_lt(ipam_prefix_cmp(&r[i - 1].subnet, &r[i].subnet), 0, "sorted");
-	cr_assert_eq(c->dup, 0, "duplicate events");
-	cr_assert_eq(c->unknown_removed, 0, "removal of an unknown lease");
-}
-
-struct set_want {
-	struct consumer *c;
-	const struct expect *e;
-	size_t n;
-};
-
-static bool set_matches(void *p)
-{
-	const struct set_want *w = p;
-
-	if (w->c->n != w->n)
-		return false;
-	for (size_t i = 0; i < w->n; i++) {
-		ssize_t at = c_find(w->c, w->e[i].subnet);
-
-		if (at < 0 || strcmp(w->c->set[at].ip, w->e[i].ip) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* Waits (3 s at most) until the consumer's set is @e, then checks it exactly. */
-static void wait_set(struct consumer *c, struct leasemgr *m, const struct expect *e, size_t n)
-{
-	struct set_want w = { c, e, n };
-
-	wait_for(set_matches, &w, 3000);
-	run_for(20); /* nothing more may arrive */
-	assert_set(c, m, e, n);
-}
-
 struct compact_ctx {
 	int left;
 };
@@ -762,12 +421,12 @@ Test(leasemgr, broken_watch_resumes_without_loss)
 	wait_ready(&c);
 	store_local_break_watches(st, -EPIPE);
 	sput(SUBS "198.18.60.0-24", lease_json("192.0.2.60"), 0);
-	wait_set(&c, m, want, 1);
+	wait_set(&c, m, want, 1, 20);
 	sput(SUBS "198.18.61.0-24", lease_json("192.0.2.61"), 0);
 	sdel(SUBS "198.18.61.0-24");
 	sput(SUBS "198.18.62.0-24", lease_json("192.0.2.62"), 0);
 	sdel(SUBS "198.18.62.0-24");
-	wait_set(&c, m, want, 1);
+	wait_set(&c, m, want, 1, 20);
 	leasemgr_free(m);
 }
 
@@ -798,7 +457,7 @@ Test(leasemgr, malformed_keys_and_values_skipped)
 	{
 		const struct expect want2[] = { { "198.18.90.0/24", "192.0.2.90" } };
 
-		wait_set(&c, m, want2, 1);
+		wait_set(&c, m, want2, 1, 20);
 	}
 	cr_assert_eq(c.lost, 0);
 	leasemgr_free(m);
