@@ -309,8 +309,10 @@ static int to_rs(struct backend *be, const struct lease *l, struct rs_lease *ret
 	if (!l->has_ipv4 || (be->started && ipam_prefix_overlaps(&l->subnet, &be->own_subnet)))
 		return -ENOENT; /* IPv6-only, or our own lease: nothing to program */
 	if (strcmp(l->attrs.backend_type, "vxlan") != 0) {
+		/* flannel's udp backend writes no BackendType */
 		log_warnx("%s: lease %s has backend type \"%s\", not vxlan: ignored", be->logname,
-		          lease_key_format(l, key), l->attrs.backend_type);
+		          lease_key_format(l, key),
+		          l->attrs.backend_type[0] ? l->attrs.backend_type : "udp");
 		return -ENOENT;
 	}
 	memset(ret, 0, sizeof(*ret));

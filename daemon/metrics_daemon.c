@@ -17,15 +17,22 @@
 
 #define M_READY "twill_ready"
 
+enum { K_ADDED, K_CHANGED, K_REMOVED, K_RESYNC, K_OWN_ACQUIRED, K_OWN_LOST, K_SKIPPED };
+
 static const char *const event_kinds[] = {
-	"added", "changed", "removed", "resync", "own_acquired", "own_lost", "skipped",
+	[K_ADDED] = "added",     [K_CHANGED] = "changed",           [K_REMOVED] = "removed",
+	[K_RESYNC] = "resync",   [K_OWN_ACQUIRED] = "own_acquired", [K_OWN_LOST] = "own_lost",
+	[K_SKIPPED] = "skipped",
 };
+
+#define N_KINDS (sizeof(event_kinds) / sizeof(event_kinds[0]))
 
 struct twilld_metrics {
 	struct metrics *reg;
 	struct twilld_metrics_src src;
 	struct metric *ready, *held, *expiry, *remote, *events, *renewals, *etcd_req, *etcd_err,
 		*etcd_ep, *nl_ops, *nl_err, *repairs, *udp_pkts, *udp_bytes, *udp_drop;
+	struct metric_series *kind[N_KINDS]; /* twill_lease_events_total by event_kinds[] */
 	/* counters of other modules as last seen, to add only what is new */
 	uint64_t last_renewals, last_skipped, last_changes;
 	uint64_t last_req[STORE_STAT_OP_COUNT], last_err[STORE_STAT_ERR_COUNT];
@@ -68,6 +75,7 @@ static void scrape_lease(struct twilld_metrics *tm)
 	const struct lease *own = lm ? leasemgr_own(lm) : NULL;
 	size_t n = 0;
 	double left = 0;
+	uint64_t skipped;
 
 	metric_set(tm->ready, NULL, NULL,
 	           tm->src.started && *tm->src.started && twilld_metrics_ready(tm, NULL, 0) ? 1
@@ -82,7 +90,10 @@ static void scrape_lease(struct twilld_metrics *tm)
 		leasemgr_remote(lm, &n);
 	metric_set(tm->remote, NULL, NULL, (double)n);
 	add_delta(tm->renewals, NULL, leasemgr_renewals(lm), &tm->last_renewals);
-	add_delta(tm->events, "skipped", leasemgr_skipped(lm), &tm->last_skipped);
+	skipped = leasemgr_skipped(lm);
+	metric_series_add(tm->kind[K_SKIPPED],
+	                  skipped >= tm->last_skipped ? skipped - tm->last_skipped : skipped);
+	tm->last_skipped = skipped;
 }
 
 static void scrape_etcd(struct twilld_metrics *tm)
@@ -211,9 +222,11 @@ struct twilld_metrics *twilld_metrics_new(struct metrics *reg, const struct twil
 		goto fail;
 	if (!metric_series(tm->ready, NULL, NULL))
 		goto fail;
-	for (i = 0; i < sizeof(event_kinds) / sizeof(event_kinds[0]); i++)
-		if (!metric_series(tm->events, event_kinds[i], NULL))
+	for (i = 0; i < N_KINDS; i++) {
+		tm->kind[i] = metric_series(tm->events, event_kinds[i], NULL);
+		if (!tm->kind[i])
 			goto fail;
+	}
 	/* what happened before (tests, a second daemon in one process) is not ours */
 	{
 		struct nl_stats ns;
@@ -246,8 +259,17 @@ void twilld_metrics_free(struct twilld_metrics *tm)
 
 void twilld_metrics_lease_event(struct twilld_metrics *tm, const char *kind)
 {
-	if (tm && kind)
-		metric_inc(tm->events, kind, NULL);
+	size_t i;
+
+	if (!tm || !kind)
+		return;
+	for (i = 0; i < N_KINDS; i++) {
+		if (strcmp(kind, event_kinds[i]) == 0) {
+			metric_series_inc(tm->kind[i]);
+			return;
+		}
+	}
+	metric_inc(tm->events, kind, NULL);
 }
 
 void twilld_metrics_lease_added(struct twilld_metrics *tm)
@@ -257,7 +279,7 @@ void twilld_metrics_lease_added(struct twilld_metrics *tm)
 	if (!tm)
 		return;
 	changes = leasemgr_changes(src_lm(tm));
-	metric_inc(tm->events, changes != tm->last_changes ? "changed" : "added", NULL);
+	metric_series_inc(tm->kind[changes != tm->last_changes ? K_CHANGED : K_ADDED]);
 	tm->last_changes = changes;
 }
 

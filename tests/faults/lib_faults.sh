@@ -313,3 +313,23 @@ check_no_withdrawal() {
 		route_monitor_mark "$i"
 	done
 }
+
+# lease_ttl SUBNET: remaining TTL (s) of the etcd lease attached to SUBNET's key; "none"
+# when the key is absent or has no etcd lease, -1 when that lease no longer exists.
+lease_ttl() {
+	local id
+	id=$(etcdctl_run get -w json "$(lease_key "$1")" | jq -r '.kvs[0].lease // "none"') || return 1
+	if [ "$id" = none ] || [ "$id" = 0 ]; then
+		echo none
+		return 0
+	fi
+	etcdctl_run lease timetolive -w json "$(printf '%x' "$id")" | jq -r '.ttl'
+}
+
+# own_lease_live I SUBNET: own_lease_ok, and the attached etcd lease is alive (TTL > 0).
+own_lease_live() {
+	local t
+	own_lease_ok "$1" "$2" || return 1
+	t=$(lease_ttl "$2") || return 1
+	[ "$t" != none ] && [ "$t" -gt 0 ]
+}
