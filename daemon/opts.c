@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/iface.h"
 #include "daemon/opts.h"
 #include "lib/log.h"
 #include "subnet/subnetfile.h"
@@ -126,6 +127,12 @@ int twilld_opts_parse(struct twilld_opts *o, int argc, char **argv, char *err, s
 				o->iface_can_reach);
 			return -EINVAL;
 		}
+	}
+	/* A bad or too complex --iface-regex is a usage error, found before anything starts. */
+	for (size_t i = 0; i < o->iface_regex.n; i++) {
+		r = iface_regex_check(o->iface_regex.v[i], err, errlen);
+		if (r < 0)
+			return r;
 	}
 	if (!o->subnet_file || !*o->subnet_file) {
 		snprintf(err, errlen, "flag -subnet-file: empty path");

@@ -330,9 +330,33 @@ static void taken_add(struct leasemgr *m, const struct lease *l)
 }
 
 /*
+ * A subnet of @l outside the config's Network (or IPv6Network when IPv6 is enabled): true
+ * with the reason in @buf. Such a key is neither a remote lease nor taken for allocation.
+ */
+static bool outside_network(const struct leasemgr *m, const struct lease *l, char *buf, size_t len)
+{
+	const struct subnet_config *c = &m->cfg;
+	char a[IPAM_PREFIX_STRLEN], b[IPAM_PREFIX_STRLEN];
+
+	if (c->enable_ipv4 && l->has_ipv4 && !ipam_prefix_contains(&c->network, &l->subnet)) {
+		snprintf(buf, len, "%s is outside the network %s",
+		         ipam_prefix_format(&l->subnet, a), ipam_prefix_format(&c->network, b));
+		return true;
+	}
+	if (c->enable_ipv6 && l->has_ipv6 &&
+	    !ipam_prefix_contains(&c->ipv6_network, &l->ipv6_subnet)) {
+		snprintf(buf, len, "%s is outside the IPv6 network %s",
+		         ipam_prefix_format(&l->ipv6_subnet, a),
+		         ipam_prefix_format(&c->ipv6_network, b));
+		return true;
+	}
+	return false;
+}
+
+/*
  * Parse a store kv under the subnets prefix into @ret (key, value, lease id,
  * mod_revision). 1 = valid, 0 = key valid but value not (subnets filled),
- * -1 = key invalid. Problems are reported through skip().
+ * -1 = key invalid or outside the Network (ignored entirely). Problems are reported through skip().
  */
 static int parse_kv(struct leasemgr *m, const struct store_kv *kv, bool want_value,
                     struct lease *ret)
@@ -351,6 +375,11 @@ static int parse_kv(struct leasemgr *m, const struct store_kv *kv, bool want_val
 	}
 	if (strcmp(lease_key_format(ret, canon), suffix) != 0) {
 		skip(m, kv->key, "not in canonical form (expected %s)", canon);
+		return -1;
+	}
+	if (outside_network(m, ret, err, sizeof(err))) {
+		skip(m, kv->key, "%s", err);
+		memset(ret, 0, sizeof(*ret));
 		return -1;
 	}
 	ret->store_lease_id = kv->lease;

@@ -10,8 +10,9 @@
  * by a new listing whose differences to the known set are reported as
  * added/removed, and a new watch from that listing. Never a remote lease:
  * the own key, a key being created by this manager, and any lease carrying
- * this node's PublicIP. Keys or values that do not parse are skipped (reported
- * through .skipped and counted), never fatal. The library does not log above debug.
+ * this node's PublicIP. Keys or values that do not parse, and keys for a subnet
+ * outside the Network (IPv6Network), are skipped (reported through .skipped and
+ * counted), never fatal; an outside key does not hold a subnet for allocation. The library does not log above debug.
  */
 #ifndef TWILL_SUBNET_LEASEMGR_H
 #define TWILL_SUBNET_LEASEMGR_H
@@ -58,7 +59,8 @@ struct leasemgr_events {
 	 * -ENOSPC, renewal failed): @msg says what failed and when the next try is.
 	 */
 	void (*error)(void *ctx, int err, const char *msg);
-	/* Optional: a key under <prefix>/subnets/ or its value did not parse and was skipped. */
+	/* Optional: a key under <prefix>/subnets/ or its value did not parse, or the subnet is
+	 * outside the Network, and it was skipped. */
 	void (*skipped)(void *ctx, const char *key, const char *reason);
 };
 

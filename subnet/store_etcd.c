@@ -43,6 +43,7 @@
 #define DEFAULT_PROBE_MS   10000
 #define TIMEOUTS_MOVE      2 /* consecutive unary timeouts on an endpoint that move its watches */
 #define WATCH_MAX_LINE     (16u << 20)
+#define LIST_PAGE          500 /* kvs per range request of a listing */
 
 /* ------------------------------------------------------------------------ */
 /* JSON helpers (pure)                                                       */
@@ -650,6 +651,13 @@ struct ecall {
 	char tried[256];
 	struct store_result res;
 	char errmsg[512];
+	/* OP_LIST in pages: the listing's revision, where the next page starts, kvs so far */
+	int64_t page_rev;
+	char *page_key;
+	size_t page_key_len;
+	struct store_kv *acc;
+	size_t n_acc, cap_acc;
+	unsigned list_restarts;
 	struct ecall *next, *prev;
 };
 
@@ -821,6 +829,20 @@ static char *body_range(const char *key, size_t klen, const char *end, size_t el
 	return dump(json_pack("{s:o}", "key", jb64(key, klen)));
 }
 
+/* One page of a listing: at most LIST_PAGE keys from @key, at @rev when not 0. */
+static char *body_list(const char *key, size_t klen, const char *end, size_t elen, int64_t rev)
+{
+	json_t *o = json_pack("{s:o, s:o, s:s, s:s, s:i}", "key", jb64(key, klen), "range_end",
+	                      jb64(end, elen), "sort_order", "ASCEND", "sort_target", "KEY",
+	                      "limit", (json_int_t)LIST_PAGE);
+
+	if (o && rev && json_object_set_new(o, "revision", ji64(rev)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return dump(o);
+}
+
 static json_t *put_op(const struct ecall *c, int64_t lease)
 {
 	json_t *p = json_pack("{s:o, s:o}", "key", jb64(c->key, c->key_len), "value",
@@ -878,7 +900,11 @@ static int stage_prepare(struct ecall *c)
 				return -ENOMEM;
 			c->path = "/v3/kv/range";
 			c->kind = STORE_ETCD_RANGE;
-			c->body = body_range(c->key, c->key_len, end, elen);
+			if (c->page_key)
+				c->body = body_list(c->page_key, c->page_key_len, end, elen,
+				                    c->page_rev);
+			else
+				c->body = body_list(c->key, c->key_len, end, elen, 0);
 			free(end);
 			break;
 		}
@@ -943,15 +969,84 @@ static int stage_prepare(struct ecall *c)
 	return c->body ? 0 : -ENOMEM;
 }
 
+/* Forget the pages of a listing so far (it starts again from the first page). */
+static void list_reset(struct ecall *c)
+{
+	for (size_t i = 0; i < c->n_acc; i++)
+		store_kv_clear(&c->acc[i]);
+	free(c->acc);
+	free(c->page_key);
+	c->acc = NULL;
+	c->n_acc = c->cap_acc = 0;
+	c->page_key = NULL;
+	c->page_key_len = 0;
+	c->page_rev = 0;
+}
+
 static void call_destroy(struct ecall *c)
 {
 	http_cancel(c->req);
 	ev_timer_free(c->timer);
 	store_result_clear(&c->res);
+	list_reset(c);
 	free(c->body);
 	free(c->key);
 	free(c->value);
 	free(c);
+}
+
+static void call_start_stage(struct ecall *c, enum ecall_stage stage);
+
+/*
+ * A page of a listing arrived: keep its kvs. 1 when the next page was requested, 0 when
+ * @res now holds the whole listing (at the first page's revision), or -ENOMEM.
+ */
+static int list_page(struct ecall *c, struct store_result *res)
+{
+	size_t got = res->n_kvs;
+
+	if (!c->page_rev)
+		c->page_rev = res->revision;
+	if (c->n_acc + got > c->cap_acc) {
+		size_t cap = c->cap_acc ? c->cap_acc : LIST_PAGE;
+		struct store_kv *a;
+
+		while (cap < c->n_acc + got)
+			cap *= 2;
+		a = realloc(c->acc, cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		c->acc = a;
+		c->cap_acc = cap;
+	}
+	if (got)
+		memcpy(c->acc + c->n_acc, res->kvs, got * sizeof(*res->kvs));
+	c->n_acc += got;
+	free(res->kvs);
+	res->kvs = NULL;
+	res->n_kvs = 0;
+	if (got == LIST_PAGE) {
+		const char *last = c->acc[c->n_acc - 1].key;
+		size_t l = strlen(last);
+		char *k = malloc(l + 2);
+
+		if (!k)
+			return -ENOMEM;
+		memcpy(k, last, l);
+		k[l] = '\0';
+		k[l + 1] = '\0';
+		free(c->page_key);
+		c->page_key = k;
+		c->page_key_len = l + 1; /* the next key after @last */
+		call_start_stage(c, STAGE_MAIN);
+		return 1;
+	}
+	res->kvs = c->acc;
+	res->n_kvs = c->n_acc;
+	res->revision = c->page_rev;
+	c->acc = NULL;
+	c->n_acc = c->cap_acc = 0;
+	return 0;
 }
 
 static void call_unlink(struct ecall *c)
@@ -1205,6 +1300,8 @@ static bool same_value(const struct store_kv *kv, const struct ecall *c)
 }
 
 /* A 200 reply of the current stage, parsed into @res. */
+static void stage_error(struct ecall *c, int err);
+
 static void stage_done(struct ecall *c, struct store_result *res)
 {
 	switch (c->stage) {
@@ -1219,6 +1316,17 @@ static void stage_done(struct ecall *c, struct store_result *res)
 		return;
 	case STAGE_MAIN:
 		break;
+	}
+	if (c->op == OP_LIST) {
+		int r = list_page(c, res);
+
+		if (r > 0)
+			return;
+		if (r < 0) {
+			store_result_clear(res);
+			stage_error(c, r);
+			return;
+		}
 	}
 	store_result_clear(&c->res);
 	c->res = *res;
@@ -1277,6 +1385,12 @@ static void stage_error(struct ecall *c, int err)
 	if (c->op == OP_CREATE && c->stage == STAGE_MAIN && c->lease_id) {
 		c->final_err = err;
 		call_start_stage(c, STAGE_REVOKE);
+		return;
+	}
+	if (c->op == OP_LIST && c->page_rev && err == -ESTALE && c->list_restarts++ < 3) {
+		/* the listing's revision was compacted between two pages: from the start */
+		list_reset(c);
+		call_start_stage(c, STAGE_MAIN);
 		return;
 	}
 	call_complete(c, err);

@@ -318,7 +318,10 @@ check_no_withdrawal() {
 # when the key is absent or has no etcd lease, -1 when that lease no longer exists.
 lease_ttl() {
 	local id
-	id=$(etcdctl_run get -w json "$(lease_key "$1")" | jq -r '.kvs[0].lease // "none"') || return 1
+	# not through jq: lease IDs exceed 2^53 and jq rounds them
+	id=$(etcdctl_run get -w json "$(lease_key "$1")" | grep -o '"lease":[0-9]*' | head -n 1 | cut -d: -f2) ||
+		return 1
+	id=${id:-none}
 	if [ "$id" = none ] || [ "$id" = 0 ]; then
 		echo none
 		return 0

@@ -24,6 +24,11 @@ TW_MODE=vxlan
 cluster_up 3 3 "$(net_config_json vxlan)" --subnet-lease-ttl "$TTL"
 declare -A SUB=()
 for i in 1 2 3; do SUB[$i]=$(host_subnet "$i"); done
+# _all_live: every host holds its subnet with a live etcd lease.
+_all_live() {
+	local i
+	for i in 1 2 3; do own_lease_live "$i" "${SUB[$i]}" || return 1; done
+}
 # _lease_ttls: the remaining TTL of every host's etcd lease (for failure messages)
 _lease_ttls() {
 	local i
@@ -39,9 +44,9 @@ for i in 1 2 3; do route_monitor_start "$i"; done
 
 # --- 11. twilld itself restarted (SIGTERM, then SIGKILL): no route withdrawn ---------------------
 # COMPAT §4: shutdown leaves the kernel state in place "so a restart does not break traffic".
-restart_twilld 1 TERM
+restart_twilld 1 TERM --subnet-lease-ttl "$TTL"
 wait_state 5 1 2 3
-restart_twilld 1 KILL
+restart_twilld 1 KILL --subnet-lease-ttl "$TTL"
 wait_state 5 1 2 3
 check_no_withdrawal "11 (twilld restart)" 1 2 3
 
@@ -83,11 +88,9 @@ while [ $(($(now_ms) - t0)) -lt $((TTL * 2000 + 2000)) ]; do
 	sleep 0.5
 done
 etcd_start_dir "$(etcd_data_dir)"
-for i in 1 2 3; do
-	wait_for --timeout 15 own_lease_live "$i" "${SUB[$i]}" ||
-		defer_fail "2a: h$i does not hold ${SUB[$i]} with a live etcd lease 15 s after etcd returned (stopped $((TTL * 2 + 2)) s; $(_lease_ttls))"
-	assert_own_lease "$i" "${SUB[$i]}"
-done
+wait_for --timeout 15 _all_live ||
+	defer_fail "2a: not every node holds its subnet with a live etcd lease 15 s after etcd returned (stopped $((TTL * 2 + 2)) s): $(_lease_ttls)"
+for i in 1 2 3; do assert_own_lease "$i" "${SUB[$i]}"; done
 assert_no_dup_leases
 wait_state 10 1 2 3
 ping_wait_replies c2a 10
@@ -116,10 +119,8 @@ log "2b: partition: the leases of h1-h3 expired in etcd after $(($(now_ms) - t0)
 twilld_all_alive 1 2 3
 ip -n "$(ns_switch)" link set etcd up
 t0=$(now_ms)
-for i in 1 2 3; do
-	wait_for --timeout 20 own_lease_live "$i" "${SUB[$i]}" ||
-		defer_fail "2b: h$i does not hold ${SUB[$i]} with a live etcd lease 20 s after the partition ended ($(_lease_ttls))"
-done
+wait_for --timeout 20 _all_live ||
+	defer_fail "2b: not every node holds its subnet with a live etcd lease 20 s after the partition ended: $(_lease_ttls)"
 log "2b: every node re-acquired its own subnet $(($(now_ms) - t0)) ms after the partition ended"
 for i in 1 2 3; do assert_own_lease "$i" "${SUB[$i]}"; done
 assert_no_dup_leases
@@ -139,13 +140,9 @@ etcd_start_dir "$(mktemp -d "$TW_DIR/etcd-wiped.XXXXXX")"
 [ -z "$(etcdctl_run get --keys-only "$(lease_key $R2)")" ] || fail "$R2 in the wiped store"
 put_net_config "$(net_config_json vxlan)"
 start_twilld 3 --subnet-lease-ttl "$TTL"
-for i in 1 2 3; do
-	wait_for --timeout 15 own_lease_live "$i" "${SUB[$i]}" || {
-		show_log "$(twilld_log "$i")" 30
-		leases >&2
-		fail "h$i did not re-register ${SUB[$i]} with a live etcd lease within 15 s of the wipe"
-	}
-done
+wait_for --timeout 15 _all_live ||
+	defer_fail "3: not every node re-registered its subnet with a live etcd lease within 15 s of the wipe: $(_lease_ttls)"
+for i in 1 2 3; do assert_own_lease "$i" "${SUB[$i]}"; done
 wait_twilld_ready 3 5
 log "3: after the wipe every node holds its subnet again (h3 restarted: from its subnet file)"
 assert_no_dup_leases

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 
 #include "daemon/iface.h"
@@ -228,9 +229,172 @@ Test(iface, bad_regex_is_an_error)
 
 	netns_setup();
 	cr_assert_eq(choose(NULL, 0, r1, 1, NULL, NULL, &e, err), -EINVAL);
-	cr_expect(strstr(err, "invalid --iface-regex \"tw-(a\"") != NULL, "%s", err);
+	cr_expect(strstr(err, "--iface-regex \"tw-(a\": missing closing )") != NULL, "%s", err);
 	cr_assert_eq(choose(NULL, 0, r2, 1, NULL, NULL, &e, err), -EINVAL);
 	cr_expect(strstr(err, "not supported") != NULL, "%s", err);
+}
+
+/* The fuzzer's finds: rejected before regcomp() sees them, at once. */
+Test(iface, regex_too_complex_is_rejected_quickly)
+{
+	struct be_extif e;
+	char err[IFACE_ERR_MAX];
+	char good[] = "^tw-b$", nested[] = "(((((((((((()+)+)+)+)+)+)+)+)+)+)+)+";
+	char *r[] = { good, nested };
+	struct timespec t0, t1;
+
+	netns_setup();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* every regex is checked before any is tried: the good one does not hide the bad */
+	cr_assert_eq(choose(NULL, 0, r, 2, NULL, NULL, &e, err), -EINVAL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_expect(strstr(err, "--iface-regex \"(((((((((((()+)+)+)+)+)+)+)+)+)+)+)+\": too complex "
+	                      "(would expand to 67100672 states; limit 10000)") != NULL,
+	          "%s", err);
+	cr_expect_lt((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 500);
+}
+
+struct rx_ok {
+	const char *re2, *ere;
+	int icase;
+};
+
+/* What twill accepts, and the ERE it hands to regcomp(). */
+Test(iface, regex_accepted_table)
+{
+	static const struct rx_ok cases[] = {
+		{ "^eth\\d+$", "^eth[0-9]+$", 0 },
+		{ "(?i)^(?:eth|ens|enp)\\d+(s\\d+)?$", "^(eth|ens|enp)[0-9]+(s[0-9]+)?$", 1 },
+		{ "[0-9]{1,3}(\\.[0-9]{1,3}){3}", "[0-9]{1,3}(\\.[0-9]{1,3}){3}", 0 },
+		{ "^(25[0-5]|2[0-4]\\d|[01]?\\d\\d?)(\\.(25[0-5]|2[0-4]\\d|[01]?\\d\\d?)){3}$",
+		  "^(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)(\\.(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)){3}$",
+		  0 },
+		{ "^198\\.51\\.100\\.\\d{1,3}$", "^198\\.51\\.100\\.[0-9]{1,3}$", 0 },
+		{ "\\w+\\W\\s\\S\\D", "[[:alnum:]_]+[^[:alnum:]_][[:space:]][^[:space:]][^0-9]",
+		  0 },
+		/* non-greedy markers change nothing for a match test: dropped */
+		{ "a*?b+?c??d{2}?", "a*b+c?d{2}", 0 },
+		/* RE2 reads these '{' as literals; ERE needs them escaped ({,5} is {0,5} in glibc) */
+		{ "a{,5}b{01}c{x}d{", "a\\{,5}b\\{01}c\\{x}d\\{", 0 },
+		{ "x*{", "x*\\{", 0 },
+		/* counts up to 1000, nested ones multiplying to 1000 */
+		{ "a{1000}", "a{1000}", 0 },
+		{ "((a{100}){10})", "((a{100}){10})", 0 },
+		{ "((a{1000}){0}){2}", "((a{1000}){0}){2}", 0 },
+		{ "(a{2,}){90}", "(a{2,}){90}", 0 },
+		/* nested repetitions (not stacked) are fine while small */
+		{ "((a*)*)+", "((a*)*)+", 0 },
+		{ "((((()+)+)+)+)+", "((((()+)+)+)+)+", 0 },
+		{ "(a?){99}", "(a?){99}", 0 },
+		/* RE2 literals that are anchors in glibc's ERE; control escapes */
+		{ "\\<\\>\\`\\'", "[<][>][`][']", 0 },
+		{ "\\t\\n", "\t\n", 0 },
+		{ "\\.\\*\\{\\(", "\\.\\*\\{\\(", 0 },
+		{ "[]a]|[^]b]|[[:alpha:]\\d_-]", "[]a]|[^]b]|[[:alpha:]0-9_-]", 0 },
+		{ "a||b|()", "a||b|()", 0 },
+	};
+	char buf[256], err[IFACE_ERR_MAX];
+	int icase;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(iface_regex_translate(cases[i].re2, buf, sizeof(buf), &icase), 0, "%s",
+		             cases[i].re2);
+		cr_expect_str_eq(buf, cases[i].ere, "%s", cases[i].re2);
+		cr_expect_eq(icase, cases[i].icase, "%s", cases[i].re2);
+		cr_expect_eq(iface_regex_check(cases[i].re2, err, sizeof(err)), 0, "%s: %s",
+		             cases[i].re2, err);
+	}
+}
+
+struct rx_bad {
+	const char *re2, *msg;
+};
+
+/* What twill rejects, with its message (after "--iface-regex \"RE\": "). */
+Test(iface, regex_rejected_table)
+{
+	static const struct rx_bad cases[] = {
+		/* RE2's limits (Go's regexp rejects these too) */
+		{ "a{1001}", "invalid repeat count \"{1001}\" (counts go up to 1000)" },
+		{ "a{2,1001}", "invalid repeat count \"{2,1001}\" (counts go up to 1000)" },
+		{ "a{99999999999}",
+		  "invalid repeat count \"{99999999999}\" (counts go up to 1000)" },
+		{ "a{5,2}", "invalid repeat count \"{5,2}\" (minimum above maximum)" },
+		{ "(((a{255}){255}){255})",
+		  "invalid repeat count \"{255}\" (nested counts multiply to more than 1000)" },
+		{ "((a{100}){11})",
+		  "invalid repeat count \"{11}\" (nested counts multiply to more than 1000)" },
+		{ "a**", "invalid nested repetition operator \"**\"" },
+		{ "a+*", "invalid nested repetition operator \"+*\"" },
+		{ "a??*", "invalid nested repetition operator \"??*\"" },
+		{ "a{2}{3}", "invalid nested repetition operator \"{2}{3}\"" },
+		{ "a*{2}", "invalid nested repetition operator \"*{2}\"" },
+		{ "^192\\.0\\.2\\.\\d+++++$", "invalid nested repetition operator \"++\"" },
+		{ "*a", "missing argument to repetition operator \"*\"" },
+		{ "(+a)", "missing argument to repetition operator \"+\"" },
+		{ "a|?", "missing argument to repetition operator \"?\"" },
+		{ "(?i){2}", "missing argument to repetition operator \"{2}\"" },
+		{ "tw-(a", "missing closing )" },
+		{ "a)", "unexpected )" },
+		{ "[abc", "missing closing ]" },
+		{ "a\\", "trailing backslash at end of expression" },
+		{ "(a)\\1",
+		  "invalid escape sequence \"\\1\" (no backreferences or octal escapes)" },
+		{ "\\m", "invalid escape sequence \"\\m\"" },
+		/* what ERE cannot express */
+		{ "\\pL", "\\p is not supported" },
+		{ "\\bx", "\\b is not supported" },
+		{ "[\\D]", "\\D inside [...] is not supported" },
+		{ "(?P<x>a)", "\"(?P\" is not supported" },
+		{ "a(?i)b", "\"(?i\" is not supported" },
+		/* twill's bound on what glibc builds */
+		{ "(((((((((((()+)+)+)+)+)+)+)+)+)+)+)+",
+		  "too complex (would expand to 67100672 states; limit 10000)" },
+		{ "(((((()+)+)+)+)+)+", "too complex (would expand to 16256 states; limit 10000)" },
+		{ "(a?){1000}", "too complex (would expand to 1002001 states; limit 10000)" },
+		{ "((a|)+){500}", "too complex" },
+		{ "(()*){1000}", "too complex" },
+		{ "((((((((((((((((a)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
+		  "too complex (would expand to 1000000000+ states; limit 10000)" },
+		{ "((((((a{10}){10}){10})+)+)+)+",
+		  "too complex (would expand to 18016 states; limit 10000)" },
+		/* and what regcomp() itself refuses */
+		{ "^*", "Invalid preceding regular expression" },
+	};
+	char buf[256], err[IFACE_ERR_MAX], want[IFACE_ERR_MAX];
+	int icase;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *re2 = cases[i].re2;
+
+		if (strcmp(re2, "^*") != 0)
+			cr_expect_eq(iface_regex_translate(re2, buf, sizeof(buf), &icase), -EINVAL,
+			             "%s", re2);
+		cr_expect_eq(iface_regex_check(re2, err, sizeof(err)), -EINVAL, "%s", re2);
+		snprintf(want, sizeof(want), "--iface-regex \"%s\": %s", re2, cases[i].msg);
+		cr_expect(strncmp(err, want, strlen(want)) == 0, "%s\n got: %s\nwant: %s", re2, err,
+		          want);
+	}
+}
+
+Test(iface, regex_length_is_bounded)
+{
+	char re[IFACE_REGEX_MAX_LEN + 2], buf[IFACE_REGEX_MAX_LEN + 2], err[IFACE_ERR_MAX];
+	int icase;
+
+	memset(re, 'a', IFACE_REGEX_MAX_LEN);
+	re[IFACE_REGEX_MAX_LEN] = '\0';
+	cr_expect_eq(iface_regex_translate(re, buf, sizeof(buf), &icase), 0);
+	cr_expect_eq(iface_regex_check(re, err, sizeof(err)), 0, "%s", err);
+	strcat(re, "a");
+	cr_expect_eq(iface_regex_translate(re, buf, sizeof(buf), &icase), -EINVAL);
+	cr_expect_eq(iface_regex_check(re, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "...\": too long (1025 bytes; limit 1024)") != NULL, "%s", err);
+	/* the longest translation (\W: 2 bytes, 13 in ERE) still compiles */
+	for (size_t i = 0; i < IFACE_REGEX_MAX_LEN; i += 2)
+		memcpy(re + i, "\\W", 2);
+	re[IFACE_REGEX_MAX_LEN] = '\0';
+	cr_expect_eq(iface_regex_check(re, err, sizeof(err)), 0, "%s", err);
 }
 
 Test(iface, regex_translation)

@@ -463,6 +463,35 @@ Test(leasemgr, malformed_keys_and_values_skipped)
 	leasemgr_free(m);
 }
 
+/* Dual stack: a key with either subnet outside its Network is skipped, never a remote lease. */
+Test(leasemgr, dual_stack_outside_network_skipped)
+{
+	static const char cfg[] = "{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,"
+				  "\"EnableIPv6\":true,\"IPv6Network\":\"fd00:0:0:100::/56\","
+				  "\"Backend\":{\"Type\":\"vxlan\"}}";
+	const struct expect want[] = { { "198.18.70.0/24,fd00:0:0:170::/64", "192.0.2.70" } };
+	struct consumer c = { 0 };
+	struct leasemgr *m;
+
+	sput(SUBS "198.18.70.0-24&fd00:0:0:170::-64", lease_json("192.0.2.70"), 0);
+	sput(SUBS "198.18.71.0-24&fd00:0:0:5::-64", lease_json("192.0.2.71"), 0);
+	sput(SUBS "198.19.1.0-24&fd00:0:0:171::-64", lease_json("192.0.2.72"), 0);
+	m = start_mgr(&c, cfg, MYIP, NULL, NULL);
+	wait_ready(&c);
+	assert_set(&c, m, want, 1);
+	cr_assert(c_skipped_key(&c, SUBS "198.18.71.0-24&fd00:0:0:5::-64"));
+	cr_assert(c_skipped_key(&c, SUBS "198.19.1.0-24&fd00:0:0:171::-64"));
+	/* While watching. */
+	sput(SUBS "198.18.72.0-24&fd00:0:1::-64", lease_json("192.0.2.73"), 0);
+	run_for(100);
+	cr_assert(c_skipped_key(&c, SUBS "198.18.72.0-24&fd00:0:1::-64"));
+	cr_assert_str_eq(c.last_skip_reason,
+	                 "fd00:0:1::/64 is outside the IPv6 network fd00:0:0:100::/56");
+	assert_set(&c, m, want, 1);
+	cr_assert_eq((uint64_t)c.skipped, leasemgr_skipped(m));
+	leasemgr_free(m);
+}
+
 static bool all_see_seven(void *p)
 {
 	struct consumer *c = p;

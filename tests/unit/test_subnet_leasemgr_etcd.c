@@ -572,12 +572,10 @@ Test(leasemgr_etcd, malformed_keys_and_values_skipped)
 }
 
 /*
- * KNOWN GAP, disabled so the suite stays green: subnet/leasemgr.c checks neither key nor
- * value against the Network, so a lease outside it reaches the consumer (added/resync) and
- * the backends (flannel does the same). Remove ".disabled = true" once parse_kv() or
- * refresh_key() skips such leases.
+ * A lease for a subnet outside the Network is logged and skipped (counted, reported with the
+ * reason), never reaches the consumer, and the daemon keeps serving.
  */
-Test(leasemgr_etcd, lease_outside_network_skipped, .disabled = true)
+Test(leasemgr_etcd, lease_outside_network_skipped)
 {
 	struct consumer c = { 0 };
 	struct leasemgr *m;
@@ -592,10 +590,38 @@ Test(leasemgr_etcd, lease_outside_network_skipped, .disabled = true)
 	cr_assert(wait_for(ready, &c, 10000), "not acquired: %s", c.last_msg);
 	wait_set(&c, m, want, 1, 100);
 	cr_assert(c_skipped_key(&c, SUBS "198.19.5.0-24"), "not reported skipped");
+	cr_assert_str_eq(c.last_skip_reason, "198.19.5.0/24 is outside the network 198.18.0.0/16");
 	tput(SUBS "198.19.6.0-24", lease_json("192.0.2.96"));
 	tput(SUBS "198.18.90.0-24", lease_json("192.0.2.90"));
 	wait_set(&c, m, want2, 2, 100);
 	cr_assert(c_skipped_key(&c, SUBS "198.19.6.0-24"), "not reported skipped");
+	cr_assert_eq((uint64_t)c.skipped, leasemgr_skipped(m));
+	leasemgr_free(m);
+}
+
+/* A key for 0.0.0.0/0 (outside every Network) must not hold the whole range for allocation. */
+Test(leasemgr_etcd, lease_outside_network_not_taken)
+{
+	const struct expect rest[] = { { "198.18.0.4/30", "192.0.2.4" },
+		                       { "198.18.0.8/30", "192.0.2.8" } };
+	struct consumer c = { 0 };
+	struct leasemgr *m;
+
+	tput(SUBS "0.0.0.0-0", lease_json("192.0.2.99"));
+	tput(SUBS "198.18.0.4-30", lease_json("192.0.2.4"));
+	tput(SUBS "198.18.0.8-30", lease_json("192.0.2.8"));
+	m = start_mgr_x(&c, NET28, MYIP, 60, 30, NULL, NULL);
+	cr_assert(wait_for(ready, &c, 10000), "not acquired: %d errors, last %d: %s", c.errors,
+	          c.last_err, c.last_msg);
+	cr_assert_str_eq(c.own, "198.18.0.12/30", "the one free subnet");
+	cr_assert_eq(c.errors, 0, "%s", c.last_msg);
+	wait_set(&c, m, rest, 2, 100);
+	cr_assert(c_skipped_key(&c, SUBS "0.0.0.0-0"), "not reported skipped");
+	cr_assert_str_eq(c.last_skip_reason, "0.0.0.0/0 is outside the network 198.18.0.0/28");
+	tdel(SUBS "0.0.0.0-0");
+	run_for(200);
+	cr_assert_eq(c.unknown_removed, 0, "no removal of a lease never reported");
+	cr_assert_eq(c.n, 2);
 	cr_assert_eq((uint64_t)c.skipped, leasemgr_skipped(m));
 	leasemgr_free(m);
 }
