@@ -70,7 +70,7 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 		return NULL;
 	}
 	snprintf(ret_attrs->backend_type, sizeof(ret_attrs->backend_type), "host-gw");
-	ret_attrs->backend_data = NULL;
+	lease_attrs_set_backend_data(ret_attrs, NULL); /* cannot fail */
 	return be;
 }
 

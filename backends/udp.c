@@ -1250,8 +1250,7 @@ static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config
 		}
 	}
 	ret_attrs->backend_type[0] = '\0';
-	json_decref(ret_attrs->backend_data);
-	ret_attrs->backend_data = NULL;
+	lease_attrs_set_backend_data(ret_attrs, NULL); /* cannot fail */
 	log_info("udp %s: %s mode, %zu worker(s), port %u, MTU %d", UDP_DEVICE,
 	         be->opt.naive ? "naive" : "offload", be->nworkers, be->opt.port, be->mtu);
 	return be;

@@ -263,8 +263,7 @@ static struct backend *vxlan_init(struct ev_loop *loop, const struct subnet_conf
 		log_error("%s: %s", be->logname, strerror(err));
 		goto fail;
 	}
-	ret_attrs->backend_data = lease_vxlan_data_new(o.vni, be->mac);
-	if (!ret_attrs->backend_data) {
+	if (lease_attrs_set_vxlan(ret_attrs, o.vni, be->mac) < 0) {
 		err = ENOMEM;
 		goto fail;
 	}

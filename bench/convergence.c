@@ -150,7 +150,7 @@ static int run(unsigned n)
 		ipam_prefix_parse(subnet, &ls[i].subnet);
 		ipam_addr_parse(pub, &ls[i].attrs.public_ip);
 		snprintf(ls[i].attrs.backend_type, sizeof(ls[i].attrs.backend_type), "vxlan");
-		ls[i].attrs.backend_data = lease_vxlan_data_new(1, m);
+		lease_attrs_set_vxlan(&ls[i].attrs, 1, m);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_ms();

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "backends/backend.h"
 #include "daemon/health.h"
@@ -24,6 +25,19 @@
 #define CONFIG_RETRY_MS 1000
 #define INIT_RETRY_MS   5000
 #define START_RETRY_MS  1000
+/*
+ * A remote lease that had an etcd lease (it expired or was revoked) keeps its kernel state this
+ * long before it is withdrawn: after a partition longer than the TTL, every lease's expiry
+ * DELETE arrives first and its owner re-acquires the same subnet a few ms later; withdrawing
+ * and re-adding in between would drop packets ("traffic never stopped"). Well under the 1 s in
+ * which a released lease's routes must be gone. Reservations are withdrawn at once.
+ */
+#define REMOVE_GRACE_MS 300
+/* Bad keys remembered for warn-once (key + reason); beyond it they are logged at debug. */
+#define SKIP_SEEN_MAX 4096
+/* Renewal retry and longest back-off: a quarter of the TTL, within [1 s, 60 s] (flannel: 1 min). */
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
 
 enum retry_what {
 	RETRY_NONE,
@@ -33,6 +47,12 @@ enum retry_what {
 };
 
 struct twilld;
+
+/* A remote lease whose withdrawal is deferred; !live once it came back (the slot is kept). */
+struct gone {
+	struct lease l;
+	bool live;
+};
 
 /* One config fetch in flight: start-up or SIGHUP. */
 struct fetch {
@@ -63,7 +83,18 @@ struct twilld {
 
 	bool has_own;
 	bool started; /* backend started and subnet file written for own */
+	/* the lease manager's first listing (resync) came: its remote set is real */
+	bool remote_listed;
 	struct lease own;
+	/* Remote leases whose withdrawal waits REMOVE_GRACE_MS (see on_removed), one timer for all. */
+	struct gone *gone; /* in arrival order: the burst goes out in that order */
+	size_t n_gone, n_gone_live;
+	uint32_t *gone_idx;  /* open addressing by subnets: index + 1, 0 = free */
+	size_t gone_idx_cap; /* a power of two, >= 2 * n_gone */
+	struct ev_timer *gone_timer;
+	/* Fingerprints of the bad keys (key + reason) already warned about (see on_skipped). */
+	uint64_t *skip_seen;
+	size_t n_skip_seen;
 	int mtu;
 	bool ready_notified;
 	struct health *health;
@@ -114,6 +145,170 @@ static void trim_heap(size_t n)
 #endif
 }
 
+/* ---- Deferred withdrawal of expired remote leases (REMOVE_GRACE_MS) ---- */
+
+static bool same_subnets(const struct lease *a, const struct lease *b)
+{
+	return a->has_ipv4 == b->has_ipv4 && a->has_ipv6 == b->has_ipv6 &&
+	       (!a->has_ipv4 || ipam_prefix_equal(&a->subnet, &b->subnet)) &&
+	       (!a->has_ipv6 || ipam_prefix_equal(&a->ipv6_subnet, &b->ipv6_subnet));
+}
+
+static uint64_t subnets_hash(const struct lease *l)
+{
+	const struct ipam_prefix *p[2] = { l->has_ipv4 ? &l->subnet : NULL,
+		                           l->has_ipv6 ? &l->ipv6_subnet : NULL };
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (size_t k = 0; k < 2; k++) {
+		size_t n;
+
+		h = (h ^ (p[k] ? 1u : 0u)) * 1099511628211ULL;
+		if (!p[k])
+			continue;
+		n = p[k]->addr.family == AF_INET ? 4 : 16;
+		for (size_t i = 0; i < n; i++)
+			h = (h ^ p[k]->addr.bytes[i]) * 1099511628211ULL;
+		h = (h ^ p[k]->len) * 1099511628211ULL;
+	}
+	return h;
+}
+
+/* The slot of @l's subnets in gone_idx: the one holding it, or the free one to take. */
+static size_t gone_slot(const struct twilld *d, const struct lease *l)
+{
+	size_t mask = d->gone_idx_cap - 1, i = (size_t)subnets_hash(l) & mask;
+
+	while (d->gone_idx[i] && !same_subnets(&d->gone[d->gone_idx[i] - 1].l, l))
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Drop every deferred withdrawal (the kernel keeps what it has) and free the set. */
+static void gone_reset(struct twilld *d)
+{
+	for (size_t i = 0; i < d->n_gone; i++)
+		lease_clear(&d->gone[i].l);
+	free(d->gone);
+	free(d->gone_idx);
+	d->gone = NULL;
+	d->gone_idx = NULL;
+	d->n_gone = d->n_gone_live = d->gone_idx_cap = 0;
+	if (d->gone_timer)
+		ev_timer_stop(d->gone_timer);
+}
+
+/* Defer the withdrawal of @l (copied). 0, or -errno: then withdraw it at once. */
+static int gone_add(struct twilld *d, const struct lease *l)
+{
+	struct gone *e;
+	size_t slot;
+
+	if (!d->gone_timer)
+		return -ENOMEM;
+	if (2 * (d->n_gone + 1) > d->gone_idx_cap) {
+		size_t cap = d->gone_idx_cap ? 2 * d->gone_idx_cap : 64;
+		struct gone *ng = realloc(d->gone, cap / 2 * sizeof(*ng));
+		uint32_t *ni;
+
+		if (!ng)
+			return -ENOMEM;
+		d->gone = ng;
+		ni = calloc(cap, sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		free(d->gone_idx);
+		d->gone_idx = ni;
+		d->gone_idx_cap = cap;
+		for (size_t i = 0; i < d->n_gone; i++)
+			d->gone_idx[gone_slot(d, &d->gone[i].l)] = (uint32_t)i + 1;
+	}
+	slot = gone_slot(d, l);
+	if (d->gone_idx[slot]) {
+		/* withdrawn before and back since (or deferred twice): the new copy wins */
+		e = &d->gone[d->gone_idx[slot] - 1];
+		lease_clear(&e->l);
+		d->n_gone_live -= e->live;
+	} else {
+		e = &d->gone[d->n_gone];
+		d->gone_idx[slot] = (uint32_t)++d->n_gone;
+	}
+	lease_copy(&e->l, l);
+	e->live = true;
+	d->n_gone_live++;
+	if (!ev_timer_active(d->gone_timer) &&
+	    ev_timer_start(d->gone_timer, REMOVE_GRACE_MS, 0) < 0) {
+		e->live = false;
+		d->n_gone_live--;
+		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * @l is back: when its withdrawal was pending, cancel it and say whether its attributes are
+ * unchanged (*ret_same: nothing to do in the kernel). False when none was pending.
+ */
+static bool gone_cancel(struct twilld *d, const struct lease *l, bool *ret_same)
+{
+	struct gone *e;
+	size_t slot;
+
+	if (d->n_gone_live == 0)
+		return false;
+	slot = gone_slot(d, l);
+	if (!d->gone_idx[slot])
+		return false;
+	e = &d->gone[d->gone_idx[slot] - 1];
+	if (!e->live)
+		return false;
+	e->live = false;
+	d->n_gone_live--;
+	*ret_same = lease_attrs_equal(&e->l.attrs, &l->attrs);
+	if (d->n_gone_live == 0)
+		gone_reset(d);
+	return true;
+}
+
+/* The grace period is over: withdraw every lease still gone, as one backend burst. */
+static void on_gone_timer(struct ev_timer *t, void *ctx)
+{
+	struct twilld *d = ctx;
+	char desc[TWILLD_DESCRIBE_MAX];
+	size_t n = 0;
+
+	(void)t;
+	for (size_t i = 0; d->started && i < d->n_gone; i++) {
+		int r;
+
+		if (!d->gone[i].live)
+			continue;
+		n++;
+		r = d->be_ops->lease_removed(d->be, &d->gone[i].l);
+		if (r < 0)
+			log_warnx("backend %s: lease %s: removal failed: %s", d->be_ops->name,
+			          twilld_lease_describe(&d->gone[i].l, desc, sizeof(desc)),
+			          strerror(-r));
+	}
+	if (n)
+		log_debug("backend %s: %zu expired remote leases withdrawn after %d ms",
+		          d->be_ops->name, n, REMOVE_GRACE_MS);
+	gone_reset(d);
+}
+
+/* Bring the backend to exactly @leases (the remote set): pending withdrawals are part of it. */
+static void resync_backend(struct twilld *d, const struct lease *leases, size_t n)
+{
+	int r;
+
+	gone_reset(d);
+	r = d->be_ops->resync(d->be, leases, n);
+	if (r < 0)
+		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
+		          strerror(-r));
+	trim_heap(n);
+}
+
 /* ---- Backend start, subnet file, readiness ---- */
 
 static void start_backend(struct twilld *d)
@@ -150,13 +345,19 @@ static void start_backend(struct twilld *d)
 			log_warnx("iptables: cannot set network and lease: %s", strerror(-r));
 	}
 	log_info("subnet file %s: written (lease %s, MTU %d)", d->o->subnet_file, desc, mtu);
-	/* events that arrived while the backend was not started are applied now */
-	remote = leasemgr_remote(d->lm, &n);
-	r = d->be_ops->resync(d->be, remote, n);
-	if (r < 0)
-		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
-		          strerror(-r));
-	trim_heap(n);
+	/*
+	 * Events that arrived while the backend was not started are applied now, but only once the
+	 * remote set has been listed: before that it is empty, and a resync with it would withdraw
+	 * every route a previous twilld left (COMPAT §4: a restart must not break traffic). The
+	 * first resync then comes from on_resync.
+	 */
+	if (d->remote_listed) {
+		remote = leasemgr_remote(d->lm, &n);
+		resync_backend(d, remote, n);
+	} else {
+		log_debug("backend %s: remote leases not listed yet: kernel state left as it is",
+		          d->be_ops->name);
+	}
 	if (!d->ready_notified) {
 		r = sd_notify_send("READY=1");
 		if (r < 0)
@@ -219,25 +420,22 @@ static void on_own_lost(void *ctx, const struct lease *old)
 static void on_resync(void *ctx, const struct lease *leases, size_t n)
 {
 	struct twilld *d = ctx;
-	int r;
 
 	twilld_metrics_lease_event(d->tm, "resync");
 	log_info("remote leases: %zu known, resyncing backend %s", n, d->be_ops->name);
+	d->remote_listed = true;
 	if (!d->started) {
 		log_debug("backend %s not started yet: resync deferred", d->be_ops->name);
 		return;
 	}
-	r = d->be_ops->resync(d->be, leases, n);
-	if (r < 0)
-		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
-		          strerror(-r));
-	trim_heap(n);
+	resync_backend(d, leases, n);
 }
 
 static void on_added(void *ctx, const struct lease *l)
 {
 	struct twilld *d = ctx;
 	char desc[TWILLD_DESCRIBE_MAX];
+	bool same = false;
 	int r;
 
 	twilld_metrics_lease_added(d->tm);
@@ -245,6 +443,12 @@ static void on_added(void *ctx, const struct lease *l)
 	log_info("lease %s: added", desc);
 	if (!d->started)
 		return;
+	if (gone_cancel(d, l, &same)) {
+		log_info("lease %s: back within %d ms of its expiry%s", desc, REMOVE_GRACE_MS,
+		         same ? ", unchanged: kernel state kept" : ", changed: updating");
+		if (same)
+			return;
+	}
 	r = d->be_ops->lease_added(d->be, l);
 	if (r < 0)
 		log_warnx("backend %s: lease %s: programming failed: %s", d->be_ops->name, desc,
@@ -262,6 +466,14 @@ static void on_removed(void *ctx, const struct lease *l)
 	log_info("lease %s: removed", desc);
 	if (!d->started)
 		return;
+	/* an etcd lease that expired: its owner may re-acquire it at once (REMOVE_GRACE_MS) */
+	if (l->store_lease_id != 0) {
+		r = gone_add(d, l);
+		if (r == 0)
+			return;
+		log_debug("lease %s: cannot defer its withdrawal (%s): withdrawing it now", desc,
+		          strerror(-r));
+	}
 	r = d->be_ops->lease_removed(d->be, l);
 	if (r < 0)
 		log_warnx("backend %s: lease %s: removal failed: %s", d->be_ops->name, desc,
@@ -271,8 +483,69 @@ static void on_removed(void *ctx, const struct lease *l)
 static void on_lm_error(void *ctx, int err, const char *msg)
 {
 	struct twilld *d = ctx;
+	char esc[1024];
 
-	warn_once(d, "lease acquisition: %s (%s), retrying", msg ? msg : "failed", strerror(-err));
+	/* the message may quote etcd's own words */
+	warn_once(d, "lease acquisition: %s (%s), retrying",
+	          msg ? log_escape(esc, sizeof(esc), msg) : "failed", strerror(-err));
+}
+
+/* True the first time @key is skipped for @reason (remembered up to SKIP_SEEN_MAX pairs). */
+static bool skip_first_time(struct twilld *d, const char *key, const char *reason)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a of key NUL reason */
+	size_t lo = 0, hi = d->n_skip_seen;
+	const char *p;
+
+	for (p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0u) * 1099511628211ULL;
+	for (p = reason; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (d->skip_seen[mid] == h)
+			return false;
+		if (d->skip_seen[mid] < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (d->n_skip_seen >= SKIP_SEEN_MAX)
+		return false;
+	if (!d->skip_seen) {
+		d->skip_seen = calloc(SKIP_SEEN_MAX, sizeof(*d->skip_seen));
+		if (!d->skip_seen)
+			return true;
+	}
+	memmove(d->skip_seen + lo + 1, d->skip_seen + lo,
+	        (d->n_skip_seen - lo) * sizeof(*d->skip_seen));
+	d->skip_seen[lo] = h;
+	d->n_skip_seen++;
+	return true;
+}
+
+/*
+ * A key under <prefix>/subnets/ or its value is bad and was skipped: warn once per key and
+ * reason (flannel warns too), not on every relist of a key that stays bad. Key and reason are
+ * outside data: escaped, so a newline in a key cannot forge a log line.
+ */
+static void on_skipped(void *ctx, const char *key, const char *reason)
+{
+	struct twilld *d = ctx;
+	char k[512], why[600];
+
+	if (!key)
+		key = "";
+	if (!reason)
+		reason = "";
+	log_escape(k, sizeof(k), key);
+	log_escape(why, sizeof(why), reason);
+	if (skip_first_time(d, key, reason))
+		log_warnx("lease key \"%s\": skipped: %s", k, why);
+	else
+		log_debug("lease key \"%s\": skipped again: %s", k, why);
 }
 
 static const struct leasemgr_events lm_events = {
@@ -282,6 +555,7 @@ static const struct leasemgr_events lm_events = {
 	.added = on_added,
 	.removed = on_removed,
 	.error = on_lm_error,
+	.skipped = on_skipped,
 };
 
 /* ---- Start-up steps ---- */
@@ -311,7 +585,17 @@ static void init_backend(struct twilld *d)
 	lo.prefix = d->prefix;
 	lo.lease_ttl_s = d->o->lease_ttl_s;
 	lo.renew_margin_s = d->o->renew_margin_min * 60;
-	lo.retry_ms = 0; /* the lease manager's default: 60 s, as flannel */
+	/*
+	 * A failed renewal is retried after a quarter of the TTL (flannel's 1 min for the default
+	 * 24 h): with a short --subnet-lease-ttl a 60 s retry would let the lease expire instead of
+	 * renewing it, and the acquisition back-off (doubling up to this) would keep a node without
+	 * a lease for up to a minute after an outage.
+	 */
+	lo.retry_ms = d->o->lease_ttl_s > 0 ? d->o->lease_ttl_s * 1000 / 4 : RETRY_MAX_MS;
+	if (lo.retry_ms < RETRY_MIN_MS)
+		lo.retry_ms = RETRY_MIN_MS;
+	if (lo.retry_ms > RETRY_MAX_MS)
+		lo.retry_ms = RETRY_MAX_MS;
 	lo.subnet_file = d->o->subnet_file;
 	d->lm = leasemgr_new(d->loop, d->store, &lo, &lm_events, d);
 	if (!d->lm) {
@@ -668,7 +952,8 @@ int twilld_run(const struct twilld_opts *o)
 	d->sig_int = ev_signal_new(d->loop, SIGINT, on_signal, d);
 	d->sig_hup = ev_signal_new(d->loop, SIGHUP, on_signal, d);
 	d->retry = ev_timer_new(d->loop, on_retry, d);
-	if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->retry) {
+	d->gone_timer = ev_timer_new(d->loop, on_gone_timer, d);
+	if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->retry || !d->gone_timer) {
 		r = -errno;
 		log_error("signals and timers: %s", strerror(-r));
 		goto out;
@@ -727,6 +1012,9 @@ out:
 	subnet_config_free(d->cfg);
 	lease_clear(&d->own);
 	lease_attrs_clear(&d->attrs);
+	gone_reset(d); /* pending withdrawals are dropped: the next start resyncs the kernel */
+	ev_timer_free(d->gone_timer);
+	free(d->skip_seen);
 	ev_loop_free(d->loop);
 	free(d);
 	return r;

@@ -308,7 +308,9 @@ static void print_default(const struct flag_def *d, FILE *f)
 		break;
 	}
 	case FLAG_BOOL:
-		if (*(bool *)d->target)
+		/* --help/--version are true only because they asked for this usage */
+		if (*(bool *)d->target && strcmp(d->name, "help") != 0 &&
+		    strcmp(d->name, "h") != 0 && strcmp(d->name, "version") != 0)
 			fprintf(f, " (default true)");
 		break;
 	case FLAG_INT: {

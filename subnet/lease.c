@@ -171,6 +171,49 @@ static int get_ip(const char *name, json_t *v, uint8_t family, struct ipam_addr 
 	return 0;
 }
 
+static int vxlan_from_json(const json_t *d, uint32_t *ret_vni, uint8_t ret_mac[6]);
+
+/* *@slot = compact text of @v (NULL for NULL or JSON null); 0 or -ENOMEM (*@slot untouched). */
+static int set_text(char **slot, const json_t *v)
+{
+	char *t = NULL;
+
+	if (v && !json_is_null(v)) {
+		t = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+		if (!t)
+			return -ENOMEM;
+	}
+	free(*slot);
+	*slot = t;
+	return 0;
+}
+
+int lease_attrs_set_backend_data(struct lease_attrs *a, const json_t *data)
+{
+	uint32_t vni = 0;
+	uint8_t mac[6] = { 0 };
+	bool vx = data && vxlan_from_json(data, &vni, mac) == 0;
+
+	if (set_text(&a->backend_data, data) < 0)
+		return -ENOMEM;
+	a->has_vxlan = vx;
+	a->vni = vni;
+	memcpy(a->vtep_mac, mac, 6);
+	return 0;
+}
+
+int lease_attrs_set_vxlan(struct lease_attrs *a, uint32_t vni, const uint8_t mac[6])
+{
+	json_t *d = lease_vxlan_data_new(vni, mac);
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	r = lease_attrs_set_backend_data(a, d);
+	json_decref(d);
+	return r;
+}
+
 int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, char *err,
                       size_t errlen)
 {
@@ -230,11 +273,11 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
 			}
 			memcpy(a.backend_type, json_string_value(v), json_string_length(v) + 1);
 		} else if (!strcasecmp(key, "BackendData")) {
-			json_decref(a.backend_data);
-			a.backend_data = json_is_null(v) ? NULL : json_incref(v);
+			if (lease_attrs_set_backend_data(&a, v) < 0)
+				goto oom;
 		} else if (!strcasecmp(key, "BackendV6Data")) {
-			json_decref(a.backend_v6_data);
-			a.backend_v6_data = json_is_null(v) ? NULL : json_incref(v);
+			if (set_text(&a.backend_v6_data, v) < 0)
+				goto oom;
 		}
 	}
 	if (!has_public_ip) {
@@ -245,6 +288,9 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
 	*ret = a;
 	return 0;
 
+oom:
+	seterr(err, errlen, "out of memory");
+	r = -ENOMEM;
 fail:
 	lease_attrs_clear(&a);
 	json_decref(root);
@@ -300,47 +346,113 @@ static char *go_escape(char *s)
 	return out;
 }
 
+/* Appends @n bytes of @t to the buffer *@s (length *@len, capacity *@cap); false on ENOMEM. */
+static bool cat(char **s, size_t *len, size_t *cap, const char *t, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t nc = *cap ? *cap : 128;
+		char *ns;
+
+		while (nc < *len + n + 1)
+			nc *= 2;
+		ns = realloc(*s, nc);
+		if (!ns)
+			return false;
+		*s = ns;
+		*cap = nc;
+	}
+	memcpy(*s + *len, t, n);
+	*len += n;
+	(*s)[*len] = '\0';
+	return true;
+}
+
+static bool cats(char **s, size_t *len, size_t *cap, const char *t)
+{
+	return cat(s, len, cap, t, strlen(t));
+}
+
+/*
+ * The same bytes jansson's compact, order-preserving dump of the whole object gives (the
+ * BackendData texts are such dumps themselves), then Go's escaping.
+ */
 char *lease_attrs_format(const struct lease_attrs *a)
 {
 	char buf[IPAM_ADDR_STRLEN];
-	json_t *o;
-	char *s = NULL;
+	char *s = NULL, *type = NULL;
+	size_t len = 0, cap = 0;
 
 	if (!a) {
 		errno = EINVAL;
 		return NULL;
 	}
-	o = json_object();
-	if (!o)
+	if (a->backend_type[0]) {
+		json_t *t = json_string(a->backend_type);
+
+		type = t ? json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		json_decref(t);
+		if (!type)
+			goto oom;
+	}
+	if (!cats(&s, &len, &cap, "{\"PublicIP\":\"") ||
+	    !cats(&s, &len, &cap, ipam_addr_format(&a->public_ip, buf)) ||
+	    !cats(&s, &len, &cap, "\",\"PublicIPv6\":"))
 		goto oom;
-	if (json_object_set_new(o, "PublicIP", json_string(ipam_addr_format(&a->public_ip, buf))) <
-	    0)
+	if (a->has_public_ipv6) {
+		if (!cats(&s, &len, &cap, "\"") ||
+		    !cats(&s, &len, &cap, ipam_addr_format(&a->public_ipv6, buf)) ||
+		    !cats(&s, &len, &cap, "\""))
+			goto oom;
+	} else if (!cats(&s, &len, &cap, "null")) {
 		goto oom;
-	if (json_object_set_new(o, "PublicIPv6",
-	                        a->has_public_ipv6
-	                                ? json_string(ipam_addr_format(&a->public_ipv6, buf))
-	                                : json_null()) < 0)
+	}
+	if (type && (!cats(&s, &len, &cap, ",\"BackendType\":") || !cats(&s, &len, &cap, type)))
 		goto oom;
-	if (a->backend_type[0] &&
-	    json_object_set_new(o, "BackendType", json_string(a->backend_type)) < 0)
+	if (a->backend_data &&
+	    (!cats(&s, &len, &cap, ",\"BackendData\":") || !cats(&s, &len, &cap, a->backend_data)))
 		goto oom;
-	if (a->backend_data && json_object_set(o, "BackendData", a->backend_data) < 0)
+	if (a->backend_v6_data && (!cats(&s, &len, &cap, ",\"BackendV6Data\":") ||
+	                           !cats(&s, &len, &cap, a->backend_v6_data)))
 		goto oom;
-	if (a->backend_v6_data && json_object_set(o, "BackendV6Data", a->backend_v6_data) < 0)
+	if (!cats(&s, &len, &cap, "}"))
 		goto oom;
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-	json_decref(o);
-	if (!s)
-		goto oom;
+	free(type);
 	s = go_escape(s);
 	if (!s)
 		goto oom;
 	return s;
 
 oom:
-	json_decref(o);
+	free(type);
+	free(s);
 	errno = ENOMEM;
 	return NULL;
+}
+
+static int dup_text(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src && !(*dst = strdup(src)))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Same JSON: the same text, or (rare: another writer's member order) json_equal values. */
+static bool text_eq(const char *a, const char *b)
+{
+	json_t *ja, *jb;
+	bool eq;
+
+	if (!a || !b)
+		return a == b;
+	if (strcmp(a, b) == 0)
+		return true;
+	ja = json_loads(a, JSON_DECODE_ANY, NULL);
+	jb = json_loads(b, JSON_DECODE_ANY, NULL);
+	eq = ja && jb && json_equal(ja, jb);
+	json_decref(ja);
+	json_decref(jb);
+	return eq;
 }
 
 int lease_attrs_copy(struct lease_attrs *dst, const struct lease_attrs *src)
@@ -348,18 +460,14 @@ int lease_attrs_copy(struct lease_attrs *dst, const struct lease_attrs *src)
 	if (dst == src)
 		return 0;
 	*dst = *src;
-	if (dst->backend_data)
-		json_incref(dst->backend_data);
-	if (dst->backend_v6_data)
-		json_incref(dst->backend_v6_data);
+	if (dup_text(&dst->backend_data, src->backend_data) < 0 ||
+	    dup_text(&dst->backend_v6_data, src->backend_v6_data) < 0) {
+		free(dst->backend_data);
+		dst->backend_data = dst->backend_v6_data = NULL;
+		dst->has_vxlan = false;
+		return -ENOMEM;
+	}
 	return 0;
-}
-
-static bool json_eq_null(json_t *a, json_t *b)
-{
-	if (!a || !b)
-		return a == b;
-	return json_equal(a, b);
 }
 
 bool lease_attrs_equal(const struct lease_attrs *a, const struct lease_attrs *b)
@@ -371,16 +479,16 @@ bool lease_attrs_equal(const struct lease_attrs *a, const struct lease_attrs *b)
 		return false;
 	if (strcmp(a->backend_type, b->backend_type))
 		return false;
-	return json_eq_null(a->backend_data, b->backend_data) &&
-	       json_eq_null(a->backend_v6_data, b->backend_v6_data);
+	return text_eq(a->backend_data, b->backend_data) &&
+	       text_eq(a->backend_v6_data, b->backend_v6_data);
 }
 
 void lease_attrs_clear(struct lease_attrs *a)
 {
 	if (!a)
 		return;
-	json_decref(a->backend_data);
-	json_decref(a->backend_v6_data);
+	free(a->backend_data);
+	free(a->backend_v6_data);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -432,16 +540,17 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-int lease_vxlan_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret_mac[6])
+static int vxlan_from_json(const json_t *d, uint32_t *ret_vni, uint8_t ret_mac[6])
 {
 	json_t *v, *vni = NULL, *mac = NULL;
 	uint8_t m[6];
 	const char *k;
 	json_int_t n;
 
-	if (!a || !json_is_object(a->backend_data))
+	if (!json_is_object(d))
 		return -EINVAL;
-	json_object_foreach(a->backend_data, k, v) {
+	/* jansson has no const iteration; nothing is modified */
+	json_object_foreach((json_t *)(uintptr_t)d, k, v) {
 		if (!strcasecmp(k, "VNI"))
 			vni = v;
 		else if (!strcasecmp(k, "VtepMAC"))
@@ -458,10 +567,19 @@ int lease_vxlan_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret
 		if (n < 0 || n > 0xffffff)
 			return -EINVAL;
 	}
+	*ret_vni = (uint32_t)n;
+	memcpy(ret_mac, m, 6);
+	return 0;
+}
+
+int lease_vxlan_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret_mac[6])
+{
+	if (!a || !a->has_vxlan || !a->backend_data)
+		return -EINVAL;
 	if (ret_vni)
-		*ret_vni = (uint32_t)n;
+		*ret_vni = a->vni;
 	if (ret_mac)
-		memcpy(ret_mac, m, 6);
+		memcpy(ret_mac, a->vtep_mac, 6);
 	return 0;
 }
 

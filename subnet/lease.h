@@ -19,8 +19,20 @@ struct lease_attrs {
 	bool has_public_ipv6;
 	struct ipam_addr public_ipv6;              /* AF_INET6 when has_public_ipv6 */
 	char backend_type[LEASE_BACKEND_TYPE_MAX]; /* "" when absent (flannel's udp writes none) */
-	json_t *backend_data;    /* owned reference; NULL when absent or JSON null */
-	json_t *backend_v6_data; /* flannel's dual-stack vxlan BackendV6Data; same rules */
+	/*
+	 * BackendData read as vxlan's {"VNI":..,"VtepMAC":..} (lease_attrs_parse and
+	 * lease_attrs_set_backend_data fill these from backend_data; lease_vxlan_data reads them).
+	 */
+	bool has_vxlan;
+	uint8_t vtep_mac[6];
+	uint32_t vni;
+	/*
+	 * BackendData as compact JSON text (jansson's JSON_COMPACT | JSON_PRESERVE_ORDER dump,
+	 * before Go's escaping), malloc'd and owned; NULL when absent or JSON null. Set it with
+	 * lease_attrs_set_backend_data (which keeps the vxlan fields above in step).
+	 */
+	char *backend_data;
+	char *backend_v6_data; /* flannel's dual-stack vxlan BackendV6Data; same rules */
 };
 
 struct lease {
@@ -55,14 +67,24 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
  * malloc'd; NULL with errno ENOMEM.
  */
 char *lease_attrs_format(const struct lease_attrs *a);
-/* Copy (BackendData references taken, not deep); @dst is overwritten, not cleared. 0. */
+/*
+ * Deep copy (BackendData texts duplicated); @dst is overwritten, not cleared. 0, or -ENOMEM
+ * with @dst holding no BackendData.
+ */
 int lease_attrs_copy(struct lease_attrs *dst, const struct lease_attrs *src);
-/* Same addresses, BackendType and (json_equal) BackendData/BackendV6Data. */
+/* Same addresses, BackendType and BackendData/BackendV6Data (same text, else json_equal). */
 bool lease_attrs_equal(const struct lease_attrs *a, const struct lease_attrs *b);
-/* Drops the BackendData references and zeroes @a (NULL-safe); the struct may be reused after. */
+/* Frees the BackendData texts and zeroes @a (NULL-safe); the struct may be reused after. */
 void lease_attrs_clear(struct lease_attrs *a);
+/*
+ * Replace BackendData with @data (NULL or JSON null: none), stored as its compact text,
+ * and refresh has_vxlan/vni/vtep_mac from it. 0 or -ENOMEM (@a unchanged).
+ */
+int lease_attrs_set_backend_data(struct lease_attrs *a, const json_t *data);
+/* BackendData = {"VNI":@vni,"VtepMAC":"@mac"} (flannel's vxlan). 0 or -ENOMEM. */
+int lease_attrs_set_vxlan(struct lease_attrs *a, uint32_t vni, const uint8_t mac[6]);
 
-/* Copy of the whole lease (attrs as lease_attrs_copy); @dst overwritten. 0. */
+/* Copy of the whole lease (attrs as lease_attrs_copy); @dst overwritten. 0 or -ENOMEM. */
 int lease_copy(struct lease *dst, const struct lease *src);
 /* Drops owned references and zeroes @l; NULL-safe. */
 void lease_clear(struct lease *l);
@@ -70,7 +92,8 @@ void lease_clear(struct lease *l);
 /*
  * VXLAN BackendData helpers: {"VNI":1,"VtepMAC":"16:95:20:8d:5a:7b"}. lease_vxlan_data:
  * 0 or -EINVAL (not an object, VtepMAC missing or not a MAC, VNI not 0..2^24-1; a
- * missing VNI reads as 0, as in Go). lease_vxlan_data_new: a new reference, NULL on ENOMEM.
+ * missing VNI reads as 0, as in Go); it reads the fields parsed into @a (has_vxlan).
+ * lease_vxlan_data_new: a new reference, NULL on ENOMEM.
  */
 int lease_vxlan_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret_mac[6]);
 json_t *lease_vxlan_data_new(uint32_t vni, const uint8_t mac[6]);

@@ -1,10 +1,13 @@
 /*
  * The lease manager (see leasemgr.h). Two state machines on one loop:
  * acquisition (list, choose per COMPAT §3, create or rewrite, renew) and the
- * remote set (list, resync, watch, relist on a broken watch). Both share the
- * set of every valid lease seen by the watch (`all`) and the set the consumer
- * was told about (`vis`); refresh_key() keeps vis = all minus hidden keys for
- * one key at a time and emits exactly the difference.
+ * remote set (list, resync, watch, relist on a broken watch). Every valid lease
+ * seen is in exactly one of two sorted arrays: `vis`, the set the consumer was
+ * told about, or `hid`, the few hidden ones (own key, key being created, own
+ * PublicIP); each lease is held once. set_put()/set_del() apply one event and
+ * refresh_key() moves one key across when its hiddenness changed, emitting
+ * exactly the difference. Listings arrive in pages (store list_pages) and are
+ * turned into leases page by page, so a listing is never held whole as kvs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -62,13 +65,21 @@ struct leasemgr {
 	struct store_watch *watch, *dead_watch;
 	struct ev_timer *relist_timer;
 	int64_t w_backoff_ms;
-	struct lease *all, *vis;
-	size_t n_all, cap_all, n_vis, cap_vis;
+	struct lease *vis, *hid;
+	size_t n_vis, cap_vis, n_hid, cap_hid;
 	/* The first acquisition listing, kept to seed the remote set: one listing at start-up. */
 	bool have_seed;
 	struct lease *seed;
 	size_t n_seed, cap_seed;
 	int64_t seed_rev;
+	/* listings in progress (pages so far) */
+	bool acq_fresh, w_fresh; /* the next page starts a listing */
+	bool acq_keep;           /* the acquisition listing becomes the seed */
+	bool have_mine;
+	struct lease mine; /* acquisition: the valid lease with our PublicIP, if any */
+	struct lease *wl;  /* relisting: the leases so far */
+	size_t n_wl, cap_wl;
+	bool wl_oom;
 
 	uint64_t skipped;
 	/* leasemgr_renewals(), leasemgr_changes() */
@@ -140,10 +151,11 @@ static ssize_t lfind(const struct lease *arr, size_t n, const struct lease *key)
 	return -(ssize_t)lo - 1;
 }
 
-static int larr_insert(struct lease **arr, size_t *n, size_t *cap, size_t at, const struct lease *l)
+/* Inserts *l at @at, taking over its references (*l is zeroed); on ENOMEM *l is left. */
+static int larr_insert_move(struct lease **arr, size_t *n, size_t *cap, size_t at, struct lease *l)
 {
 	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
+		size_t ncap = *cap ? *cap + *cap / 2 + 16 : 16;
 		struct lease *na = realloc(*arr, ncap * sizeof(*na));
 
 		if (!na)
@@ -152,7 +164,8 @@ static int larr_insert(struct lease **arr, size_t *n, size_t *cap, size_t at, co
 		*cap = ncap;
 	}
 	memmove(*arr + at + 1, *arr + at, (*n - at) * sizeof(**arr));
-	lease_copy(&(*arr)[at], l);
+	(*arr)[at] = *l;
+	memset(l, 0, sizeof(*l));
 	(*n)++;
 	return 0;
 }
@@ -179,7 +192,7 @@ static void larr_free(struct lease *arr, size_t n)
 static int larr_push(struct lease **arr, size_t *n, size_t *cap, struct lease *l)
 {
 	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
+		size_t ncap = *cap ? *cap + *cap / 2 + 16 : 16; /* 1.5x: less slack at the peak */
 		struct lease *na = realloc(*arr, ncap * sizeof(*na));
 
 		if (!na)
@@ -405,32 +418,101 @@ static bool hidden(const struct leasemgr *m, const struct lease *l)
 	return is_own_ip(m, &l->attrs);
 }
 
-/* Make vis agree with all for the key of @k, emitting the difference. */
+/*
+ * The hiddenness of the key of @k may have changed (own, pending): move it between vis and
+ * hid, emitting the difference.
+ */
 static void refresh_key(struct leasemgr *m, const struct lease *k)
 {
-	ssize_t ai, vi;
-	const struct lease *want;
+	ssize_t vi, hi;
+	struct lease l;
 
 	if (!m->resynced)
 		return;
-	ai = lfind(m->all, m->n_all, k);
 	vi = lfind(m->vis, m->n_vis, k);
-	want = ai >= 0 && !hidden(m, &m->all[ai]) ? &m->all[ai] : NULL;
-	if (want && vi >= 0) {
+	if (vi >= 0 && hidden(m, &m->vis[vi])) {
+		larr_remove(m->vis, &m->n_vis, (size_t)vi, &l);
+		if (m->ev.removed)
+			m->ev.removed(m->ctx, &l);
+		hi = lfind(m->hid, m->n_hid, &l);
+		if (hi >= 0 ||
+		    larr_insert_move(&m->hid, &m->n_hid, &m->cap_hid, (size_t)(-hi - 1), &l) < 0)
+			lease_clear(&l);
+		return;
+	}
+	hi = lfind(m->hid, m->n_hid, k);
+	if (hi >= 0 && !hidden(m, &m->hid[hi])) {
+		larr_remove(m->hid, &m->n_hid, (size_t)hi, &l);
+		vi = lfind(m->vis, m->n_vis, &l);
+		if (vi >= 0) {
+			lease_clear(&l); /* cannot happen: a key is in one of the two */
+			return;
+		}
+		vi = -vi - 1;
+		if (larr_insert_move(&m->vis, &m->n_vis, &m->cap_vis, (size_t)vi, &l) < 0) {
+			lease_clear(&l);
+			return;
+		}
+		if (m->ev.added)
+			m->ev.added(m->ctx, &m->vis[vi]);
+	}
+}
+
+/* A lease was put (*l taken over, zeroed): store it in vis or hid, emitting the difference. */
+static void set_put(struct leasemgr *m, struct lease *l)
+{
+	ssize_t vi = lfind(m->vis, m->n_vis, l), hi = lfind(m->hid, m->n_hid, l);
+
+	if (hidden(m, l)) {
+		if (vi >= 0) {
+			struct lease gone;
+
+			larr_remove(m->vis, &m->n_vis, (size_t)vi, &gone);
+			if (m->ev.removed)
+				m->ev.removed(m->ctx, &gone);
+			lease_clear(&gone);
+		}
+		if (hi >= 0) {
+			lease_clear(&m->hid[hi]);
+			m->hid[hi] = *l;
+			memset(l, 0, sizeof(*l));
+		} else if (larr_insert_move(&m->hid, &m->n_hid, &m->cap_hid, (size_t)(-hi - 1), l) <
+		           0) {
+			lease_clear(l);
+		}
+		return;
+	}
+	if (hi >= 0)
+		larr_remove(m->hid, &m->n_hid, (size_t)hi, NULL);
+	if (vi >= 0) {
 		struct lease *v = &m->vis[vi];
-		bool changed = !lease_attrs_equal(&v->attrs, &want->attrs);
+		bool changed = !lease_attrs_equal(&v->attrs, &l->attrs);
 
 		lease_clear(v);
-		lease_copy(v, want);
+		*v = *l;
+		memset(l, 0, sizeof(*l));
 		m->changes += changed;
 		if (changed && m->ev.added)
 			m->ev.added(m->ctx, v);
-	} else if (want) {
-		size_t at = (size_t)(-vi - 1);
+		return;
+	}
+	vi = -vi - 1;
+	if (larr_insert_move(&m->vis, &m->n_vis, &m->cap_vis, (size_t)vi, l) < 0) {
+		lease_clear(l);
+		return;
+	}
+	if (m->ev.added)
+		m->ev.added(m->ctx, &m->vis[vi]);
+}
 
-		if (larr_insert(&m->vis, &m->n_vis, &m->cap_vis, at, want) == 0 && m->ev.added)
-			m->ev.added(m->ctx, &m->vis[at]);
-	} else if (vi >= 0) {
+/* The key of @k is gone (deleted, or its value no longer parses). */
+static void set_del(struct leasemgr *m, const struct lease *k)
+{
+	ssize_t vi = lfind(m->vis, m->n_vis, k), hi = lfind(m->hid, m->n_hid, k);
+
+	if (hi >= 0)
+		larr_remove(m->hid, &m->n_hid, (size_t)hi, NULL);
+	if (vi >= 0) {
 		struct lease gone;
 
 		larr_remove(m->vis, &m->n_vis, (size_t)vi, &gone);
@@ -440,24 +522,15 @@ static void refresh_key(struct leasemgr *m, const struct lease *k)
 	}
 }
 
-static void all_upsert(struct leasemgr *m, const struct lease *l)
+/* The lease held for the key of @k, visible or hidden; NULL when none. */
+static const struct lease *set_find(const struct leasemgr *m, const struct lease *k)
 {
-	ssize_t i = lfind(m->all, m->n_all, l);
-
-	if (i >= 0) {
-		lease_clear(&m->all[i]);
-		lease_copy(&m->all[i], l);
-	} else {
-		larr_insert(&m->all, &m->n_all, &m->cap_all, (size_t)(-i - 1), l);
-	}
-}
-
-static void all_remove(struct leasemgr *m, const struct lease *k)
-{
-	ssize_t i = lfind(m->all, m->n_all, k);
+	ssize_t i = lfind(m->vis, m->n_vis, k);
 
 	if (i >= 0)
-		larr_remove(m->all, &m->n_all, (size_t)i, NULL);
+		return &m->vis[i];
+	i = lfind(m->hid, m->n_hid, k);
+	return i >= 0 ? &m->hid[i] : NULL;
 }
 
 /* ---- acquisition ---- */
@@ -793,31 +866,28 @@ static bool try_preferred(struct leasemgr *m, const struct lease *cand)
 	return true;
 }
 
-static void acq_list_cb(void *ctx, const struct store_result *res)
+/* Forget an acquisition listing in progress. */
+static void acq_list_drop(struct leasemgr *m)
 {
-	struct leasemgr *m = ctx;
-	struct lease mine = { 0 };
-	bool have_mine = false, keep = !m->watching_started;
-	char eb[128];
-
-	if (req_done(m))
-		return;
 	seed_drop(m);
-	if (res->err) {
-		report(m, res->err, "listing leases under %s: %s; retrying in %" PRId64 " ms",
-		       m->subnets_prefix, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
-		acq_retry(m);
-		return;
+	lease_clear(&m->mine);
+	m->have_mine = false;
+}
+
+/* One page of the acquisition listing: taken subnets, the lease with our PublicIP, the seed. */
+static void acq_page(struct leasemgr *m, const struct store_result *res)
+{
+	if (m->acq_fresh || res->first_page) {
+		m->acq_fresh = false;
+		acq_list_drop(m);
+		m->acq_keep = !m->watching_started;
+		ipam_taken_free(m->taken4);
+		ipam_taken_free(m->taken6);
+		m->taken4 = ipam_taken_new();
+		m->taken6 = ipam_taken_new();
 	}
-	ipam_taken_free(m->taken4);
-	ipam_taken_free(m->taken6);
-	m->taken4 = ipam_taken_new();
-	m->taken6 = ipam_taken_new();
-	if (!m->taken4 || !m->taken6) {
-		report(m, -ENOMEM, "out of memory; retrying in %" PRId64 " ms", m->acq_backoff_ms);
-		acq_retry(m);
-		return;
-	}
+	if (!m->taken4 || !m->taken6)
+		return; /* out of memory: reported at the end */
 	for (size_t i = 0; i < res->n_kvs; i++) {
 		struct lease l;
 		int r = parse_kv(m, &res->kvs[i], true, &l);
@@ -826,9 +896,9 @@ static void acq_list_cb(void *ctx, const struct store_result *res)
 			continue;
 		taken_add(m, &l); /* a key with a bad value still holds its subnet */
 		if (r == 1 && is_own_ip(m, &l.attrs)) {
-			if (!have_mine && fits(m, &l)) {
-				lease_copy(&mine, &l);
-				have_mine = true;
+			if (!m->have_mine && fits(m, &l)) {
+				lease_copy(&m->mine, &l);
+				m->have_mine = true;
 			} else if (!fits(m, &l) && l.store_lease_id != 0 &&
 			           m->store->ops->del(m->store, res->kvs[i].key, l.mod_revision,
 			                              del_cb, m) == 0) {
@@ -836,18 +906,53 @@ static void acq_list_cb(void *ctx, const struct store_result *res)
 			}
 		}
 		/* Before the first acquisition: keep the listing as the remote set's seed. */
-		if (keep && r == 1 && larr_push(&m->seed, &m->n_seed, &m->cap_seed, &l) < 0)
-			keep = false;
+		if (m->acq_keep && r == 1 &&
+		    larr_push(&m->seed, &m->n_seed, &m->cap_seed, &l) < 0) {
+			m->acq_keep = false;
+			seed_drop(m);
+		}
 		lease_clear(&l);
 	}
-	if (keep) {
+}
+
+static void acq_list_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	char eb[128];
+
+	if (!res->err && res->more) {
+		if (!m->zombie)
+			acq_page(m, res);
+		return;
+	}
+	if (req_done(m))
+		return;
+	if (!res->err)
+		acq_page(m, res);
+	if (res->err || !m->taken4 || !m->taken6) {
+		acq_list_drop(m);
+		if (res->err)
+			report(m, res->err,
+			       "listing leases under %s: %s; retrying in %" PRId64 " ms",
+			       m->subnets_prefix, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
+		else
+			report(m, -ENOMEM, "out of memory; retrying in %" PRId64 " ms",
+			       m->acq_backoff_ms);
+		acq_retry(m);
+		return;
+	}
+	if (m->acq_keep) {
 		larr_sort(&m->seed, &m->n_seed, &m->cap_seed);
 		m->seed_rev = res->revision;
 		m->have_seed = true;
 	} else {
 		seed_drop(m);
 	}
-	if (have_mine) {
+	if (m->have_mine) {
+		struct lease mine = m->mine;
+
+		memset(&m->mine, 0, sizeof(m->mine));
+		m->have_mine = false;
 		rewrite(m, &mine);
 		lease_clear(&mine);
 		return;
@@ -876,9 +981,22 @@ static void acq_list_cb(void *ctx, const struct store_result *res)
 	pick_and_create(m);
 }
 
+/* Lists the leases for @cb, in pages when the store can. */
+static int list_leases(struct leasemgr *m, store_cb cb)
+{
+	struct store *st = m->store;
+
+	if (st->ops->list_pages)
+		return st->ops->list_pages(st, m->subnets_prefix, cb, m);
+	return st->ops->list(st, m->subnets_prefix, cb, m);
+}
+
 static void acq_begin(struct leasemgr *m)
 {
-	int r = m->store->ops->list(m->store, m->subnets_prefix, acq_list_cb, m);
+	int r;
+
+	m->acq_fresh = true;
+	r = list_leases(m, acq_list_cb);
 
 	if (r < 0) {
 		report(m, r, "listing leases under %s: %s; retrying in %" PRId64 " ms",
@@ -973,26 +1091,27 @@ static void handle_event(struct leasemgr *m, const struct store_event *e)
 {
 	struct lease l;
 	int r = parse_kv(m, &e->kv, e->type == STORE_EV_PUT, &l);
+	bool lost = false;
 
 	if (r < 0)
 		return;
 	if (r == 1 && e->type == STORE_EV_PUT) {
-		all_upsert(m, &l);
 		if (m->have_own && lease_cmp(&l, &m->own) == 0) {
 			if (is_own_ip(m, &l.attrs)) {
 				if (l.mod_revision > m->own.mod_revision)
 					m->own.mod_revision = l.mod_revision;
 			} else if (l.mod_revision > m->own.mod_revision) {
-				own_lost(m); /* someone else wrote our key */
+				lost = true; /* someone else wrote our key */
 			}
 		}
+		set_put(m, &l); /* takes @l over */
 	} else {
-		all_remove(m, &l);
-		if (m->have_own && lease_cmp(&l, &m->own) == 0 &&
-		    e->kv.mod_revision > m->own.mod_revision)
-			own_lost(m);
+		set_del(m, &l);
+		lost = m->have_own && lease_cmp(&l, &m->own) == 0 &&
+		       e->kv.mod_revision > m->own.mod_revision;
 	}
-	refresh_key(m, &l);
+	if (lost)
+		own_lost(m); /* shows the key's new holder, if any */
 	lease_clear(&l);
 }
 
@@ -1014,92 +1133,151 @@ static void w_event_cb(void *ctx, int err, const struct store_event *evs, size_t
 		handle_event(m, &evs[i]);
 }
 
-static void w_list_cb(void *ctx, const struct store_result *res)
+static void wl_drop(struct leasemgr *m)
 {
-	struct leasemgr *m = ctx;
-	struct lease *nall = NULL;
-	size_t n = 0, cap = 0;
-	char eb[128];
+	larr_free(m->wl, m->n_wl);
+	m->wl = NULL;
+	m->n_wl = m->cap_wl = 0;
+	m->wl_oom = false;
+}
 
-	if (req_done(m))
-		return;
-	if (res->err) {
-		report(m, res->err, "listing leases under %s: %s; retrying in %" PRId64 " ms",
-		       m->subnets_prefix, errtext(res, eb, sizeof(eb)), m->w_backoff_ms);
-		w_retry(m);
-		return;
+/* One page of a relisting: its valid leases. */
+static void w_page(struct leasemgr *m, const struct store_result *res)
+{
+	if (m->w_fresh || res->first_page) {
+		m->w_fresh = false;
+		wl_drop(m);
 	}
-	for (size_t i = 0; i < res->n_kvs; i++) {
+	for (size_t i = 0; i < res->n_kvs && !m->wl_oom; i++) {
 		struct lease l;
 
 		if (parse_kv(m, &res->kvs[i], true, &l) == 1 &&
-		    larr_push(&nall, &n, &cap, &l) < 0) {
-			lease_clear(&l);
-			larr_free(nall, n);
+		    larr_push(&m->wl, &m->n_wl, &m->cap_wl, &l) < 0)
+			m->wl_oom = true;
+		lease_clear(&l);
+	}
+}
+
+static void w_list_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	struct lease *nall;
+	size_t n, cap;
+	char eb[128];
+
+	if (!res->err && res->more) {
+		if (!m->zombie)
+			w_page(m, res);
+		return;
+	}
+	if (req_done(m))
+		return;
+	if (!res->err)
+		w_page(m, res);
+	if (res->err || m->wl_oom) {
+		wl_drop(m);
+		if (res->err)
+			report(m, res->err,
+			       "listing leases under %s: %s; retrying in %" PRId64 " ms",
+			       m->subnets_prefix, errtext(res, eb, sizeof(eb)), m->w_backoff_ms);
+		else
 			report(m, -ENOMEM,
 			       "listing leases under %s: out of memory; retrying in %" PRId64 " ms",
 			       m->subnets_prefix, m->w_backoff_ms);
-			w_retry(m);
-			return;
-		}
-		lease_clear(&l);
+		w_retry(m);
+		return;
 	}
+	nall = m->wl;
+	n = m->n_wl;
+	cap = m->cap_wl;
+	m->wl = NULL;
+	m->n_wl = m->cap_wl = 0;
 	larr_sort(&nall, &n, &cap);
 	w_apply(m, nall, n, cap, res->revision);
 }
 
-/* Take @nall (sorted, owned) as the set of every lease at @revision, and watch from there. */
+/*
+ * Take @nall (sorted, owned) as the set of every lease at @revision, and watch from there.
+ * The hidden few move to hid; the rest, in place, becomes vis (no copy).
+ */
 static void w_apply(struct leasemgr *m, struct lease *nall, size_t n, size_t cap, int64_t revision)
 {
-	if (!m->resynced) {
-		larr_free(m->all, m->n_all);
-		m->all = nall;
-		m->n_all = n;
-		m->cap_all = cap;
-		size_t want = 0;
+	struct lease *nhid = NULL;
+	size_t n_hid = 0, cap_hid = 0, w = 0;
 
-		for (size_t i = 0; i < n; i++)
-			want += !hidden(m, &nall[i]);
-		/* exactly sized: at 10,000 leases the doubling slack is most of a MB */
+	for (size_t i = 0; i < n; i++) {
+		if (hidden(m, &nall[i])) {
+			if (larr_push(&nhid, &n_hid, &cap_hid, &nall[i]) < 0)
+				lease_clear(&nall[i]);
+			continue;
+		}
+		if (w != i)
+			nall[w] = nall[i];
+		w++;
+	}
+	n = w;
+	if (n == 0) {
+		free(nall);
+		nall = NULL;
+		cap = 0;
+	} else if (cap > n) {
+		/* exactly sized: at 10,000 leases the slack is most of a MB */
+		struct lease *na = realloc(nall, n * sizeof(*na));
+
+		if (na) {
+			nall = na;
+			cap = n;
+		}
+	}
+	larr_free(m->hid, m->n_hid);
+	m->hid = nhid;
+	m->n_hid = n_hid;
+	m->cap_hid = cap_hid;
+	if (!m->resynced) {
 		larr_free(m->vis, m->n_vis);
-		m->vis = want ? calloc(want, sizeof(*m->vis)) : NULL;
-		m->n_vis = 0;
-		m->cap_vis = m->vis ? want : 0;
-		for (size_t i = 0; i < n; i++)
-			if (!hidden(m, &nall[i]))
-				larr_insert(&m->vis, &m->n_vis, &m->cap_vis, m->n_vis, &nall[i]);
+		m->vis = nall;
+		m->n_vis = n;
+		m->cap_vis = cap;
 		m->resynced = true;
 		if (m->ev.resync)
 			m->ev.resync(m->ctx, m->vis, m->n_vis);
 	} else {
-		struct lease *old = m->all;
-		size_t n_old = m->n_all, i = 0, j = 0;
+		struct lease *old = m->vis;
+		size_t n_old = m->n_vis, i = 0, j = 0;
 
-		m->all = nall;
-		m->n_all = n;
-		m->cap_all = cap;
-		/* Every key in either set: refresh it against the new set. */
+		m->vis = nall;
+		m->n_vis = n;
+		m->cap_vis = cap;
+		/* Every key in either set: report the difference. */
 		while (i < n_old || j < n) {
 			int c = i == n_old ? 1 : j == n ? -1 : lease_cmp(&old[i], &nall[j]);
 
-			if (c <= 0) {
-				refresh_key(m, &old[i]);
+			if (c < 0) {
+				if (m->ev.removed)
+					m->ev.removed(m->ctx, &old[i]);
 				i++;
-				if (c == 0)
-					j++;
+			} else if (c > 0) {
+				if (m->ev.added)
+					m->ev.added(m->ctx, &nall[j]);
+				j++;
 			} else {
-				refresh_key(m, &nall[j]);
+				if (!lease_attrs_equal(&old[i].attrs, &nall[j].attrs)) {
+					m->changes++;
+					if (m->ev.added)
+						m->ev.added(m->ctx, &nall[j]);
+				}
+				i++;
 				j++;
 			}
 		}
 		larr_free(old, n_old);
 		/* The own lease vanished, or another node took the key, while the watch was down. */
 		if (m->have_own) {
-			ssize_t at = lfind(m->all, m->n_all, &m->own);
+			const struct lease *at = set_find(m, &m->own);
 
-			if (at < 0 ? revision > m->own.mod_revision
-			           : !is_own_ip(m, &m->all[at].attrs) &&
-			                     m->all[at].mod_revision > m->own.mod_revision)
+			if (!at ? revision > m->own.mod_revision
+			        : !is_own_ip(m, &at->attrs) &&
+			                    at->mod_revision > m->own.mod_revision)
 				own_lost(m);
 		}
 	}
@@ -1114,7 +1292,10 @@ static void w_apply(struct leasemgr *m, struct lease *nall, size_t n, size_t cap
 
 static void w_list(struct leasemgr *m)
 {
-	int r = m->store->ops->list(m->store, m->subnets_prefix, w_list_cb, m);
+	int r;
+
+	m->w_fresh = true;
+	r = list_leases(m, w_list_cb);
 
 	if (r < 0) {
 		report(m, r, "listing leases under %s: %s; retrying in %" PRId64 " ms",
@@ -1253,9 +1434,11 @@ void leasemgr_free(struct leasemgr *m)
 	ev_timer_free(m->relist_timer);
 	ipam_taken_free(m->taken4);
 	ipam_taken_free(m->taken6);
-	larr_free(m->all, m->n_all);
+	larr_free(m->hid, m->n_hid);
 	larr_free(m->vis, m->n_vis);
 	larr_free(m->seed, m->n_seed);
+	larr_free(m->wl, m->n_wl);
+	lease_clear(&m->mine);
 	lease_clear(&m->own);
 	lease_clear(&m->prev);
 	lease_clear(&m->pending);

@@ -42,6 +42,9 @@ struct store_result {
 	size_t n_kvs;
 	int64_t lease_id;     /* create with ttl: the lease granted; keepalive: the lease */
 	int64_t ttl;          /* keepalive, timetolive: seconds left, 0 = lease lost */
+	bool first_page;      /* list_pages: this page starts the listing (again, after its
+			       * revision was compacted between pages): drop earlier pages */
+	bool more;            /* list_pages: more pages follow (another callback) */
 };
 
 /* The result and everything it points to is valid only during the callback. */
@@ -109,6 +112,14 @@ struct store_ops {
 	 * expired: not an error). Added last: other stores may leave it NULL.
 	 */
 	int (*timetolive)(struct store *s, int64_t lease_id, store_cb cb, void *ctx);
+	/*
+	 * Optional (NULL: use list): list in pages, so a large listing is never held whole.
+	 * @cb runs once per page with that page's kvs (sorted by key; in one piece with the
+	 * other pages: every page at the listing's res.revision) and res.more set while more
+	 * pages follow; the last call has more false, or err set (then no further calls).
+	 * res.first_page marks a page that starts the listing, again after a restart.
+	 */
+	int (*list_pages)(struct store *s, const char *prefix, store_cb cb, void *ctx);
 };
 
 struct store {

@@ -658,6 +658,8 @@ struct ecall {
 	struct store_kv *acc;
 	size_t n_acc, cap_acc;
 	unsigned list_restarts;
+	bool paged;      /* list_pages: each page goes to the callback, nothing is gathered */
+	bool page_first; /* list_pages: the next page delivered starts the listing */
 	struct ecall *next, *prev;
 };
 
@@ -675,6 +677,7 @@ struct store_watch {
 	struct http_req *probe; /* liveness probe in flight */
 	struct ev_timer *probe_timer;
 	uint64_t alive_ms; /* last sign of life of the stream's endpoint */
+	int64_t probe_rev; /* next_rev when the probe in flight was sent (store_backwards) */
 	struct ecall *auth;
 	char *line;
 	size_t len, cap;
@@ -981,6 +984,7 @@ static void list_reset(struct ecall *c)
 	c->page_key = NULL;
 	c->page_key_len = 0;
 	c->page_rev = 0;
+	c->page_first = true;
 }
 
 static void call_destroy(struct ecall *c)
@@ -1007,6 +1011,32 @@ static int list_page(struct ecall *c, struct store_result *res)
 
 	if (!c->page_rev)
 		c->page_rev = res->revision;
+	if (c->paged) {
+		res->revision = c->page_rev;
+		res->first_page = c->page_first;
+		res->more = got == LIST_PAGE;
+		c->page_first = false;
+		if (!res->more)
+			return 0; /* the last page: delivered as the call's result */
+		const char *last = res->kvs[got - 1].key;
+		size_t l = strlen(last);
+		char *k = malloc(l + 2);
+
+		if (!k)
+			return -ENOMEM;
+		memcpy(k, last, l);
+		k[l] = '\0';
+		k[l + 1] = '\0';
+		free(c->page_key);
+		c->page_key = k;
+		c->page_key_len = l + 1; /* the next key after @last */
+		res->err = 0;
+		res->errmsg = NULL;
+		c->cb(c->ctx, res);
+		store_result_clear(res);
+		call_start_stage(c, STAGE_MAIN);
+		return 1;
+	}
 	if (c->n_acc + got > c->cap_acc) {
 		size_t cap = c->cap_acc ? c->cap_acc : LIST_PAGE;
 		struct store_kv *a;
@@ -1567,7 +1597,7 @@ static int etcd_get(struct store *st, const char *key, store_cb cb, void *ctx)
 	return c ? call_go(c, STAGE_MAIN) : -ENOMEM;
 }
 
-static int etcd_list(struct store *st, const char *prefix, store_cb cb, void *ctx)
+static int list_common(struct store *st, const char *prefix, bool paged, store_cb cb, void *ctx)
 {
 	struct ecall *c;
 
@@ -1576,6 +1606,8 @@ static int etcd_list(struct store *st, const char *prefix, store_cb cb, void *ct
 	c = call_new(to_etcd(st), OP_LIST, prefix, NULL, 0, cb, ctx);
 	if (!c)
 		return -ENOMEM;
+	c->paged = paged;
+	c->page_first = true;
 	if (c->key_len == 0) { /* the whole keyspace: key "\0", range_end "\0" */
 		c->key_len = 1;
 		free(c->key);
@@ -1586,6 +1618,16 @@ static int etcd_list(struct store *st, const char *prefix, store_cb cb, void *ct
 		}
 	}
 	return call_go(c, STAGE_MAIN);
+}
+
+static int etcd_list(struct store *st, const char *prefix, store_cb cb, void *ctx)
+{
+	return list_common(st, prefix, false, cb, ctx);
+}
+
+static int etcd_list_pages(struct store *st, const char *prefix, store_cb cb, void *ctx)
+{
+	return list_common(st, prefix, true, cb, ctx);
 }
 
 static int etcd_create(struct store *st, const char *key, const char *value, size_t value_len,
@@ -1686,6 +1728,8 @@ static int etcd_timetolive(struct store *st, int64_t lease_id, store_cb cb, void
 /* Watches                                                                   */
 
 static void watch_open(struct store_watch *w);
+static void watch_probe(struct store_watch *w);
+static bool store_backwards(struct store_watch *w, const struct http_response *resp);
 
 static void watch_unlink(struct store_watch *w)
 {
@@ -1862,6 +1906,17 @@ static bool watch_line(struct store_watch *w, const char *line, size_t len)
 		w->failures = 0;
 		w->reauthed = false;
 		store_events_free(m.evs, m.n_evs);
+		/*
+		 * The member is behind the revision we resume from: the store went backwards (wiped
+		 * or restored; etcd would then send nothing until it reaches next_rev), or this
+		 * member lags. A linearizable probe tells (probe_done ends the watch with -ESTALE).
+		 */
+		if (m.revision > 0 && m.revision < w->next_rev - 1) {
+			log_debug("etcd watch: %s is at revision %" PRId64 ", behind %" PRId64
+			          ": checking whether the store went backwards",
+			          w->s->eps[w->ep], m.revision, w->next_rev - 1);
+			watch_probe(w);
+		}
 		return true;
 	}
 	while (first < m.n_evs && m.evs[first].kv.mod_revision < w->next_rev)
@@ -1945,6 +2000,8 @@ static void probe_done(void *ctx, const struct http_response *resp)
 		/* the member answers (even 401/403 proves that): keep the stream */
 		s->ep_timeouts[w->ep] = 0;
 		w->alive_ms = ev_now_ms();
+		if (resp->status == 200 && store_backwards(w, resp))
+			return;
 		watch_arm_probe(w, (uint64_t)s->probe_ms);
 		return;
 	}
@@ -1955,6 +2012,33 @@ static void probe_done(void *ctx, const struct http_response *resp)
 		snprintf(why, sizeof(why), "liveness probe on %s: HTTP %ld", s->eps[w->ep],
 		         resp->status);
 	watch_broken(w, why);
+}
+
+/*
+ * A linearizable read is never behind a revision seen before it was sent: when the probe's
+ * revision is, the store went backwards (its data was wiped or restored) and a watch resumed
+ * at the old revision would wait for it in silence. End the watch with -ESTALE (the caller
+ * lists again) and return true.
+ */
+static bool store_backwards(struct store_watch *w, const struct http_response *resp)
+{
+	char err[128];
+	json_t *root = load(resp->body, resp->body_len, err, sizeof(err));
+	int64_t rev = 0;
+
+	if (!root)
+		return false;
+	if (header_revision(root, &rev) < 0)
+		rev = 0;
+	json_decref(root);
+	if (rev <= 0 || rev >= w->probe_rev - 1)
+		return false;
+	log_debug("etcd watch: %s is at revision %" PRId64 " but revision %" PRId64
+	          " was seen: the store went backwards (wiped or restored): ESTALE",
+	          w->s->eps[w->ep], rev, w->probe_rev - 1);
+	stat_err(w->s, STORE_STAT_ERR_REJECTED);
+	watch_fail(w, -ESTALE);
+	return true;
 }
 
 /* A linearizable count_only range of the watch's key on the watch's endpoint. */
@@ -1986,6 +2070,7 @@ static void watch_probe(struct store_watch *w)
 	o.cafile = s->cafile;
 	o.certfile = s->certfile;
 	o.keyfile = s->keyfile;
+	w->probe_rev = w->next_rev;
 	w->probe = http_request(s->http, &o, probe_done, w);
 	free(body);
 	if (w->probe)
@@ -2252,6 +2337,7 @@ static const struct store_ops etcd_ops = {
 	.free = etcd_free,
 	.endpoint = etcd_endpoint,
 	.timetolive = etcd_timetolive,
+	.list_pages = etcd_list_pages,
 };
 
 static int dup_opt(const char *in, char **out)

@@ -202,6 +202,13 @@ struct store *store_flags_open(struct ev_loop *loop, const struct store_flags *s
 	opts.username = sf->username && *sf->username ? sf->username : NULL;
 	opts.password = sf->password && *sf->password ? sf->password : NULL;
 	opts.request_timeout_ms = 5000;
+	/*
+	 * A watch silent for 2 s gets a liveness probe (a count_only range, only during silence):
+	 * a frozen member (SIGSTOP: connections accepted, nothing answered) is then left within
+	 * 2 s + the request timeout instead of 10 s + it, and a store that went backwards (wiped
+	 * or restored: a quiet watch would wait for its old revision) is noticed as quickly.
+	 */
+	opts.watch_probe_ms = 2000;
 	s = store_etcd_new(loop, &opts);
 	if (!s)
 		snprintf(err, errlen, "etcd store %s: %s", sf->endpoints, strerror(errno));

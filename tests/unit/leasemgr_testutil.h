@@ -339,7 +339,7 @@ static void attrs(struct lease_attrs *a, const char *ip, uint8_t macbyte)
 	memset(a, 0, sizeof(*a));
 	cr_assert_eq(ipam_addr_parse(ip, &a->public_ip), 0);
 	strcpy(a->backend_type, "vxlan");
-	a->backend_data = lease_vxlan_data_new(1, mac);
+	cr_assert_eq(lease_attrs_set_vxlan(a, 1, mac), 0);
 }
 
 /* A manager on @s with @o, reporting to @c, started with @cfgjson and lease_json(@ip)'s attributes. */

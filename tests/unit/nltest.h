@@ -112,7 +112,7 @@ static inline void mk_lease(struct lease *l, const char *subnet, const char *pub
 	cr_assert_eq(ipam_addr_parse(pub, &l->attrs.public_ip), 0, "%s", pub);
 	snprintf(l->attrs.backend_type, sizeof(l->attrs.backend_type), "%s", type);
 	if (mac)
-		l->attrs.backend_data = lease_vxlan_data_new(1, mac);
+		cr_assert_eq(lease_attrs_set_vxlan(&l->attrs, 1, mac), 0);
 }
 
 /* Lease number @i (from 0) of a large set: 198.18.1.0 on in /28 steps, MAC 02:00:00:00:hi:lo. */

@@ -158,8 +158,9 @@ Test(lease, format_from_fields)
 	free(s);
 
 	snprintf(a.backend_type, sizeof(a.backend_type), "vxlan");
-	a.backend_data = lease_vxlan_data_new(1, mac);
-	cr_assert_not_null(a.backend_data);
+	cr_assert_eq(lease_attrs_set_vxlan(&a, 1, mac), 0);
+	cr_assert_str_eq(a.backend_data, "{\"VNI\":1,\"VtepMAC\":\"16:95:20:8d:5a:7b\"}");
+	cr_expect(a.has_vxlan);
 	s = lease_attrs_format(&a);
 	cr_expect_str_eq(
 		s, "{\"PublicIP\":\"192.0.2.1\",\"PublicIPv6\":null,\"BackendType\":\"vxlan\","
@@ -200,26 +201,43 @@ Test(lease, vxlan_data)
 		"{\"VNI\":\"1\",\"VtepMAC\":\"ee:0b:7a:00:01:ff\"}",
 	};
 
-	a.backend_data = lease_vxlan_data_new(16777215, mac);
+	cr_assert_eq(lease_attrs_set_vxlan(&a, 16777215, mac), 0);
 	cr_assert_eq(lease_vxlan_data(&a, &vni, got), 0);
 	cr_expect_eq(vni, 16777215);
 	cr_expect_arr_eq(got, mac, 6);
-	json_decref(a.backend_data);
 
 	/* Go: case-insensitive keys, upper-case hex, '-' separators; a missing VNI is 0. */
-	a.backend_data = json_loads("{\"vtepmac\":\"EE-0B-7A-00-01-FF\"}", 0, &jerr);
+	{
+		json_t *d = json_loads("{\"vtepmac\":\"EE-0B-7A-00-01-FF\"}", 0, &jerr);
+
+		cr_assert_eq(lease_attrs_set_backend_data(&a, d), 0);
+		json_decref(d);
+	}
+	cr_expect_str_eq(a.backend_data, "{\"vtepmac\":\"EE-0B-7A-00-01-FF\"}");
 	cr_assert_eq(lease_vxlan_data(&a, &vni, got), 0);
 	cr_expect_eq(vni, 0);
 	cr_expect_arr_eq(got, mac, 6);
-	json_decref(a.backend_data);
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		a.backend_data = json_loads(bad[i], JSON_DECODE_ANY, &jerr);
+		json_t *d = json_loads(bad[i], JSON_DECODE_ANY, &jerr);
+
+		cr_assert_not_null(d, "%s", bad[i]);
+		cr_assert_eq(lease_attrs_set_backend_data(&a, d), 0);
+		json_decref(d);
 		cr_expect_eq(lease_vxlan_data(&a, &vni, got), -EINVAL, "accepted %s", bad[i]);
-		json_decref(a.backend_data);
+		cr_expect_not(a.has_vxlan, "%s", bad[i]);
 	}
-	a.backend_data = NULL;
+	cr_assert_not_null(a.backend_data, "kept as text although not vxlan's");
+	{
+		json_t *n = json_null();
+
+		cr_assert_eq(lease_attrs_set_backend_data(&a, n), 0);
+		json_decref(n);
+	}
+	cr_assert_null(a.backend_data, "JSON null: no BackendData");
+	cr_assert_eq(lease_attrs_set_backend_data(&a, NULL), 0);
 	cr_expect_eq(lease_vxlan_data(&a, &vni, got), -EINVAL);
+	lease_attrs_clear(&a);
 	cr_expect_eq(lease_vxlan_data(NULL, &vni, got), -EINVAL);
 }
 
@@ -249,10 +267,13 @@ Test(lease, copy_equal_clear)
 	snprintf(c.backend_type, sizeof(c.backend_type), "udp");
 	cr_expect_not(lease_attrs_equal(&b, &c));
 	snprintf(c.backend_type, sizeof(c.backend_type), "vxlan");
-	json_object_set_new(c.backend_data, "VNI", json_integer(2));
+	{
+		uint8_t mac[6] = { 0x16, 0x95, 0x20, 0x8d, 0x5a, 0x7b };
+
+		cr_assert_eq(lease_attrs_set_vxlan(&c, 2, mac), 0);
+	}
 	cr_expect_not(lease_attrs_equal(&b, &c));
-	json_decref(c.backend_data);
-	c.backend_data = NULL;
+	cr_assert_eq(lease_attrs_set_backend_data(&c, NULL), 0);
 	cr_expect_not(lease_attrs_equal(&b, &c));
 	lease_attrs_clear(&c);
 
@@ -263,8 +284,10 @@ Test(lease, copy_equal_clear)
 	cr_expect_eq(m.store_lease_id, 42);
 	cr_expect(ipam_prefix_equal(&m.subnet, &l.subnet));
 	lease_clear(&l); /* drops the reference b handed over; m keeps its own */
-	cr_expect_not_null(m.attrs.backend_data);
-	cr_expect(json_is_object(m.attrs.backend_data));
+	cr_assert_not_null(m.attrs.backend_data);
+	cr_expect_str_eq(m.attrs.backend_data, "{\"VtepMAC\":\"16:95:20:8d:5a:7b\",\"VNI\":1}");
+	cr_expect(m.attrs.has_vxlan);
+	cr_expect_eq(m.attrs.vni, 1);
 	lease_clear(&m);
 	cr_expect_null(m.attrs.backend_data);
 	lease_clear(NULL);

@@ -625,3 +625,118 @@ Test(leasemgr_etcd, lease_outside_network_not_taken)
 	cr_assert_eq((uint64_t)c.skipped, leasemgr_skipped(m));
 	leasemgr_free(m);
 }
+
+/* ---- listings larger than one page (store_etcd lists in pages of 500 keys) ---- */
+
+#define NBIG     1234
+#define NET15_29 "{\"Network\":\"198.18.0.0/15\",\"SubnetLen\":29,\"Backend\":{\"Type\":\"vxlan\"}}"
+
+/* Lease @i (from 0) of the big set: 198.18.0.8 on in /29 steps, PublicIP 198.51.100.1 + i % 200. */
+static void big_key(unsigned i, char *buf, size_t len)
+{
+	unsigned a = (i + 1) * 8;
+
+	snprintf(buf, len, SUBS "198.%u.%u.%u-29", 18 + a / 65536, a / 256 % 256, a % 256);
+}
+
+/* NBIG leases of other nodes, put in transactions of 100 (etcd's default limit is 128). */
+static void put_big_set(void)
+{
+	char *txn = malloc(100 * 600 + 64), k64[256], v64[512], key[128];
+
+	cr_assert_not_null(txn);
+	for (unsigned i = 0; i < NBIG;) {
+		size_t o = (size_t)sprintf(txn, "{\"success\":[");
+
+		for (unsigned j = 0; j < 100 && i < NBIG; j++, i++) {
+			char ip[32];
+
+			big_key(i, key, sizeof(key));
+			snprintf(ip, sizeof(ip), "198.51.100.%u", 1 + i % 200);
+			b64(key, k64, sizeof(k64));
+			b64(lease_json(ip), v64, sizeof(v64));
+			o += (size_t)sprintf(
+				txn + o, "%s{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}",
+				j ? "," : "", k64, v64);
+		}
+		sprintf(txn + o, "]}");
+		cr_assert_eq(etcd_fixture_post(fx, "/v3/kv/txn", txn, NULL), 200);
+	}
+	free(txn);
+}
+
+struct pages {
+	bool done;
+	int err, calls, firsts;
+	size_t n;
+	int64_t rev;
+	bool same_rev, sorted;
+	char last[128];
+};
+
+static void pages_cb(void *ctx, const struct store_result *res)
+{
+	struct pages *p = ctx;
+
+	p->calls++;
+	if (res->err) {
+		p->err = res->err;
+		p->done = true;
+		return;
+	}
+	if (res->first_page) {
+		p->firsts++;
+		p->rev = res->revision;
+	}
+	p->same_rev = p->same_rev && res->revision == p->rev;
+	for (size_t i = 0; i < res->n_kvs; i++) {
+		p->sorted = p->sorted && strcmp(p->last, res->kvs[i].key) < 0;
+		snprintf(p->last, sizeof(p->last), "%s", res->kvs[i].key);
+	}
+	p->n += res->n_kvs;
+	if (!res->more)
+		p->done = true;
+}
+
+Test(leasemgr_etcd, big_listing_in_pages)
+{
+	struct pages p = { .same_rev = true, .sorted = true };
+	struct consumer c = { 0 };
+	struct leasemgr *m;
+	const struct lease *r;
+	size_t n;
+
+	put_big_set();
+	/* The store: three pages (500, 500, 234) at one revision, in key order. */
+	cr_assert_not_null(st->ops->list_pages);
+	cr_assert_eq(st->ops->list_pages(st, SUBS, pages_cb, &p), 0);
+	cr_assert_eq(ev_loop_run_until(loop, &p.done, 10000), 0);
+	cr_assert_eq(p.err, 0);
+	cr_assert_eq(p.calls, 3);
+	cr_assert_eq(p.firsts, 1);
+	cr_assert_eq(p.n, NBIG);
+	cr_assert(p.same_rev && p.sorted);
+
+	/* The manager: every lease, one resync, then events as usual. */
+	m = start_mgr_x(&c, NET15_29, MYIP, 60, 30, NULL, NULL);
+	cr_assert(wait_for(ready, &c, 10000), "not acquired: %s", c.last_msg);
+	cr_assert_eq(c.resyncs, 1);
+	r = leasemgr_remote(m, &n);
+	cr_assert_eq(n, NBIG);
+	for (size_t i = 1; i < n; i++)
+		cr_assert_lt(ipam_prefix_cmp(&r[i - 1].subnet, &r[i].subnet), 0);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(r[i].attrs.has_vxlan);
+		cr_assert_str_eq(r[i].attrs.backend_data,
+		                 "{\"VNI\":1,\"VtepMAC\":\"16:95:20:8d:5a:7b\"}");
+	}
+	cr_assert_eq(c.errors, 0, "%s", c.last_msg);
+	tdel(SUBS "198.18.0.8-29");
+	tput(SUBS "198.18.0.8-29", lease_json("192.0.2.250"));
+	tdel(SUBS "198.18.0.16-29");
+	run_for(300);
+	r = leasemgr_remote(m, &n);
+	cr_assert_eq(n, NBIG - 1);
+	cr_assert_eq(r[0].attrs.public_ip.bytes[3], 250);
+	leasemgr_free(m);
+}

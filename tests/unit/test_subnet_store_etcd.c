@@ -979,6 +979,83 @@ Test(store_etcd, watch_gives_epipe_when_etcd_is_gone)
 	stop();
 }
 
+/*
+ * A watch resumed on a store that went backwards (wiped or restored, here: a second, fresh
+ * etcd among the endpoints) would wait in silence until the new store reached the old
+ * revision: it must end with -ESTALE instead, so that the caller lists again.
+ */
+Test(store_etcd, watch_on_a_store_that_went_backwards_is_estale, .timeout = 60)
+{
+	struct etcd_fixture *fresh = etcd_fixture_start(NULL);
+	char *eps[3] = { NULL, NULL, NULL };
+	struct store_opts so = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	uint64_t t0;
+	int64_t rev = 0;
+
+	cr_assert(fresh, "second etcd did not start");
+	loop = ev_loop_new();
+	cr_assert(loop);
+	fx = etcd_fixture_start(NULL);
+	cr_assert(fx, "etcd did not start");
+	eps[0] = fx->endpoints[0];
+	eps[1] = fresh->endpoints[0];
+	so.endpoints = eps;
+	st = store_etcd_new(loop, &so);
+	cr_assert(st);
+	for (int i = 0; i < 20; i++)
+		rev = put(P "subnets/a", "x");
+	cr_assert_gt(rev, etcd_fixture_revision(fresh) + 5);
+	wt = st->ops->watch(st, P "subnets/", rev + 1, on_watch, &w);
+	cr_assert(wt);
+	put(P "subnets/a", "y");
+	cr_assert(wait_events(&w, 1, 5000), "no event on the first store");
+	/* the first store dies: the watch resumes on the fresh one, far behind */
+	cr_assert_eq(etcd_fixture_kill(fx, 0), 0);
+	t0 = ev_now_ms();
+	wait_events(&w, 2, 10000);
+	cr_assert(w.got_err, "no error on a store behind the watch's revision");
+	cr_assert_eq(w.err, -ESTALE, "err %d", w.err);
+	cr_expect_lt(ev_now_ms() - t0, 5000, "ESTALE after %" PRIu64 " ms", ev_now_ms() - t0);
+	cr_assert_eq(w.n, 1);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	stop();
+	etcd_fixture_stop(fresh);
+}
+
+/* Creating a watch beyond the store's revision (as after a wipe): -ESTALE, not silence. */
+Test(store_etcd, watch_beyond_the_store_revision_is_estale)
+{
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	int64_t rev;
+
+	start(NULL, NULL);
+	rev = put(P "subnets/a", "1");
+	wt = st->ops->watch(st, P "subnets/", rev + 10, on_watch, &w);
+	cr_assert(wt);
+	wait_events(&w, 1, 5000);
+	cr_assert(w.got_err, "no error");
+	cr_assert_eq(w.err, -ESTALE);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+
+	/* resuming right after the store's revision is no such case: events come */
+	memset(&w, 0, sizeof(w));
+	wt = st->ops->watch(st, P "subnets/", rev + 1, on_watch, &w);
+	cr_assert(wt);
+	for (int i = 0; i < 10; i++)
+		ev_loop_run_once(loop, 20);
+	put(P "subnets/a", "2");
+	cr_assert(wait_events(&w, 1, 5000));
+	cr_assert_not(w.got_err, "error %d", w.err);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	stop();
+}
+
 /* ---- pure parsers: no etcd needed ---- */
 
 #define PARSE(kind, s) store_etcd_parse_reply(kind, s, strlen(s), &res, err, sizeof(err))
