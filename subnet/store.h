@@ -118,6 +118,7 @@ struct store_ops {
 	 * other pages: every page at the listing's res.revision) and res.more set while more
 	 * pages follow; the last call has more false, or err set (then no further calls).
 	 * res.first_page marks a page that starts the listing, again after a restart.
+	 * A callback with more set must not free the store.
 	 */
 	int (*list_pages)(struct store *s, const char *prefix, store_cb cb, void *ctx);
 };
