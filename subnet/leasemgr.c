@@ -1279,6 +1279,10 @@ static void w_apply(struct leasemgr *m, struct lease *nall, size_t n, size_t cap
 			        : !is_own_ip(m, &at->attrs) &&
 			                    at->mod_revision > m->own.mod_revision)
 				own_lost(m);
+			else if (!at && m->own.store_lease_id)
+				/* Gone at a revision below ours: the store went backwards (wiped or
+				 * restored). A keepalive now tells whether the lease still exists. */
+				schedule_renew(m, 0);
 		}
 	}
 	m->w_backoff_ms = m->acq_retry_ms;
