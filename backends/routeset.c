@@ -16,6 +16,7 @@
 #include "lib/ev.h"
 #include "lib/log.h"
 #include "lib/nl.h"
+#include "subnet/lease.h"
 
 #define RS_HEAL_DELAY_MS  100  /* debounce of self-healing */
 #define RS_RETRY_DELAY_MS 1000 /* after a failed reconcile */
@@ -924,6 +925,44 @@ int routeset_resync(struct routeset *rs, const struct rs_lease *ls, size_t n)
 
 		return r ? r : ret;
 	}
+}
+
+/* ---- Leases ---- */
+
+int routeset_lease_added(struct routeset *rs, const struct lease *l, rs_lease_fn conv, void *ctx)
+{
+	struct rs_lease rl;
+	int r = conv(ctx, l, &rl);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	return routeset_set(rs, &rl);
+}
+
+int routeset_lease_removed(struct routeset *rs, const struct lease *l)
+{
+	if (!l->has_ipv4)
+		return 0;
+	return routeset_unset(rs, &l->subnet);
+}
+
+int routeset_lease_resync(struct routeset *rs, const struct lease *leases, size_t n,
+                          rs_lease_fn conv, void *ctx)
+{
+	struct rs_lease *v = calloc(n ? n : 1, sizeof(*v));
+	size_t k = 0;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (conv(ctx, &leases[i], &v[k]) == 0)
+			k++;
+	r = routeset_resync(rs, v, k);
+	free(v);
+	return r < 0 ? r : 0;
 }
 
 /* ---- Self-healing ---- */

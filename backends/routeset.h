@@ -17,6 +17,7 @@
 #include "ipam/ipam.h"
 
 struct ev_loop;
+struct lease;
 struct routeset;
 
 /* What one remote lease asks of the kernel. */
@@ -62,6 +63,18 @@ int routeset_unset(struct routeset *rs, const struct ipam_prefix *subnet);
 int routeset_flush(struct routeset *rs);
 /* Make @ls (n leases) the whole wanted set and reconcile the kernel with it now; as flush. */
 int routeset_resync(struct routeset *rs, const struct rs_lease *ls, size_t n);
+/*
+ * A backend's view of a remote lease: 0 with *@ret filled, -ENOENT when @l is not the
+ * backend's to program (skipped quietly), another -errno when @l is bad (logged by the callee).
+ */
+typedef int (*rs_lease_fn)(void *ctx, const struct lease *l, struct rs_lease *ret);
+/* Queue @l as @conv sees it; a lease @conv skips is 0. 0 or -errno. */
+int routeset_lease_added(struct routeset *rs, const struct lease *l, rs_lease_fn conv, void *ctx);
+/* Queue the removal of @l's IPv4 subnet; IPv6-only leases are ignored. 0. */
+int routeset_lease_removed(struct routeset *rs, const struct lease *l);
+/* routeset_resync with those of the @n @leases that @conv accepts. 0 or -errno. */
+int routeset_lease_resync(struct routeset *rs, const struct lease *leases, size_t n,
+                          rs_lease_fn conv, void *ctx);
 /* Dump the kernel and repair the differences with the wanted set now; as flush. */
 int routeset_reconcile(struct routeset *rs);
 /* True when routes go through nexthop objects (probed once at creation). */

@@ -300,8 +300,9 @@ static int vxlan_start(struct backend *be, const struct lease *own)
 }
 
 /* The route-set view of a remote lease; -ENOENT when it is not ours to program. */
-static int to_rs(struct backend *be, const struct lease *l, struct rs_lease *ret)
+static int to_rs(void *ctx, const struct lease *l, struct rs_lease *ret)
 {
+	struct backend *be = ctx;
 	char key[LEASE_KEY_MAX];
 	uint32_t vni;
 
@@ -329,37 +330,17 @@ static int to_rs(struct backend *be, const struct lease *l, struct rs_lease *ret
 
 static int vxlan_lease_added(struct backend *be, const struct lease *l)
 {
-	struct rs_lease rl;
-	int r = to_rs(be, l, &rl);
-
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	return routeset_set(be->rs, &rl);
+	return routeset_lease_added(be->rs, l, to_rs, be);
 }
 
 static int vxlan_lease_removed(struct backend *be, const struct lease *l)
 {
-	if (!l->has_ipv4)
-		return 0;
-	return routeset_unset(be->rs, &l->subnet);
+	return routeset_lease_removed(be->rs, l);
 }
 
 static int vxlan_resync(struct backend *be, const struct lease *leases, size_t n)
 {
-	struct rs_lease *v = calloc(n ? n : 1, sizeof(*v));
-	size_t k = 0;
-	int r;
-
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (to_rs(be, &leases[i], &v[k]) == 0)
-			k++;
-	r = routeset_resync(be->rs, v, k);
-	free(v);
-	return r < 0 ? r : 0;
+	return routeset_lease_resync(be->rs, leases, n, to_rs, be);
 }
 
 static void vxlan_stop(struct backend *be)

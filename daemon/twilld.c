@@ -33,6 +33,8 @@
  * which a released lease's routes must be gone. Reservations are withdrawn at once.
  */
 #define REMOVE_GRACE_MS 300
+/* Withdrawals due within this much go out with the current burst. */
+#define REMOVE_GRACE_SLACK_MS 50
 /* Bad keys remembered for warn-once (key + reason); beyond it they are logged at debug. */
 #define SKIP_SEEN_MAX 4096
 /* Renewal retry and longest back-off: a quarter of the TTL, within [1 s, 60 s] (flannel: 1 min). */
@@ -51,6 +53,7 @@ struct twilld;
 /* A remote lease whose withdrawal is deferred; !live once it came back (the slot is kept). */
 struct gone {
 	struct lease l;
+	uint64_t since_ms; /* when it was removed (ev_now_ms) */
 	bool live;
 };
 
@@ -234,6 +237,7 @@ static int gone_add(struct twilld *d, const struct lease *l)
 		d->gone_idx[slot] = (uint32_t)++d->n_gone;
 	}
 	lease_copy(&e->l, l);
+	e->since_ms = ev_now_ms();
 	e->live = true;
 	d->n_gone_live++;
 	if (!ev_timer_active(d->gone_timer) &&
@@ -275,25 +279,54 @@ static void on_gone_timer(struct ev_timer *t, void *ctx)
 {
 	struct twilld *d = ctx;
 	char desc[TWILLD_DESCRIBE_MAX];
-	size_t n = 0;
+	uint64_t now = ev_now_ms(), next = 0;
+	size_t n = 0, keep = 0;
 
 	(void)t;
-	for (size_t i = 0; d->started && i < d->n_gone; i++) {
+	for (size_t i = 0; i < d->n_gone; i++) {
+		struct gone *e = &d->gone[i];
+		uint64_t age = now - e->since_ms;
 		int r;
 
-		if (!d->gone[i].live)
+		if (!e->live)
+			continue;
+		/* removed later than the burst that armed the timer: its own grace still runs */
+		if (age + REMOVE_GRACE_SLACK_MS < REMOVE_GRACE_MS) {
+			if (!keep || REMOVE_GRACE_MS - age < next)
+				next = REMOVE_GRACE_MS - age;
+			keep++;
+			continue;
+		}
+		e->live = false;
+		d->n_gone_live--;
+		if (!d->started)
 			continue;
 		n++;
-		r = d->be_ops->lease_removed(d->be, &d->gone[i].l);
+		r = d->be_ops->lease_removed(d->be, &e->l);
 		if (r < 0)
 			log_warnx("backend %s: lease %s: removal failed: %s", d->be_ops->name,
-			          twilld_lease_describe(&d->gone[i].l, desc, sizeof(desc)),
-			          strerror(-r));
+			          twilld_lease_describe(&e->l, desc, sizeof(desc)), strerror(-r));
 	}
 	if (n)
 		log_debug("backend %s: %zu expired remote leases withdrawn after %d ms",
 		          d->be_ops->name, n, REMOVE_GRACE_MS);
-	gone_reset(d);
+	if (!keep) {
+		gone_reset(d);
+		return;
+	}
+	/* keep only the pending ones (the set does not grow under steady churn) */
+	for (size_t i = 0, j = 0; i < d->n_gone; i++) {
+		if (d->gone[i].live)
+			d->gone[j++] = d->gone[i];
+		else
+			lease_clear(&d->gone[i].l);
+	}
+	d->n_gone = keep;
+	memset(d->gone_idx, 0, d->gone_idx_cap * sizeof(*d->gone_idx));
+	for (size_t i = 0; i < d->n_gone; i++)
+		d->gone_idx[gone_slot(d, &d->gone[i].l)] = (uint32_t)i + 1;
+	if (ev_timer_start(d->gone_timer, next, 0) < 0)
+		ev_timer_start(d->gone_timer, 0, 0);
 }
 
 /* Bring the backend to exactly @leases (the remote set): pending withdrawals are part of it. */

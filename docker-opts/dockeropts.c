@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,8 @@
 #include <jansson.h>
 
 #include "docker-opts/dockeropts.h"
+#include "lib/errfmt.h"
+#include "lib/jsonutil.h"
 
 #define OPT_MARK "DOCKER_OPT_"
 
@@ -30,18 +31,6 @@ struct optlist {
 	struct opt *v;
 	size_t n, cap;
 };
-
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 bool dockeropts_key_valid(const char *key)
 {
@@ -168,11 +157,11 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 	int r;
 
 	if (!dockeropts_key_valid(key)) {
-		seterr(err, errlen, "invalid variable name \"%s\"", key);
+		errfmt(err, errlen, "invalid variable name \"%s\"", key);
 		return -EINVAL;
 	}
 	if (!sf->has_subnet) {
-		seterr(err, errlen, "no FLANNEL_SUBNET");
+		errfmt(err, errlen, "no FLANNEL_SUBNET");
 		return -EINVAL;
 	}
 
@@ -206,7 +195,7 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 	for (size_t i = 0; i < l.n; i++) {
 		why = value_problem(l.v[i].value);
 		if (why) {
-			seterr(err, errlen, "environment variable %s %s", l.v[i].name, why);
+			errfmt(err, errlen, "environment variable %s %s", l.v[i].name, why);
 			r = -EINVAL;
 			goto out;
 		}
@@ -215,7 +204,7 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 	if (preset) {
 		why = value_problem(preset);
 		if (why) {
-			seterr(err, errlen, "environment variable %s %s", key, why);
+			errfmt(err, errlen, "environment variable %s %s", key, why);
 			r = -EINVAL;
 			goto out;
 		}
@@ -250,7 +239,7 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 	goto out;
 
 nomem:
-	seterr(err, errlen, "out of memory");
+	errfmt(err, errlen, "out of memory");
 	r = -ENOMEM;
 out:
 	if (f)
@@ -269,27 +258,6 @@ static bool blank(const char *s, size_t len)
 	return true;
 }
 
-static const char *json_type_name(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	case JSON_NULL:
-		return "null";
-	}
-	return "unknown";
-}
-
 int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnetfile *sf,
                                  bool ipmasq, char **ret_buf, size_t *ret_len, char *err,
                                  size_t errlen)
@@ -302,7 +270,7 @@ int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnet
 	int r;
 
 	if (!sf->has_subnet) {
-		seterr(err, errlen, "no FLANNEL_SUBNET");
+		errfmt(err, errlen, "no FLANNEL_SUBNET");
 		return -EINVAL;
 	}
 	if (!in || blank(in, len)) {
@@ -310,12 +278,12 @@ int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnet
 	} else {
 		root = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!root) {
-			seterr(err, errlen, "line %d column %d: %s", jerr.line, jerr.column,
+			errfmt(err, errlen, "line %d column %d: %s", jerr.line, jerr.column,
 			       jerr.text);
 			return -EINVAL;
 		}
 		if (!json_is_object(root)) {
-			seterr(err, errlen, "top level is %s, not an object", json_type_name(root));
+			errfmt(err, errlen, "top level is %s, not an object", json_type_desc(root));
 			r = -EINVAL;
 			goto out;
 		}
@@ -347,7 +315,7 @@ int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnet
 	goto out;
 
 nomem:
-	seterr(err, errlen, "out of memory");
+	errfmt(err, errlen, "out of memory");
 	r = -ENOMEM;
 out:
 	free(text);
@@ -387,7 +355,7 @@ int dockeropts_write_atomic(const char *path, const char *buf, size_t len, mode_
 	int fd = -1, dfd = -1, r;
 
 	if (!path || !*path) {
-		seterr(err, errlen, "empty path");
+		errfmt(err, errlen, "empty path");
 		return -EINVAL;
 	}
 	/* Replace the file a symlink points to, as the script's shell redirection does. */
@@ -409,18 +377,18 @@ int dockeropts_write_atomic(const char *path, const char *buf, size_t len, mode_
 	if (!dir)
 		goto nomem;
 	if (!*base) {
-		seterr(err, errlen, "%s: not a file name", path);
+		errfmt(err, errlen, "%s: not a file name", path);
 		r = -EISDIR;
 		goto out;
 	}
 	r = mkdir_p(dir);
 	if (r < 0) {
-		seterr(err, errlen, "cannot create directory %s: %s", dir, strerror(-r));
+		errfmt(err, errlen, "cannot create directory %s: %s", dir, strerror(-r));
 		goto out;
 	}
 	if (stat(target, &st) == 0) {
 		if (!S_ISREG(st.st_mode)) {
-			seterr(err, errlen, "%s exists and is not a regular file", target);
+			errfmt(err, errlen, "%s exists and is not a regular file", target);
 			r = -EEXIST;
 			goto out;
 		}
@@ -434,20 +402,20 @@ int dockeropts_write_atomic(const char *path, const char *buf, size_t len, mode_
 	fd = mkstemp(tmp);
 	if (fd < 0) {
 		r = -errno;
-		seterr(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(-r));
+		errfmt(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(-r));
 		free(tmp);
 		tmp = NULL;
 		goto out;
 	}
 	if (fchmod(fd, mode) < 0) {
 		r = -errno;
-		seterr(err, errlen, "chmod %s: %s", tmp, strerror(-r));
+		errfmt(err, errlen, "chmod %s: %s", tmp, strerror(-r));
 		goto out;
 	}
 	/* Keep the owner of the file we replace; only root can, and only root needs to. */
 	if (have_old && geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) {
 		r = -errno;
-		seterr(err, errlen, "chown %s: %s", tmp, strerror(-r));
+		errfmt(err, errlen, "chown %s: %s", tmp, strerror(-r));
 		goto out;
 	}
 	for (size_t off = 0; off < len;) {
@@ -457,26 +425,26 @@ int dockeropts_write_atomic(const char *path, const char *buf, size_t len, mode_
 			if (errno == EINTR)
 				continue;
 			r = -errno;
-			seterr(err, errlen, "write %s: %s", tmp, strerror(-r));
+			errfmt(err, errlen, "write %s: %s", tmp, strerror(-r));
 			goto out;
 		}
 		off += (size_t)w;
 	}
 	if (fsync(fd) < 0) {
 		r = -errno;
-		seterr(err, errlen, "fsync %s: %s", tmp, strerror(-r));
+		errfmt(err, errlen, "fsync %s: %s", tmp, strerror(-r));
 		goto out;
 	}
 	r = close(fd);
 	fd = -1;
 	if (r < 0) {
 		r = -errno;
-		seterr(err, errlen, "close %s: %s", tmp, strerror(-r));
+		errfmt(err, errlen, "close %s: %s", tmp, strerror(-r));
 		goto out;
 	}
 	if (rename(tmp, target) < 0) {
 		r = -errno;
-		seterr(err, errlen, "rename %s to %s: %s", tmp, target, strerror(-r));
+		errfmt(err, errlen, "rename %s to %s: %s", tmp, target, strerror(-r));
 		goto out;
 	}
 	free(tmp);
@@ -491,7 +459,7 @@ int dockeropts_write_atomic(const char *path, const char *buf, size_t len, mode_
 	goto out;
 
 nomem:
-	seterr(err, errlen, "out of memory");
+	errfmt(err, errlen, "out of memory");
 	r = -ENOMEM;
 out:
 	if (fd >= 0)

@@ -181,13 +181,43 @@ static ssize_t recv_one(struct nl_sock *sk, bool dontwait)
 	return n;
 }
 
-int nl_request(struct nl_sock *sk, struct nlmsghdr *nlh, nl_msg_cb cb, void *ctx)
+/* Header flags of a change: replace-or-create (idempotent), none for a delete. */
+static uint16_t new_flags(enum nl_op op)
 {
-	uint32_t seq = ++sk->seq;
+	return op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE;
+}
+
+/* Room for one request on the stack, aligned for its header. */
+union msgbuf {
+	char buf[NL_MSG_MAX];
+	struct nlmsghdr h;
+};
+
+/*
+ * Start a request of @type with @flags in @m, zeroed first: libmnl <= 1.0.4 leaves attribute
+ * padding uninitialised.
+ */
+static struct nlmsghdr *msg_start(union msgbuf *m, uint16_t type, uint16_t flags)
+{
+	struct nlmsghdr *nlh;
+
+	memset(m, 0, sizeof(*m));
+	nlh = mnl_nlmsg_put_header(m->buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = flags;
+	return nlh;
+}
+
+/*
+ * Send @nlh as request @seq and read its answers, each to @cb, up to its ACK or, for a @dump,
+ * NLMSG_DONE. The first error of @cb, or -errno (a dump's ACK is -EBADMSG).
+ */
+static int transact(struct nl_sock *sk, struct nlmsghdr *nlh, uint32_t seq, bool dump, nl_msg_cb cb,
+                    void *ctx)
+{
 	int cb_err = 0, ret;
 
 	sk->errmsg[0] = '\0';
-	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = seq;
 	ret = send_buf(sk, nlh, nlh->nlmsg_len, 1);
 	if (ret < 0)
@@ -203,8 +233,12 @@ int nl_request(struct nl_sock *sk, struct nlmsghdr *nlh, nl_msg_cb cb, void *ctx
 		     m = mnl_nlmsg_next(m, &n)) {
 			if (m->nlmsg_seq != seq)
 				continue;
+			if (dump && m->nlmsg_type == NLMSG_DONE)
+				return cb_err;
 			if (m->nlmsg_type == NLMSG_ERROR) {
 				ret = parse_ack(m, sk->errmsg, sizeof(sk->errmsg));
+				if (dump)
+					return ret < 0 ? ret : -EBADMSG;
 				if (ret < 0)
 					stats.errors++;
 				return ret < 0 ? ret : cb_err;
@@ -213,6 +247,12 @@ int nl_request(struct nl_sock *sk, struct nlmsghdr *nlh, nl_msg_cb cb, void *ctx
 				cb_err = cb(m, ctx);
 		}
 	}
+}
+
+int nl_request(struct nl_sock *sk, struct nlmsghdr *nlh, nl_msg_cb cb, void *ctx)
+{
+	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	return transact(sk, nlh, ++sk->seq, false, cb, ctx);
 }
 
 static size_t family_hdr_len(uint16_t type)
@@ -235,45 +275,13 @@ static size_t family_hdr_len(uint16_t type)
 
 int nl_dump(struct nl_sock *sk, uint16_t type, uint8_t family, nl_msg_cb cb, void *ctx)
 {
-	union {
-		char buf[NL_MSG_MAX];
-		struct nlmsghdr h;
-	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	union msgbuf u;
+	struct nlmsghdr *nlh = msg_start(&u, type, NLM_F_REQUEST | NLM_F_DUMP);
 	uint8_t *hdr;
-	uint32_t seq = ++sk->seq;
-	int cb_err = 0, ret;
 
-	sk->errmsg[0] = '\0';
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
 	hdr = mnl_nlmsg_put_extra_header(nlh, family_hdr_len(type));
 	hdr[0] = family; /* every rtnetlink header starts with the family */
-	ret = send_buf(sk, nlh, nlh->nlmsg_len, 1);
-	if (ret < 0)
-		return ret;
-	for (;;) {
-		ssize_t got = recv_one(sk, false);
-		const struct nlmsghdr *m;
-		int n = (int)got;
-
-		if (got < 0)
-			return (int)got;
-		for (m = (const struct nlmsghdr *)sk->rx; mnl_nlmsg_ok(m, n);
-		     m = mnl_nlmsg_next(m, &n)) {
-			if (m->nlmsg_seq != seq)
-				continue;
-			if (m->nlmsg_type == NLMSG_DONE)
-				return cb_err;
-			if (m->nlmsg_type == NLMSG_ERROR) {
-				ret = parse_ack(m, sk->errmsg, sizeof(sk->errmsg));
-				return ret < 0 ? ret : -EBADMSG;
-			}
-			if (cb && !cb_err && m->nlmsg_type >= NLMSG_MIN_TYPE)
-				cb_err = cb(m, ctx);
-		}
-	}
+	return transact(sk, nlh, ++sk->seq, true, cb, ctx);
 }
 
 int nl_recv_events(struct nl_sock *sk, nl_msg_cb cb, void *ctx)
@@ -484,9 +492,8 @@ static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_rou
 
 int nl_batch_route(struct nl_batch *b, enum nl_op op, const struct nl_route *r, void *cookie)
 {
-	struct nlmsghdr *nlh =
-		batch_begin(b, op == NL_OP_DELETE ? RTM_DELROUTE : RTM_NEWROUTE,
-	                    op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE, cookie);
+	struct nlmsghdr *nlh = batch_begin(b, op == NL_OP_DELETE ? RTM_DELROUTE : RTM_NEWROUTE,
+	                                   new_flags(op), cookie);
 
 	if (!nlh)
 		return -errno;
@@ -496,9 +503,8 @@ int nl_batch_route(struct nl_batch *b, enum nl_op op, const struct nl_route *r, 
 
 int nl_batch_neigh(struct nl_batch *b, enum nl_op op, const struct nl_neigh *n, void *cookie)
 {
-	struct nlmsghdr *nlh =
-		batch_begin(b, op == NL_OP_DELETE ? RTM_DELNEIGH : RTM_NEWNEIGH,
-	                    op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE, cookie);
+	struct nlmsghdr *nlh = batch_begin(b, op == NL_OP_DELETE ? RTM_DELNEIGH : RTM_NEWNEIGH,
+	                                   new_flags(op), cookie);
 	struct ndmsg *ndm;
 	bool fdb = n->family == AF_BRIDGE;
 
@@ -518,9 +524,8 @@ int nl_batch_neigh(struct nl_batch *b, enum nl_op op, const struct nl_neigh *n, 
 
 int nl_batch_nexthop(struct nl_batch *b, enum nl_op op, const struct nl_nexthop *nh, void *cookie)
 {
-	struct nlmsghdr *nlh =
-		batch_begin(b, op == NL_OP_DELETE ? RTM_DELNEXTHOP : RTM_NEWNEXTHOP,
-	                    op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE, cookie);
+	struct nlmsghdr *nlh = batch_begin(b, op == NL_OP_DELETE ? RTM_DELNEXTHOP : RTM_NEWNEXTHOP,
+	                                   new_flags(op), cookie);
 	struct nhmsg *nhm;
 
 	if (!nlh)
@@ -832,17 +837,13 @@ static int link_cb(const struct nlmsghdr *nlh, void *ctx)
 
 int nl_link_get(struct nl_sock *sk, const char *name, int ifindex, struct nl_link *ret)
 {
-	union {
-		char buf[NL_MSG_MAX];
-		struct nlmsghdr h;
-	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	union msgbuf u;
+	struct nlmsghdr *nlh = msg_start(&u, RTM_GETLINK, 0);
 	struct ifinfomsg *ifi;
 	struct nl_link link;
 	struct link_ctx lc = { .link = &link };
 	int r;
 
-	nlh->nlmsg_type = RTM_GETLINK;
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	if (ifindex > 0) {
@@ -865,18 +866,13 @@ int nl_link_get(struct nl_sock *sk, const char *name, int ifindex, struct nl_lin
 int nl_link_vxlan_create(struct nl_sock *sk, const char *name, const struct nl_vxlan *v,
                          const uint8_t mac[6], int mtu)
 {
-	union {
-		char buf[NL_MSG_MAX];
-		struct nlmsghdr h;
-	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	union msgbuf u;
+	struct nlmsghdr *nlh = msg_start(&u, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
 	struct ifinfomsg *ifi;
 	struct nlattr *linkinfo, *data;
 
 	if (!name || strlen(name) >= IF_NAMESIZE)
 		return -EINVAL;
-	nlh->nlmsg_type = RTM_NEWLINK;
-	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
@@ -903,14 +899,10 @@ int nl_link_vxlan_create(struct nl_sock *sk, const char *name, const struct nl_v
 
 int nl_link_del(struct nl_sock *sk, int ifindex)
 {
-	union {
-		char buf[NL_MSG_MAX];
-		struct nlmsghdr h;
-	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	union msgbuf u;
+	struct nlmsghdr *nlh = msg_start(&u, RTM_DELLINK, 0);
 	struct ifinfomsg *ifi;
 
-	nlh->nlmsg_type = RTM_DELLINK;
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_index = ifindex;
 	return nl_request(sk, nlh, NULL, NULL);
@@ -918,14 +910,10 @@ int nl_link_del(struct nl_sock *sk, int ifindex)
 
 int nl_link_set_up(struct nl_sock *sk, int ifindex, int mtu)
 {
-	union {
-		char buf[NL_MSG_MAX];
-		struct nlmsghdr h;
-	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	union msgbuf u;
+	struct nlmsghdr *nlh = msg_start(&u, RTM_NEWLINK, 0);
 	struct ifinfomsg *ifi;
 
-	nlh->nlmsg_type = RTM_NEWLINK;
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_index = ifindex;
 	ifi->ifi_flags = IFF_UP;
@@ -968,15 +956,11 @@ int nl_addr_list(struct nl_sock *sk, int ifindex, struct nl_addr *ret, size_t ma
 
 int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a)
 {
-	union {
-		char buf[NL_MSG_MAX];
-		struct nlmsghdr h;
-	} u = { 0 }; /* libmnl <= 1.0.4 leaves attribute padding uninitialised */
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(u.buf);
+	union msgbuf u;
+	struct nlmsghdr *nlh =
+		msg_start(&u, op == NL_OP_DELETE ? RTM_DELADDR : RTM_NEWADDR, new_flags(op));
 	struct ifaddrmsg *ifa;
 
-	nlh->nlmsg_type = op == NL_OP_DELETE ? RTM_DELADDR : RTM_NEWADDR;
-	nlh->nlmsg_flags = op == NL_OP_DELETE ? 0 : NLM_F_CREATE | NLM_F_REPLACE;
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
 	ifa->ifa_prefixlen = a->prefixlen;

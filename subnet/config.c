@@ -6,69 +6,16 @@
  * every message says what is wrong and what would be right.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "subnet/config.h"
-
-#define QUOTE_MAX 64
+#include "lib/errfmt.h"
+#include "lib/jsonutil.h"
 
 static const char *const backend_types[] = { "udp", "vxlan", "host-gw" };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* A bounded, printable copy of a user string for an error message. */
-static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
-{
-	size_t i;
-
-	for (i = 0; s[i] && i < QUOTE_MAX; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a fractional number";
-	case JSON_TRUE:
-		return "true";
-	case JSON_FALSE:
-		return "false";
-	case JSON_NULL:
-		return "null";
-	}
-	return "an unknown value";
-}
 
 /* What was found in the document, before defaults and validation. */
 struct raw_config {
@@ -94,7 +41,8 @@ struct raw_config {
 static int get_bool(const char *name, json_t *v, int *ret, char *err, size_t errlen)
 {
 	if (!json_is_boolean(v)) {
-		seterr(err, errlen, "%s must be true or false, not %s", name, type_name(v));
+		errfmt(err, errlen, "%s must be true or false, not %s", name,
+		       json_type_desc_exact(v));
 		return -EINVAL;
 	}
 	*ret = json_is_true(v);
@@ -108,13 +56,13 @@ static int get_len(const char *name, json_t *v, unsigned max, long long *ret, ch
 	json_int_t n;
 
 	if (!json_is_integer(v)) {
-		seterr(err, errlen, "%s must be an integer prefix length (at most %u), not %s",
-		       name, max, type_name(v));
+		errfmt(err, errlen, "%s must be an integer prefix length (at most %u), not %s",
+		       name, max, json_type_desc_exact(v));
 		return -EINVAL;
 	}
 	n = json_integer_value(v);
 	if (n < 0) {
-		seterr(err, errlen, "%s %lld is negative: it must be a prefix length, at most %u",
+		errfmt(err, errlen, "%s %lld is negative: it must be a prefix length, at most %u",
 		       name, (long long)n, max);
 		return -EINVAL;
 	}
@@ -127,17 +75,17 @@ static int get_prefix(const char *name, json_t *v, uint8_t family, struct ipam_p
 {
 	const char *example = family == AF_INET ? "10.5.0.0/16" : "fc00:5::/48";
 	const char *fam = family == AF_INET ? "IPv4" : "IPv6";
-	char q[QUOTE_MAX + 4];
+	char q[ERRFMT_QUOTE_SIZE];
 	struct ipam_prefix p;
 
 	if (!json_is_string(v)) {
-		seterr(err, errlen, "%s must be a string holding an %s CIDR such as \"%s\", not %s",
-		       name, fam, example, type_name(v));
+		errfmt(err, errlen, "%s must be a string holding an %s CIDR such as \"%s\", not %s",
+		       name, fam, example, json_type_desc_exact(v));
 		return -EINVAL;
 	}
 	if (ipam_prefix_parse(json_string_value(v), &p) < 0 || p.addr.family != family) {
-		seterr(err, errlen, "%s \"%s\" is not an %s CIDR: expected e.g. \"%s\"", name,
-		       quote(json_string_value(v), q), fam, example);
+		errfmt(err, errlen, "%s \"%s\" is not an %s CIDR: expected e.g. \"%s\"", name,
+		       errfmt_quote(json_string_value(v), q), fam, example);
 		return -EINVAL;
 	}
 	/* Go's net.ParseCIDR masks the host bits; so do we. */
@@ -150,19 +98,19 @@ static int get_addr(const char *name, json_t *v, uint8_t family, struct ipam_add
 {
 	const char *example = family == AF_INET ? "10.5.1.0" : "fc00:5:0:1::";
 	const char *fam = family == AF_INET ? "IPv4" : "IPv6";
-	char q[QUOTE_MAX + 4];
+	char q[ERRFMT_QUOTE_SIZE];
 	struct ipam_addr a;
 
 	if (!json_is_string(v)) {
-		seterr(err, errlen,
+		errfmt(err, errlen,
 		       "%s must be a string holding an %s subnet address such as \"%s\", not %s",
-		       name, fam, example, type_name(v));
+		       name, fam, example, json_type_desc_exact(v));
 		return -EINVAL;
 	}
 	if (ipam_addr_parse(json_string_value(v), &a) < 0 || a.family != family) {
-		seterr(err, errlen,
+		errfmt(err, errlen,
 		       "%s \"%s\" is not an %s address: expected a subnet address such as \"%s\" (no /length)",
-		       name, quote(json_string_value(v), q), fam, example);
+		       name, errfmt_quote(json_string_value(v), q), fam, example);
 		return -EINVAL;
 	}
 	*ret = a;
@@ -209,9 +157,9 @@ static int collect(json_t *root, struct raw_config *raw, char *err, size_t errle
 			raw->has_ipv6_subnet_max = true;
 		} else if (!strcasecmp(key, "Backend")) {
 			if (!json_is_object(v)) {
-				seterr(err, errlen,
+				errfmt(err, errlen,
 				       "Backend must be an object such as {\"Type\": \"vxlan\"}, not %s",
-				       type_name(v));
+				       json_type_desc_exact(v));
 				r = -EINVAL;
 			}
 			raw->backend = v;
@@ -238,7 +186,7 @@ static json_t *object_get_ci(json_t *obj, const char *key)
 
 static int parse_backend(struct subnet_config *cfg, json_t *backend, char *err, size_t errlen)
 {
-	char q[QUOTE_MAX + 4];
+	char q[ERRFMT_QUOTE_SIZE];
 	const char *type = "";
 	json_t *t = NULL;
 	size_t i, n;
@@ -247,9 +195,9 @@ static int parse_backend(struct subnet_config *cfg, json_t *backend, char *err, 
 		t = object_get_ci(backend, "Type");
 	if (t && !json_is_null(t)) {
 		if (!json_is_string(t)) {
-			seterr(err, errlen,
+			errfmt(err, errlen,
 			       "Backend.Type must be a string (one of udp, vxlan, host-gw), not %s",
-			       type_name(t));
+			       json_type_desc_exact(t));
 			return -EINVAL;
 		}
 		type = json_string_value(t);
@@ -264,16 +212,16 @@ static int parse_backend(struct subnet_config *cfg, json_t *backend, char *err, 
 			if (n == strlen(backend_types[i]) && !strcasecmp(type, backend_types[i]))
 				break;
 		if (i == sizeof(backend_types) / sizeof(backend_types[0])) {
-			seterr(err, errlen,
+			errfmt(err, errlen,
 			       "Backend.Type \"%s\" is not supported: use one of udp, vxlan, host-gw",
-			       quote(type, q));
+			       errfmt_quote(type, q));
 			return -EINVAL;
 		}
 		snprintf(cfg->backend_type, sizeof(cfg->backend_type), "%s", backend_types[i]);
 	}
 	cfg->backend = backend ? json_incref(backend) : json_object();
 	if (!cfg->backend) {
-		seterr(err, errlen, "out of memory");
+		errfmt(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	return 0;
@@ -304,13 +252,13 @@ static int check_bound(const struct family_names *nm, const char *name,
 	struct ipam_prefix p = { .addr = *a, .len = len }, pn;
 
 	if (!ipam_prefix_contains_addr(network, a)) {
-		seterr(err, errlen, "%s %s is not inside %s %s", name, ipam_addr_format(a, abuf),
+		errfmt(err, errlen, "%s %s is not inside %s %s", name, ipam_addr_format(a, abuf),
 		       nm->network, ipam_prefix_format(network, nbuf));
 		return -EINVAL;
 	}
 	if (!ipam_prefix_is_network(&p)) {
 		pn = ipam_prefix_network(&p);
-		seterr(err, errlen,
+		errfmt(err, errlen,
 		       "%s %s is not on %s %s boundary: with %s %u it must be the address of a /%u subnet, such as %s",
 		       name, ipam_addr_format(a, abuf), nm->article, nm->subnet_len, nm->subnet_len,
 		       len, len, ipam_addr_format(&pn.addr, sbuf));
@@ -333,19 +281,19 @@ static int validate_family(const struct family_names *nm, const struct ipam_pref
 	int r;
 
 	if (network->len > min_net) {
-		seterr(err, errlen, "%s %s is too small: the minimum useful network prefix is /%u",
+		errfmt(err, errlen, "%s %s is too small: the minimum useful network prefix is /%u",
 		       nm->network, ipam_prefix_format(network, nbuf), min_net);
 		return -EINVAL;
 	}
 	if (given_len > nm->max_len) {
-		seterr(err, errlen, "%s %lld is too large: it must be at most %u", nm->subnet_len,
+		errfmt(err, errlen, "%s %lld is too large: it must be at most %u", nm->subnet_len,
 		       given_len, nm->max_len);
 		return -EINVAL;
 	}
 	if (given_len > 0) {
 		len = (unsigned)given_len;
 		if (len < network->len + 2u) {
-			seterr(err, errlen,
+			errfmt(err, errlen,
 			       "%s %u is too small for %s %s: it must be at least %u so that the network holds at least four subnets",
 			       nm->subnet_len, len, nm->network, ipam_prefix_format(network, nbuf),
 			       network->len + 2u);
@@ -366,7 +314,7 @@ static int validate_family(const struct family_names *nm, const struct ipam_pref
 		first = (struct ipam_prefix){ .addr = network->addr, .len = (uint8_t)len };
 		r = ipam_prefix_next(&first, &lo);
 		if (r < 0) {
-			seterr(err, errlen, "%s %s has no room for a second subnet", nm->network,
+			errfmt(err, errlen, "%s %s has no room for a second subnet", nm->network,
 			       ipam_prefix_format(network, nbuf));
 			return -EINVAL;
 		}
@@ -380,7 +328,7 @@ static int validate_family(const struct family_names *nm, const struct ipam_pref
 		hi = ipam_prefix_network(&hi);
 	}
 	if (ipam_prefix_cmp(&lo, &hi) > 0) {
-		seterr(err, errlen, "%s %s%s is greater than %s %s%s (it must be at most %s)",
+		errfmt(err, errlen, "%s %s%s is greater than %s %s%s (it must be at most %s)",
 		       nm->subnet_min, ipam_addr_format(&lo.addr, abuf),
 		       min ? "" : " (the default: the second subnet)", nm->subnet_max,
 		       ipam_addr_format(&hi.addr, bbuf),
@@ -416,27 +364,27 @@ struct subnet_config *subnet_config_parse(const char *json, size_t len, char *er
 	json_t *root = NULL;
 	int r = -EINVAL;
 
-	seterr(err, errlen, "no error");
+	errfmt(err, errlen, "no error");
 	if (!json) {
-		seterr(err, errlen, "config is empty");
+		errfmt(err, errlen, "config is empty");
 		goto fail;
 	}
 	if (only_space(json, len)) {
-		seterr(err, errlen,
+		errfmt(err, errlen,
 		       "config is empty: it must be a JSON object such as {\"Network\": \"10.5.0.0/16\"}");
 		goto fail;
 	}
 	/* Without JSON_DECODE_ANY jansson would name any scalar a syntax error. */
 	root = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
 	if (!root) {
-		seterr(err, errlen, "config is not valid JSON: %s (line %d, column %d)", jerr.text,
+		errfmt(err, errlen, "config is not valid JSON: %s (line %d, column %d)", jerr.text,
 		       jerr.line, jerr.column);
 		goto fail;
 	}
 	if (!json_is_object(root)) {
-		seterr(err, errlen,
+		errfmt(err, errlen,
 		       "config must be a JSON object such as {\"Network\": \"10.5.0.0/16\"}, not %s",
-		       type_name(root));
+		       json_type_desc_exact(root));
 		goto fail;
 	}
 	r = collect(root, &raw, err, errlen);
@@ -446,20 +394,20 @@ struct subnet_config *subnet_config_parse(const char *json, size_t len, char *er
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg) {
 		r = -ENOMEM;
-		seterr(err, errlen, "out of memory");
+		errfmt(err, errlen, "out of memory");
 		goto fail;
 	}
 	cfg->enable_ipv4 = raw.enable_ipv4 != 0; /* default true */
 	cfg->enable_ipv6 = raw.enable_ipv6 == 1; /* default false */
 	r = -EINVAL;
 	if (!cfg->enable_ipv4 && !cfg->enable_ipv6) {
-		seterr(err, errlen,
+		errfmt(err, errlen,
 		       "EnableIPv4 and EnableIPv6 are both false: at least one must be true");
 		goto fail;
 	}
 	if (cfg->enable_ipv4) {
 		if (!raw.has_network) {
-			seterr(err, errlen,
+			errfmt(err, errlen,
 			       "Network is missing: with EnableIPv4 (the default) it must be an IPv4 CIDR such as \"10.5.0.0/16\"");
 			goto fail;
 		}
@@ -477,7 +425,7 @@ struct subnet_config *subnet_config_parse(const char *json, size_t len, char *er
 	}
 	if (cfg->enable_ipv6) {
 		if (!raw.has_ipv6_network) {
-			seterr(err, errlen,
+			errfmt(err, errlen,
 			       "IPv6Network is missing: with EnableIPv6 it must be an IPv6 CIDR such as \"fc00:5::/48\"");
 			r = -EINVAL;
 			goto fail;

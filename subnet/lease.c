@@ -4,64 +4,14 @@
  * and writes in field order with <, >, & and U+2028/9 escaped.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "subnet/lease.h"
-
-#define QUOTE_MAX 64
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
-{
-	size_t i;
-
-	for (i = 0; s[i] && i < QUOTE_MAX; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	case JSON_NULL:
-		return "null";
-	}
-	return "an unknown value";
-}
+#include "lib/errfmt.h"
+#include "lib/jsonutil.h"
 
 /* "ADDR-LEN" of @family, exactly: no spaces, decimal length without leading zeros. */
 static int parse_key_part(const char *s, size_t n, uint8_t family, struct ipam_prefix *ret)
@@ -156,16 +106,16 @@ static int get_ip(const char *name, json_t *v, uint8_t family, struct ipam_addr 
                   size_t errlen)
 {
 	const char *fam = family == AF_INET ? "IPv4" : "IPv6";
-	char q[QUOTE_MAX + 4];
+	char q[ERRFMT_QUOTE_SIZE];
 
 	if (!json_is_string(v)) {
-		seterr(err, errlen, "%s must be a string holding an %s address, not %s", name, fam,
-		       type_name(v));
+		errfmt(err, errlen, "%s must be a string holding an %s address, not %s", name, fam,
+		       json_type_desc(v));
 		return -EINVAL;
 	}
 	if (ipam_addr_parse(json_string_value(v), ret) < 0 || ret->family != family) {
-		seterr(err, errlen, "%s \"%s\" is not an %s address", name,
-		       quote(json_string_value(v), q), fam);
+		errfmt(err, errlen, "%s \"%s\" is not an %s address", name,
+		       errfmt_quote(json_string_value(v), q), fam);
 		return -EINVAL;
 	}
 	return 0;
@@ -219,25 +169,26 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
 {
 	struct lease_attrs a = { 0 };
 	bool has_public_ip = false;
-	char q[QUOTE_MAX + 4];
+	char q[ERRFMT_QUOTE_SIZE];
 	json_error_t jerr;
 	json_t *root, *v;
 	const char *key;
 	int r = -EINVAL;
 
-	seterr(err, errlen, "no error");
+	errfmt(err, errlen, "no error");
 	if (!json || !ret) {
-		seterr(err, errlen, "lease value is empty");
+		errfmt(err, errlen, "lease value is empty");
 		return -EINVAL;
 	}
 	root = json_loadb(json, len, JSON_DECODE_ANY, &jerr);
 	if (!root) {
-		seterr(err, errlen, "lease value is not valid JSON: %s (line %d, column %d)",
+		errfmt(err, errlen, "lease value is not valid JSON: %s (line %d, column %d)",
 		       jerr.text, jerr.line, jerr.column);
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {
-		seterr(err, errlen, "lease value must be a JSON object, not %s", type_name(root));
+		errfmt(err, errlen, "lease value must be a JSON object, not %s",
+		       json_type_desc(root));
 		goto fail;
 	}
 	/* Go: case-insensitive field names, unknown keys ignored, the last duplicate wins. */
@@ -259,16 +210,17 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
 			if (json_is_null(v))
 				continue;
 			if (!json_is_string(v)) {
-				seterr(err, errlen,
+				errfmt(err, errlen,
 				       "BackendType must be a string such as \"vxlan\", not %s",
-				       type_name(v));
+				       json_type_desc(v));
 				goto fail;
 			}
 			if (json_string_length(v) >= sizeof(a.backend_type) ||
 			    strlen(json_string_value(v)) != json_string_length(v)) {
-				seterr(err, errlen,
+				errfmt(err, errlen,
 				       "BackendType \"%s\" is too long (at most %zu bytes)",
-				       quote(json_string_value(v), q), sizeof(a.backend_type) - 1);
+				       errfmt_quote(json_string_value(v), q),
+				       sizeof(a.backend_type) - 1);
 				goto fail;
 			}
 			memcpy(a.backend_type, json_string_value(v), json_string_length(v) + 1);
@@ -281,7 +233,7 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
 		}
 	}
 	if (!has_public_ip) {
-		seterr(err, errlen, "PublicIP is missing: it must be the node's IPv4 address");
+		errfmt(err, errlen, "PublicIP is missing: it must be the node's IPv4 address");
 		goto fail;
 	}
 	json_decref(root);
@@ -289,7 +241,7 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
 	return 0;
 
 oom:
-	seterr(err, errlen, "out of memory");
+	errfmt(err, errlen, "out of memory");
 	r = -ENOMEM;
 fail:
 	lease_attrs_clear(&a);

@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include <jansson.h>
 
 #include "lib/base64.h"
+#include "lib/errfmt.h"
 #include "lib/ev.h"
 #include "lib/http.h"
 #include "lib/log.h"
@@ -47,20 +47,6 @@
 
 /* ------------------------------------------------------------------------ */
 /* JSON helpers (pure)                                                       */
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!errbuf || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* A 64-bit integer field: absent/null = 0, a JSON string or number. */
 static int j_i64(const json_t *o, const char *name, int64_t *out)
@@ -134,23 +120,23 @@ static int parse_kv(const json_t *o, struct store_kv *kv, char *errbuf, size_t e
 
 	memset(kv, 0, sizeof(*kv));
 	if (!json_is_object(o)) {
-		seterr(errbuf, errlen, "kv is not an object");
+		errfmt(errbuf, errlen, "kv is not an object");
 		return -EPROTO;
 	}
 	r = j_bytes(o, "key", &kv->key, &klen);
 	if (r < 0) {
-		seterr(errbuf, errlen, "bad kv key");
+		errfmt(errbuf, errlen, "bad kv key");
 		goto fail;
 	}
 	r = j_bytes(o, "value", &kv->value, &kv->value_len);
 	if (r < 0) {
-		seterr(errbuf, errlen, "bad kv value");
+		errfmt(errbuf, errlen, "bad kv value");
 		goto fail;
 	}
 	if (j_i64(o, "create_revision", &kv->create_revision) < 0 ||
 	    j_i64(o, "mod_revision", &kv->mod_revision) < 0 ||
 	    j_i64(o, "version", &kv->version) < 0 || j_i64(o, "lease", &kv->lease) < 0) {
-		seterr(errbuf, errlen, "bad kv number");
+		errfmt(errbuf, errlen, "bad kv number");
 		r = -EPROTO;
 		goto fail;
 	}
@@ -175,7 +161,7 @@ static int parse_kvs(const json_t *arr, struct store_kv **ret, size_t *ret_n, ch
 	if (!arr || json_is_null(arr))
 		return 0;
 	if (!json_is_array(arr)) {
-		seterr(errbuf, errlen, "kvs is not an array");
+		errfmt(errbuf, errlen, "kvs is not an array");
 		return -EPROTO;
 	}
 	if (json_array_size(arr) == 0)
@@ -222,16 +208,16 @@ static json_t *load(const char *buf, size_t len, char *errbuf, size_t errlen)
 	json_t *root;
 
 	if (!buf) {
-		seterr(errbuf, errlen, "empty reply");
+		errfmt(errbuf, errlen, "empty reply");
 		return NULL;
 	}
 	root = json_loadb(buf, len, JSON_ALLOW_NUL, &jerr);
 	if (!root) {
-		seterr(errbuf, errlen, "bad JSON reply: %s", jerr.text);
+		errfmt(errbuf, errlen, "bad JSON reply: %s", jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
-		seterr(errbuf, errlen, "reply is not a JSON object");
+		errfmt(errbuf, errlen, "reply is not a JSON object");
 		json_decref(root);
 		return NULL;
 	}
@@ -341,10 +327,10 @@ int store_etcd_parse_error(long status, const char *buf, size_t len, char *errbu
 	else
 		r = -EPROTO;
 	if (code >= 0)
-		seterr(errbuf, errlen, "etcd: HTTP %ld: %s (code %ld)", status, msg[0] ? msg : "?",
+		errfmt(errbuf, errlen, "etcd: HTTP %ld: %s (code %ld)", status, msg[0] ? msg : "?",
 		       code);
 	else
-		seterr(errbuf, errlen, "etcd: HTTP %ld: %s", status, msg[0] ? msg : "no message");
+		errfmt(errbuf, errlen, "etcd: HTTP %ld: %s", status, msg[0] ? msg : "no message");
 	return r;
 }
 
@@ -369,12 +355,12 @@ int store_etcd_parse_reply(enum store_etcd_reply kind, const char *buf, size_t l
 		}
 		obj = json_object_get(root, "result");
 		if (!json_is_object(obj)) {
-			seterr(errbuf, errlen, "keepalive reply without result");
+			errfmt(errbuf, errlen, "keepalive reply without result");
 			goto out;
 		}
 	}
 	if (header_revision(obj, &res->revision) < 0) {
-		seterr(errbuf, errlen, "bad header revision");
+		errfmt(errbuf, errlen, "bad header revision");
 		goto out;
 	}
 	switch (kind) {
@@ -387,7 +373,7 @@ int store_etcd_parse_reply(enum store_etcd_reply kind, const char *buf, size_t l
 		break;
 	case STORE_ETCD_DELETE:
 		if (j_i64(obj, "deleted", &n) < 0) {
-			seterr(errbuf, errlen, "bad deleted count");
+			errfmt(errbuf, errlen, "bad deleted count");
 			goto out;
 		}
 		res->succeeded = n > 0;
@@ -396,11 +382,11 @@ int store_etcd_parse_reply(enum store_etcd_reply kind, const char *buf, size_t l
 		const json_t *resps = json_object_get(obj, "responses");
 
 		if (j_bool(obj, "succeeded", &res->succeeded) < 0) {
-			seterr(errbuf, errlen, "bad succeeded flag");
+			errfmt(errbuf, errlen, "bad succeeded flag");
 			goto out;
 		}
 		if (resps && !json_is_null(resps) && !json_is_array(resps)) {
-			seterr(errbuf, errlen, "responses is not an array");
+			errfmt(errbuf, errlen, "responses is not an array");
 			goto out;
 		}
 		for (size_t i = 0; resps && i < json_array_size(resps); i++) {
@@ -410,7 +396,7 @@ int store_etcd_parse_reply(enum store_etcd_reply kind, const char *buf, size_t l
 			if (!rr)
 				continue;
 			if (!json_is_object(rr)) {
-				seterr(errbuf, errlen, "response_range is not an object");
+				errfmt(errbuf, errlen, "response_range is not an object");
 				goto out;
 			}
 			r = parse_kvs(json_object_get(rr, "kvs"), &res->kvs, &res->n_kvs, errbuf,
@@ -427,24 +413,24 @@ int store_etcd_parse_reply(enum store_etcd_reply kind, const char *buf, size_t l
 		const json_t *e = json_object_get(obj, "error");
 
 		if (json_is_string(e) && json_string_length(e) > 0) {
-			seterr(errbuf, errlen, "etcd: %s", json_string_value(e));
+			errfmt(errbuf, errlen, "etcd: %s", json_string_value(e));
 			r = -EIO;
 			goto out;
 		}
 		if (j_i64(obj, "ID", &res->lease_id) < 0 || j_i64(obj, "TTL", &res->ttl) < 0) {
-			seterr(errbuf, errlen, "bad lease ID or TTL");
+			errfmt(errbuf, errlen, "bad lease ID or TTL");
 			goto out;
 		}
 		if (res->ttl < 0)
 			res->ttl = 0;
 		if (kind == STORE_ETCD_GRANT && (res->lease_id == 0 || res->ttl <= 0)) {
-			seterr(errbuf, errlen, "lease grant reply without ID or TTL");
+			errfmt(errbuf, errlen, "lease grant reply without ID or TTL");
 			goto out;
 		}
 		break;
 	}
 	default:
-		seterr(errbuf, errlen, "unknown reply kind");
+		errfmt(errbuf, errlen, "unknown reply kind");
 		goto out;
 	}
 	r = 0;
@@ -503,24 +489,24 @@ int store_etcd_parse_watch_line(const char *line, size_t len, struct store_watch
 	}
 	res = json_object_get(root, "result");
 	if (!json_is_object(res)) {
-		seterr(m->reason, sizeof(m->reason), "watch message without result");
+		errfmt(m->reason, sizeof(m->reason), "watch message without result");
 		goto out;
 	}
 	if (header_revision(res, &m->revision) < 0 || j_bool(res, "created", &m->created) < 0 ||
 	    j_bool(res, "canceled", &m->canceled) < 0 ||
 	    j_i64(res, "compact_revision", &m->compact_revision) < 0) {
-		seterr(m->reason, sizeof(m->reason), "bad watch message field");
+		errfmt(m->reason, sizeof(m->reason), "bad watch message field");
 		goto out;
 	}
 	reason = json_object_get(res, "cancel_reason");
 	if (json_is_string(reason))
-		seterr(m->reason, sizeof(m->reason), "%s", json_string_value(reason));
+		errfmt(m->reason, sizeof(m->reason), "%s", json_string_value(reason));
 	evs = json_object_get(res, "events");
 	if (evs && !json_is_null(evs)) {
 		size_t n = json_array_size(evs);
 
 		if (!json_is_array(evs)) {
-			seterr(m->reason, sizeof(m->reason), "events is not an array");
+			errfmt(m->reason, sizeof(m->reason), "events is not an array");
 			goto out;
 		}
 		if (n > 0) {
@@ -538,7 +524,7 @@ int store_etcd_parse_watch_line(const char *line, size_t len, struct store_watch
 			int k;
 
 			if (!json_is_object(ev)) {
-				seterr(m->reason, sizeof(m->reason), "event is not an object");
+				errfmt(m->reason, sizeof(m->reason), "event is not an object");
 				goto fail_evs;
 			}
 			if (!type || json_is_null(type) ||
@@ -550,7 +536,7 @@ int store_etcd_parse_watch_line(const char *line, size_t len, struct store_watch
 			         (json_is_integer(type) && json_integer_value(type) == 1))
 				e->type = STORE_EV_DELETE;
 			else {
-				seterr(m->reason, sizeof(m->reason), "unknown event type");
+				errfmt(m->reason, sizeof(m->reason), "unknown event type");
 				goto fail_evs;
 			}
 			k = parse_kv(json_object_get(ev, "kv"), &e->kv, m->reason,
@@ -872,102 +858,94 @@ static json_t *compare_mod(const struct ecall *c, int64_t expect)
 	                 "result", "EQUAL", "mod_revision", ji64(expect));
 }
 
+/* What the current stage of @c asks of etcd: the grant and revoke around a create with a TTL. */
+static enum ecall_op stage_op(const struct ecall *c)
+{
+	switch (c->stage) {
+	case STAGE_GRANT:
+		return OP_GRANT;
+	case STAGE_REVOKE:
+		return OP_REVOKE;
+	case STAGE_MAIN:
+		break;
+	}
+	return c->op;
+}
+
 /* Sets c->path, c->kind and c->body for the current stage; 0 or -errno. */
 static int stage_prepare(struct ecall *c)
 {
 	free(c->body);
 	c->body = NULL;
-	switch (c->stage) {
-	case STAGE_GRANT:
+	switch (stage_op(c)) {
+	case OP_GET:
+		c->path = "/v3/kv/range";
+		c->kind = STORE_ETCD_RANGE;
+		c->body = body_range(c->key, c->key_len, NULL, 0);
+		break;
+	case OP_LIST: {
+		char *end;
+		size_t elen;
+
+		if (store_prefix_end(c->key, c->key_len, &end, &elen) < 0)
+			return -ENOMEM;
+		c->path = "/v3/kv/range";
+		c->kind = STORE_ETCD_RANGE;
+		if (c->page_key)
+			c->body = body_list(c->page_key, c->page_key_len, end, elen, c->page_rev);
+		else
+			c->body = body_list(c->key, c->key_len, end, elen, 0);
+		free(end);
+		break;
+	}
+	case OP_CREATE:
+	case OP_CAS:
+		c->path = "/v3/kv/txn";
+		c->kind = STORE_ETCD_TXN;
+		c->body = body_txn(c, compare_mod(c, c->op == OP_CREATE ? 0 : c->expect),
+		                   json_pack("{s:o}", "request_put", put_op(c, c->lease_id)));
+		break;
+	case OP_PUT:
+		c->path = "/v3/kv/put";
+		c->kind = STORE_ETCD_PUT;
+		c->body = dump(put_op(c, c->lease_id));
+		break;
+	case OP_DEL:
+		if (c->expect == 0) {
+			c->path = "/v3/kv/deleterange";
+			c->kind = STORE_ETCD_DELETE;
+			c->body = body_range(c->key, c->key_len, NULL, 0);
+		} else {
+			c->path = "/v3/kv/txn";
+			c->kind = STORE_ETCD_TXN;
+			c->body = body_txn(c, compare_mod(c, c->expect),
+			                   json_pack("{s:{s:o}}", "request_delete_range", "key",
+			                             jb64(c->key, c->key_len)));
+		}
+		break;
+	case OP_GRANT:
 		c->path = "/v3/lease/grant";
 		c->kind = STORE_ETCD_GRANT;
 		c->body = dump(json_pack("{s:o}", "TTL", ji64(c->ttl)));
 		break;
-	case STAGE_REVOKE:
+	case OP_KEEPALIVE:
+		c->path = "/v3/lease/keepalive";
+		c->kind = STORE_ETCD_KEEPALIVE;
+		c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
+		break;
+	case OP_REVOKE:
 		c->path = "/v3/lease/revoke";
 		c->kind = STORE_ETCD_PUT;
 		c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
 		break;
-	case STAGE_MAIN:
-		switch (c->op) {
-		case OP_GET:
-			c->path = "/v3/kv/range";
-			c->kind = STORE_ETCD_RANGE;
-			c->body = body_range(c->key, c->key_len, NULL, 0);
-			break;
-		case OP_LIST: {
-			char *end;
-			size_t elen;
-
-			if (store_prefix_end(c->key, c->key_len, &end, &elen) < 0)
-				return -ENOMEM;
-			c->path = "/v3/kv/range";
-			c->kind = STORE_ETCD_RANGE;
-			if (c->page_key)
-				c->body = body_list(c->page_key, c->page_key_len, end, elen,
-				                    c->page_rev);
-			else
-				c->body = body_list(c->key, c->key_len, end, elen, 0);
-			free(end);
-			break;
-		}
-		case OP_CREATE:
-			c->path = "/v3/kv/txn";
-			c->kind = STORE_ETCD_TXN;
-			c->body =
-				body_txn(c, compare_mod(c, 0),
-			                 json_pack("{s:o}", "request_put", put_op(c, c->lease_id)));
-			break;
-		case OP_CAS:
-			c->path = "/v3/kv/txn";
-			c->kind = STORE_ETCD_TXN;
-			c->body =
-				body_txn(c, compare_mod(c, c->expect),
-			                 json_pack("{s:o}", "request_put", put_op(c, c->lease_id)));
-			break;
-		case OP_PUT:
-			c->path = "/v3/kv/put";
-			c->kind = STORE_ETCD_PUT;
-			c->body = dump(put_op(c, c->lease_id));
-			break;
-		case OP_DEL:
-			if (c->expect == 0) {
-				c->path = "/v3/kv/deleterange";
-				c->kind = STORE_ETCD_DELETE;
-				c->body = body_range(c->key, c->key_len, NULL, 0);
-			} else {
-				c->path = "/v3/kv/txn";
-				c->kind = STORE_ETCD_TXN;
-				c->body = body_txn(c, compare_mod(c, c->expect),
-				                   json_pack("{s:{s:o}}", "request_delete_range",
-				                             "key", jb64(c->key, c->key_len)));
-			}
-			break;
-		case OP_GRANT:
-			c->path = "/v3/lease/grant";
-			c->kind = STORE_ETCD_GRANT;
-			c->body = dump(json_pack("{s:o}", "TTL", ji64(c->ttl)));
-			break;
-		case OP_KEEPALIVE:
-			c->path = "/v3/lease/keepalive";
-			c->kind = STORE_ETCD_KEEPALIVE;
-			c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
-			break;
-		case OP_REVOKE:
-			c->path = "/v3/lease/revoke";
-			c->kind = STORE_ETCD_PUT;
-			c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
-			break;
-		case OP_TIMETOLIVE:
-			c->path = "/v3/lease/timetolive";
-			c->kind = STORE_ETCD_TIMETOLIVE;
-			c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
-			break;
-		case OP_AUTH:
-			c->path = NULL; /* authentication only */
-			return 0;
-		}
+	case OP_TIMETOLIVE:
+		c->path = "/v3/lease/timetolive";
+		c->kind = STORE_ETCD_TIMETOLIVE;
+		c->body = dump(json_pack("{s:o}", "ID", ji64(c->lease_id)));
 		break;
+	case OP_AUTH:
+		c->path = NULL; /* authentication only */
+		return 0;
 	}
 	return c->body ? 0 : -ENOMEM;
 }
@@ -1172,11 +1150,7 @@ static enum store_stat_op stat_op_of(const struct ecall *c)
 {
 	if (c->authing || c->op == OP_AUTH)
 		return STORE_STAT_AUTH;
-	if (c->stage == STAGE_GRANT)
-		return STORE_STAT_GRANT;
-	if (c->stage == STAGE_REVOKE)
-		return STORE_STAT_REVOKE;
-	switch (c->op) {
+	switch (stage_op(c)) {
 	case OP_GET:
 		return STORE_STAT_GET;
 	case OP_LIST:

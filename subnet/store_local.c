@@ -407,6 +407,16 @@ static json_t *value_json(const struct lkv *kv, const char **ret_field)
 	return j;
 }
 
+/* Remember which file @st describes, so file_changed() can tell when someone replaces it. */
+static void note_file(struct local_store *s, const struct stat *st)
+{
+	s->have_id = true;
+	s->f_dev = st->st_dev;
+	s->f_ino = st->st_ino;
+	s->f_mtime = st->st_mtim;
+	s->f_size = st->st_size;
+}
+
 static int save(struct local_store *s)
 {
 	json_t *root = NULL, *kvs, *leases;
@@ -484,13 +494,8 @@ static int save(struct local_store *s)
 		ret = -errno;
 		goto out_unlink;
 	}
-	if (stat(s->path, &st) == 0) {
-		s->have_id = true;
-		s->f_dev = st.st_dev;
-		s->f_ino = st.st_ino;
-		s->f_mtime = st.st_mtim;
-		s->f_size = st.st_size;
-	}
+	if (stat(s->path, &st) == 0)
+		note_file(s, &st);
 	s->dirty = false;
 	ret = 0;
 	goto out;
@@ -702,11 +707,7 @@ static int reload(struct local_store *s)
 	s->rev = rev;
 	if (l.next_lease > s->next_lease)
 		s->next_lease = l.next_lease;
-	s->have_id = true;
-	s->f_dev = st.st_dev;
-	s->f_ino = st.st_ino;
-	s->f_mtime = st.st_mtim;
-	s->f_size = st.st_size;
+	note_file(s, &st);
 	s->dirty = rev != l.rev;
 	return 0;
 }
@@ -1340,11 +1341,7 @@ struct store *store_local_new(struct ev_loop *loop, const char *path)
 		s->n_leases = s->cap_leases = l.n_leases;
 		s->rev = l.rev;
 		s->next_lease = l.next_lease;
-		s->have_id = true;
-		s->f_dev = st.st_dev;
-		s->f_ino = st.st_ino;
-		s->f_mtime = st.st_mtim;
-		s->f_size = st.st_size;
+		note_file(s, &st);
 	} else if (r == -ENOENT) {
 		s->dirty = true;
 	} else {

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +14,12 @@
 #include <unistd.h>
 
 #include "subnet/subnetfile.h"
+#include "lib/errfmt.h"
 
 #define SUBNETFILE_MAX_SIZE (64 * 1024)
 #define VALUE_MAX           128
 #define MTU_MIN             68 /* the IPv4 minimum; the kernel refuses less */
 #define MTU_MAX             65535
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int format_file(const struct subnetfile *f, char *buf, size_t size)
 {
@@ -178,20 +164,6 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static const char *quote(const char *s, size_t n, char buf[68])
-{
-	size_t i;
-
-	for (i = 0; i < n && i < 64; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (i < n) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
 static int parse_prefix_value(const char *v, uint8_t family, struct ipam_prefix *ret)
 {
 	struct ipam_prefix p;
@@ -272,7 +244,7 @@ static int parse_value(enum key k, const char *v, struct subnetfile *f)
 static int parse_line(const char *s, size_t n, unsigned lineno, struct subnetfile *f, char *err,
                       size_t errlen)
 {
-	char value[VALUE_MAX], q[68];
+	char value[VALUE_MAX], q[ERRFMT_QUOTE_SIZE];
 	const char *eq, *v;
 	size_t kn, vn;
 	unsigned k;
@@ -318,8 +290,8 @@ static int parse_line(const char *s, size_t n, unsigned lineno, struct subnetfil
 	return 0;
 
 bad:
-	seterr(err, errlen, "line %u: %s: \"%s\" is not valid: expected %s", lineno, keys[k].name,
-	       quote(v, vn, q), keys[k].expect);
+	errfmt(err, errlen, "line %u: %s: \"%s\" is not valid: expected %s", lineno, keys[k].name,
+	       errfmt_quote_n(v, vn, q), keys[k].expect);
 	return -EINVAL;
 }
 
@@ -330,7 +302,7 @@ int subnetfile_parse(const char *buf, size_t len, struct subnetfile *ret, char *
 	unsigned lineno = 0;
 	int r;
 
-	seterr(err, errlen, "no error");
+	errfmt(err, errlen, "no error");
 	if ((!buf && len) || !ret)
 		return -EINVAL;
 	if (!buf) {
@@ -360,19 +332,19 @@ int subnetfile_read(const char *path, struct subnetfile *ret, char *err, size_t 
 	ssize_t r;
 	int fd, ret_r;
 
-	seterr(err, errlen, "no error");
+	errfmt(err, errlen, "no error");
 	if (!path || !ret)
 		return -EINVAL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret_r = -errno;
-		seterr(err, errlen, "cannot open: %s", strerror(errno));
+		errfmt(err, errlen, "cannot open: %s", strerror(errno));
 		return ret_r;
 	}
 	buf = malloc(SUBNETFILE_MAX_SIZE + 1);
 	if (!buf) {
 		ret_r = -ENOMEM;
-		seterr(err, errlen, "out of memory");
+		errfmt(err, errlen, "out of memory");
 		goto out;
 	}
 	for (;;) {
@@ -381,14 +353,14 @@ int subnetfile_read(const char *path, struct subnetfile *ret, char *err, size_t 
 			if (errno == EINTR)
 				continue;
 			ret_r = -errno;
-			seterr(err, errlen, "cannot read: %s", strerror(errno));
+			errfmt(err, errlen, "cannot read: %s", strerror(errno));
 			goto out;
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
 		if (n > SUBNETFILE_MAX_SIZE) {
-			seterr(err, errlen, "larger than %d bytes: not a subnet file",
+			errfmt(err, errlen, "larger than %d bytes: not a subnet file",
 			       SUBNETFILE_MAX_SIZE);
 			ret_r = -EINVAL;
 			goto out;
