@@ -1182,13 +1182,38 @@ static uint64_t call_budget_ms(const struct ecall *c)
 	return (uint64_t)c->s->timeout_ms * ROUNDS;
 }
 
+/*
+ * What every request to one endpoint carries: the URL, the auth token (sent raw, and no
+ * header at all without a username: ETCD.md §6) and the TLS files. The struct points into
+ * itself: fill it in place and do not copy it.
+ */
+struct ereq {
+	struct http_request_opts o;
+	char url[1024];
+	char auth[1100];
+	const char *hdrs[2];
+};
+
+static void ereq_init(struct ereq *r, const struct etcd_store *s, size_t ep, const char *path,
+                      bool with_token)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->url, sizeof(r->url), "%s%s", s->eps[ep], path);
+	r->o.url = r->url;
+	if (with_token && s->username && s->token) {
+		snprintf(r->auth, sizeof(r->auth), "Authorization: %s", s->token);
+		r->hdrs[0] = r->auth;
+		r->o.headers = r->hdrs;
+	}
+	r->o.cafile = s->cafile;
+	r->o.certfile = s->certfile;
+	r->o.keyfile = s->keyfile;
+}
+
 static void call_send(struct ecall *c)
 {
 	struct etcd_store *s = c->s;
-	struct http_request_opts o = { 0 };
-	char url[1024];
-	char auth[1100];
-	const char *hdrs[2] = { NULL, NULL };
+	struct ereq r;
 	char *authbody = NULL;
 	uint64_t elapsed = ev_now_ms() - c->stage_start;
 	uint64_t left = call_budget_ms(c) > elapsed ? call_budget_ms(c) - elapsed : 0;
@@ -1200,8 +1225,7 @@ static void call_send(struct ecall *c)
 	if (s->username && (!s->token || c->op == OP_AUTH))
 		c->authing = true;
 	c->ep = s->cur;
-	snprintf(url, sizeof(url), "%s%s", s->eps[c->ep],
-	         c->authing ? "/v3/auth/authenticate" : c->path);
+	ereq_init(&r, s, c->ep, c->authing ? "/v3/auth/authenticate" : c->path, !c->authing);
 	note_tried(c, s->eps[c->ep]);
 	if (c->authing) {
 		authbody = dump(json_pack("{s:s, s:s}", "name", s->username, "password",
@@ -1212,24 +1236,15 @@ static void call_send(struct ecall *c)
 			call_complete(c, -EINVAL);
 			return;
 		}
-		o.body = authbody;
+		r.o.body = authbody;
 	} else {
-		o.body = c->body;
-		if (s->username && s->token) {
-			snprintf(auth, sizeof(auth), "Authorization: %s", s->token);
-			hdrs[0] = auth;
-			o.headers = hdrs;
-		}
+		r.o.body = c->body;
 	}
-	o.body_len = strlen(o.body);
-	o.url = url;
-	o.timeout_ms = (long)(left < (uint64_t)s->timeout_ms ? left : (uint64_t)s->timeout_ms);
-	if (o.timeout_ms < 100)
-		o.timeout_ms = 100;
-	o.cafile = s->cafile;
-	o.certfile = s->certfile;
-	o.keyfile = s->keyfile;
-	c->req = http_request(s->http, &o, on_http_done, c);
+	r.o.body_len = strlen(r.o.body);
+	r.o.timeout_ms = (long)(left < (uint64_t)s->timeout_ms ? left : (uint64_t)s->timeout_ms);
+	if (r.o.timeout_ms < 100)
+		r.o.timeout_ms = 100;
+	c->req = http_request(s->http, &r.o, on_http_done, c);
 	free(authbody);
 	if (c->req)
 		s->stats.requests[stat_op_of(c)]++;
@@ -1237,7 +1252,7 @@ static void call_send(struct ecall *c)
 		int err = -errno;
 
 		snprintf(c->errmsg, sizeof(c->errmsg), "cannot start an HTTP request to %.300s: %s",
-		         url, strerror(errno));
+		         r.url, strerror(errno));
 		call_complete(c, err);
 	}
 }
@@ -2019,9 +2034,7 @@ static bool store_backwards(struct store_watch *w, const struct http_response *r
 static void watch_probe(struct store_watch *w)
 {
 	struct etcd_store *s = w->s;
-	struct http_request_opts o = { 0 };
-	char url[1024], auth[1100];
-	const char *hdrs[2] = { NULL, NULL };
+	struct ereq r;
 	char *body;
 
 	if (!w->req || w->probe || w->dead)
@@ -2031,21 +2044,12 @@ static void watch_probe(struct store_watch *w)
 		watch_arm_probe(w, (uint64_t)(s->probe_ms > 0 ? s->probe_ms : DEFAULT_PROBE_MS));
 		return;
 	}
-	snprintf(url, sizeof(url), "%s/v3/kv/range", s->eps[w->ep]);
-	if (s->username && s->token) {
-		snprintf(auth, sizeof(auth), "Authorization: %s", s->token);
-		hdrs[0] = auth;
-		o.headers = hdrs;
-	}
-	o.url = url;
-	o.body = body;
-	o.body_len = strlen(body);
-	o.timeout_ms = s->timeout_ms;
-	o.cafile = s->cafile;
-	o.certfile = s->certfile;
-	o.keyfile = s->keyfile;
+	ereq_init(&r, s, w->ep, "/v3/kv/range", true);
+	r.o.body = body;
+	r.o.body_len = strlen(body);
+	r.o.timeout_ms = s->timeout_ms;
 	w->probe_rev = w->next_rev;
-	w->probe = http_request(s->http, &o, probe_done, w);
+	w->probe = http_request(s->http, &r.o, probe_done, w);
 	free(body);
 	if (w->probe)
 		s->stats.requests[STORE_STAT_PROBE]++;
@@ -2138,9 +2142,7 @@ static void watch_auth_done(void *ctx, int err, const char *errmsg)
 static void watch_open(struct store_watch *w)
 {
 	struct etcd_store *s = w->s;
-	struct http_request_opts o = { 0 };
-	char url[1024], auth[1100];
-	const char *hdrs[2] = { NULL, NULL };
+	struct ereq r;
 	json_t *req;
 	char *body;
 
@@ -2170,22 +2172,13 @@ static void watch_open(struct store_watch *w)
 	w->ep = s->cur;
 	w->len = 0;
 	w->gen++;
-	snprintf(url, sizeof(url), "%s/v3/watch", s->eps[w->ep]);
-	if (s->username && s->token) {
-		snprintf(auth, sizeof(auth), "Authorization: %s", s->token);
-		hdrs[0] = auth;
-		o.headers = hdrs;
-	}
-	o.url = url;
-	o.body = body;
-	o.body_len = strlen(body);
-	o.connect_timeout_ms = s->timeout_ms;
-	o.idle_ms = s->idle_ms;
-	o.cafile = s->cafile;
-	o.certfile = s->certfile;
-	o.keyfile = s->keyfile;
-	o.on_data = watch_data;
-	w->req = http_request(s->http, &o, watch_done, w);
+	ereq_init(&r, s, w->ep, "/v3/watch", true);
+	r.o.body = body;
+	r.o.body_len = strlen(body);
+	r.o.connect_timeout_ms = s->timeout_ms;
+	r.o.idle_ms = s->idle_ms;
+	r.o.on_data = watch_data;
+	w->req = http_request(s->http, &r.o, watch_done, w);
 	free(body);
 	if (w->req)
 		s->stats.requests[STORE_STAT_WATCH]++;
