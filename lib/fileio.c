@@ -147,9 +147,10 @@ static int target_init(struct target *t, const char *path, unsigned flags, char 
 	int n;
 
 	n = snprintf(t->path, sizeof(t->path), "%s", path);
+	/* A dangling link is itself replaced by the new file. */
 	if (flags & FILE_ATOMIC_FOLLOW && lstat(path, &st) == 0 && S_ISLNK(st.st_mode) &&
 	    !realpath(path, t->path))
-		return fail(err, errlen, -errno, "resolve %s", path);
+		n = snprintf(t->path, sizeof(t->path), "%s", path);
 	if (n < 0 || (size_t)n >= sizeof(t->path))
 		return fail(err, errlen, -ENAMETOOLONG, "%s", path);
 	slash = strrchr(t->path, '/');
