@@ -73,6 +73,7 @@ struct twilld {
 	struct subnet_config *cfg;
 
 	struct be_extif ext;
+	struct be_settings be_set; /* the TWILL_* environment, read once at start */
 	const struct backend_ops *be_ops;
 	struct backend *be;
 	struct lease_attrs attrs;
@@ -432,7 +433,7 @@ static void init_backend(struct twilld *d)
 	lease_attrs_clear(&d->attrs);
 	memset(&d->attrs, 0, sizeof(d->attrs));
 	d->attrs.public_ip = d->ext.public_ip;
-	d->be = d->be_ops->init(d->loop, d->cfg, &d->ext, &d->attrs);
+	d->be = d->be_ops->init(d->loop, d->cfg, &d->ext, &d->be_set, &d->attrs);
 	if (!d->be) {
 		warn_once(d, "backend %s: init on %s failed: %s, retrying in %ds", d->be_ops->name,
 		          d->ext.name, strerror(errno), INIT_RETRY_MS / 1000);
@@ -857,6 +858,11 @@ int twilld_run(const struct twilld_opts *o)
 	snprintf(d->config_key, sizeof(d->config_key), "%s/config",
 	         strcmp(d->prefix, "/") == 0 ? "" : d->prefix);
 
+	r = be_settings_from_env(&d->be_set, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		goto out;
+	}
 	r = choose_iface(d);
 	if (r < 0)
 		goto out;
