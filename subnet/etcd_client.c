@@ -518,6 +518,7 @@ void etcd_call_cancel(struct etcd_call *call)
 	http_cancel(call->http);
 	ev_timer_free(call->timer);
 	etcd_buf_free(&call->req);
+	free(call->rbuf);
 	if (call->c->auth == call)
 		call->c->auth = NULL;
 	free(call);
@@ -539,6 +540,7 @@ static void call_complete(struct etcd_call *call, int err, const uint8_t *msg, s
 	cb(ctx, &r);
 	ev_timer_free(call->timer);
 	etcd_buf_free(&call->req);
+	free(call->rbuf);
 	free(call);
 }
 
@@ -579,11 +581,13 @@ static void note_tried(struct etcd_call *call, const char *ep)
 }
 
 /* An attempt failed in transport, unavailable, or no endpoint answered: retry or give up. */
-void etcd_call_attempt_failed(struct etcd_call *call, int err, const char *why)
+void etcd_call_attempt_failed(struct etcd_call *call, int err, const char *why_in)
 {
 	struct etcd_client *c = call->c;
 	uint64_t delay = 0, elapsed = ev_now_ms() - call->start_ms;
+	char why[sizeof(call->errmsg)];
 
+	snprintf(why, sizeof(why), "%s", why_in ? why_in : "");
 	/* an attempt that found no endpoint to send to counts as one too (store_stats.h) */
 	if (!call->sent)
 		c->stats.requests[call->stat]++;
@@ -615,6 +619,7 @@ void etcd_call_attempt_failed(struct etcd_call *call, int err, const char *why)
 }
 
 static void call_http_done(void *ctx, const struct http_response *resp);
+static void call_data(void *ctx, const char *data, size_t len);
 
 static void call_send(struct etcd_call *call, size_t ep)
 {
@@ -635,6 +640,11 @@ static void call_send(struct etcd_call *call, size_t ep)
 	note_tried(call, c->eps[ep].url);
 	r.o.body = (const char *)call->req.data;
 	r.o.body_len = call->req.len;
+	if (call->hold_open) {
+		r.o.stream_body = true;
+		r.o.on_data = call_data;
+		call->rlen = 0;
+	}
 	r.o.timeout_ms = (long)(left < (uint64_t)c->timeout_ms ? left : (uint64_t)c->timeout_ms);
 	if (call->pinned >= 0 || r.o.timeout_ms < 100)
 		r.o.timeout_ms = c->timeout_ms;
@@ -671,19 +681,48 @@ static void call_try(struct etcd_call *call)
 }
 
 /* A reply of a single message: 0 with *@msg, or -EPROTO / -EMSGSIZE with a reason. */
-static int one_message(const struct http_response *resp, const uint8_t **msg, size_t *len,
+static int one_message(const uint8_t *body, size_t body_len, const uint8_t **msg, size_t *len,
                        char *why, size_t whylen)
 {
 	size_t used;
-	int r = etcd_unframe((const uint8_t *)resp->body, resp->body_len, ETCD_MSG_MAX, msg, len,
-	                     &used, why, whylen);
+	int r = etcd_unframe(body, body_len, ETCD_MSG_MAX, msg, len, &used, why, whylen);
 
 	if (r == 0) {
-		errfmt(why, whylen, "reply of %zu bytes holds no complete gRPC message",
-		       resp->body_len);
+		errfmt(why, whylen, "reply of %zu bytes holds no complete gRPC message", body_len);
 		return -EPROTO;
 	}
 	return r < 0 ? r : 0;
+}
+
+/* A reply message of a call that holds its request side open: complete at once. */
+static void call_data(void *ctx, const char *data, size_t len)
+{
+	struct etcd_call *call = ctx;
+	struct etcd_client *c = call->c;
+	const uint8_t *msg;
+	size_t mlen, used;
+	char why[200];
+	int r;
+
+	if (call->rlen + len > call->rcap) {
+		size_t cap = call->rcap ? call->rcap : 256;
+		uint8_t *nb;
+
+		while (cap < call->rlen + len)
+			cap *= 2;
+		if (cap > ETCD_MSG_MAX + 5 || !(nb = realloc(call->rbuf, cap)))
+			return; /* call_http_done reports what is there */
+		call->rbuf = nb;
+		call->rcap = cap;
+	}
+	memcpy(call->rbuf + call->rlen, data, len);
+	call->rlen += len;
+	r = etcd_unframe(call->rbuf, call->rlen, ETCD_MSG_MAX, &msg, &mlen, &used, why,
+	                 sizeof(why));
+	if (r <= 0)
+		return; /* more to come, or the end tells */
+	c->stats.last_ok_ms = ev_now_ms();
+	call_complete(call, 0, msg, mlen);
 }
 
 static void call_http_done(void *ctx, const struct http_response *resp)
@@ -692,18 +731,23 @@ static void call_http_done(void *ctx, const struct http_response *resp)
 	struct etcd_client *c = call->c;
 	const uint8_t *msg = NULL;
 	size_t len = 0;
-	char why[400];
+	char why[400] = "";
 	int err;
 
 	call->http = NULL;
 	err = etcd_reply_status(resp, why, sizeof(why));
-	if (err == 0)
-		err = one_message(resp, &msg, &len, why, sizeof(why));
+	if (err == 0 && call->hold_open)
+		err = one_message(call->rbuf, call->rlen, &msg, &len, why, sizeof(why));
+	else if (err == 0)
+		err = one_message((const uint8_t *)resp->body, resp->body_len, &msg, &len, why,
+		                  sizeof(why));
 	if (err)
 		etcd_client_stat_err(c, err);
 	if (!etcd_transport_err(err) && err != -EAGAIN)
 		c->stats.last_ok_ms = ev_now_ms();
-	errfmt(call->errmsg, sizeof(call->errmsg), "etcd %s: %s", c->eps[call->ep].url, why);
+	if (err)
+		errfmt(call->errmsg, sizeof(call->errmsg), "etcd %s: %s", c->eps[call->ep].url,
+		       why);
 	if (err == -ETIMEDOUT && c->on_timeout)
 		c->on_timeout(c->on_timeout_ctx, call->ep);
 	if (err == 0 || call->pinned >= 0) {
@@ -763,6 +807,21 @@ struct etcd_call *etcd_call(struct etcd_client *c, const char *path, struct etcd
 
 	/* started from the loop: the caller's callback never runs inside this call */
 	if (call && ev_timer_start(call->timer, 0, 0) < 0) {
+		etcd_call_cancel(call);
+		return NULL;
+	}
+	return call;
+}
+
+struct etcd_call *etcd_call_open(struct etcd_client *c, const char *path, struct etcd_buf *req,
+                                 enum store_stat_op stat, etcd_call_cb cb, void *ctx)
+{
+	struct etcd_call *call = call_new(c, path, req, stat, cb, ctx);
+
+	if (!call)
+		return NULL;
+	call->hold_open = true;
+	if (ev_timer_start(call->timer, 0, 0) < 0) {
 		etcd_call_cancel(call);
 		return NULL;
 	}

@@ -65,6 +65,13 @@ void etcd_client_free(struct etcd_client *c);
  */
 struct etcd_call *etcd_call(struct etcd_client *c, const char *path, struct etcd_buf *req,
                             enum store_stat_op stat, etcd_call_cb cb, void *ctx);
+/*
+ * As etcd_call, for a bidirectional method asked one question: the request side stays
+ * open until the first reply message (through grpc-proxy a half-close ends a
+ * LeaseKeepAlive stream before its reply: docs/etcd.md).
+ */
+struct etcd_call *etcd_call_open(struct etcd_client *c, const char *path, struct etcd_buf *req,
+                                 enum store_stat_op stat, etcd_call_cb cb, void *ctx);
 /* One attempt on endpoint @ep only, no retry (liveness probes). NULL with errno. */
 struct etcd_call *etcd_call_on(struct etcd_client *c, size_t ep, const char *path,
                                struct etcd_buf *req, enum store_stat_op stat, etcd_call_cb cb,

@@ -56,6 +56,9 @@ struct etcd_call {
 	bool reauthed;
 	bool ambiguous;
 	bool sent; /* this attempt went out (counted in the stats) */
+	bool hold_open; /* request side open until the reply (etcd_call_open) */
+	uint8_t *rbuf; /* hold_open: the reply so far */
+	size_t rlen, rcap;
 	unsigned wake_gen;
 	struct http_req *http;
 	struct ev_timer *timer;

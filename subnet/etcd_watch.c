@@ -47,6 +47,7 @@ struct store_watch {
 	int pending_err;
 	bool in_cb;
 	bool freed;
+	bool denied_once; /* refused once: a new token was fetched */
 	struct store_watch *next, *prev;
 };
 
@@ -62,7 +63,6 @@ struct etcd_watcher {
 	long ep;           /* endpoint of the stream, -1 while opening */
 	uint64_t alive_ms; /* last sign of life of the stream's endpoint */
 	unsigned failures;
-	bool reauthed;
 };
 
 static void watcher_open(struct etcd_watcher *wr);
@@ -256,8 +256,12 @@ static bool on_canceled(struct etcd_watcher *wr, struct store_watch *w,
 	etcd_client_stat_err(wr->s->c, perm ? -EACCES : -EINVAL);
 	if (m->compact_revision > 0) {
 		watch_fail(w, -ESTALE);
-	} else if (auth_problem(m->reason) && etcd_client_has_auth(wr->s->c) && !wr->reauthed) {
-		wr->reauthed = true;
+	} else if (perm && etcd_client_has_auth(wr->s->c) && !w->denied_once) {
+		/*
+		 * etcd 3.4 cancels a watch with "permission denied" when the stream's token has
+		 * expired too: the first time, get a new token and open the stream again.
+		 */
+		w->denied_once = true;
 		etcd_client_token_rejected(wr->s->c, NULL);
 		watcher_broken(wr, -EPERM, m->reason);
 		return false;
@@ -298,12 +302,12 @@ static void on_created(struct etcd_watcher *wr, const struct etcd_watch_msg *m)
 	}
 	w->id = m->watch_id;
 	w->state = W_ACTIVE;
+	w->denied_once = false;
 	wr->ep = etcd_stream_ep(wr->stream);
 	/* "from now": pin it, so a resume cannot skip what happens meanwhile */
 	if (w->next_rev == 0 && m->revision > 0)
 		w->next_rev = m->revision + 1;
 	wr->failures = 0;
-	wr->reauthed = false;
 	check_behind(wr, w, m->revision);
 }
 
@@ -371,8 +375,6 @@ static void on_end(void *ctx, int err, const char *why)
 	struct etcd_watcher *wr = ctx;
 
 	wr->stream = NULL;
-	if (err == -EPERM)
-		wr->reauthed = true;
 	watcher_broken(wr, err, why);
 }
 

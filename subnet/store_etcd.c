@@ -276,7 +276,10 @@ static int stage_send(struct ecall *c)
 
 	if (r < 0)
 		return r;
-	c->call = etcd_call(c->s->c, sr.path, &b, sr.stat, on_reply, c);
+	if (stage_op(c) == OP_KEEPALIVE)
+		c->call = etcd_call_open(c->s->c, sr.path, &b, sr.stat, on_reply, c);
+	else
+		c->call = etcd_call(c->s->c, sr.path, &b, sr.stat, on_reply, c);
 	return c->call ? 0 : -errno;
 }
 
