@@ -18,6 +18,7 @@
 #include "lib/base64.h"
 #include "lib/ev.h"
 #include "subnet/store.h"
+#include "subnet/store_stats.h"
 #include "subnet/store_util.h"
 #include "tests/support/etcd_fixture.h"
 #include "tests/support/grpc_fake.h"
@@ -408,6 +409,40 @@ Test(store_etcd, watch_history_and_live)
 	st->ops->watch_free(wt);
 	wcoll_clear(&w);
 	sync_clear(&y);
+	stop();
+}
+
+/* Every watch of a store shares its one Watch stream; freeing one cancels only that one. */
+Test(store_etcd, watches_share_one_stream)
+{
+	struct wcoll a = { 0 }, b = { 0 };
+	struct store_watch *wa, *wb;
+	struct store_stats ss;
+
+	start(NULL, NULL);
+	wa = st->ops->watch(st, P "subnets/", 0, on_watch, &a);
+	wb = st->ops->watch(st, P "config", 0, on_watch, &b);
+	cr_assert(wa && wb);
+	for (int i = 0; i < 20; i++) /* both created */
+		ev_loop_run_once(loop, 20);
+	put(P "subnets/a", "1");
+	put(P "config", "c");
+	cr_assert(wait_events(&a, 1, 5000));
+	cr_assert(wait_events(&b, 1, 5000));
+	cr_assert_str_eq(a.evs[0].kv.key, P "subnets/a");
+	cr_assert_str_eq(b.evs[0].kv.key, P "config");
+	st->ops->watch_free(wa);
+	put(P "subnets/b", "2");
+	put(P "config", "d");
+	cr_assert(wait_events(&b, 2, 5000));
+	cr_assert_str_eq(b.evs[1].kv.value, "d");
+	cr_assert_eq(a.n, 1, "a freed watch got events");
+	cr_assert_eq(store_etcd_stats(st, &ss), 0);
+	cr_assert_eq(ss.requests[STORE_STAT_WATCH], 1, "%" PRIu64 " watch streams",
+	             ss.requests[STORE_STAT_WATCH]);
+	st->ops->watch_free(wb);
+	wcoll_clear(&a);
+	wcoll_clear(&b);
 	stop();
 }
 
