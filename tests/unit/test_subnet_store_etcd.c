@@ -446,6 +446,51 @@ Test(store_etcd, watches_share_one_stream)
 	stop();
 }
 
+/*
+ * Through etcd grpc-proxy (it serves no JSON gateway, and ends a watch or a keepalive whose
+ * request side was half-closed): watches on the shared stream, keepalive, create with a
+ * lease, listing.
+ */
+Test(store_etcd, through_grpc_proxy)
+{
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct sync y = { 0 };
+	char *eps[2] = { NULL, NULL };
+	int64_t lease;
+
+	loop = ev_loop_new();
+	fx = etcd_fixture_start(NULL);
+	cr_assert(fx);
+	cr_assert_eq(etcd_fixture_proxy(fx), 0);
+	eps[0] = fx->proxy_url;
+	st = store_etcd_new(loop, &(struct store_opts){ .endpoints = eps });
+	cr_assert(st);
+	wt = st->ops->watch(st, P "subnets/", 0, on_watch, &w);
+	cr_assert(wt);
+	DO(&y, st->ops->create(st, P "subnets/10.5.9.0-24", "p", 1, 30, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(y.res.succeeded);
+	lease = y.res.lease_id;
+	cr_assert(wait_events(&w, 1, 5000), "no event through the proxy");
+	cr_assert_str_eq(w.evs[0].kv.key, P "subnets/10.5.9.0-24");
+	cr_assert_eq(w.evs[0].kv.lease, lease);
+	DO(&y, st->ops->keepalive(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_gt(y.res.ttl, 25);
+	DO(&y, st->ops->list(st, P "subnets/", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, 1);
+	DO(&y, st->ops->revoke(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(wait_events(&w, 2, 5000));
+	cr_assert_eq(w.evs[1].type, STORE_EV_DELETE);
+	cr_assert_str_eq(st->ops->endpoint(st), fx->proxy_url);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
 Test(store_etcd, watch_compacted_is_estale)
 {
 	struct wcoll w = { 0 };
