@@ -11,8 +11,7 @@
 # env: TWILL_BUILD_DIR, REPS (3).
 set -euo pipefail
 
-if [ "${1:-}" = --wrap ]; then
-	shift
+if [ -n "${FANOUT_CPU_DIR:-}" ]; then # as the TWILLD_WRAPPER of convergence_daemon.sh
 	mine=$(readlink /proc/self/ns/net)
 	epid=
 	for p in /proc/[0-9]*; do
@@ -58,4 +57,5 @@ for ((r = 0; r < ${#conv[@]}; r++)); do
 	awk -v ms="$ms" -v n="$n" 'NR == 1 { t0 = $1; c0 = $2 } $1 <= t0 + ms * 1000 { c = $2 }
 		END { printf "N=%s converge_ms=%s etcd_cpu_ms=%d\n", n, ms, c - c0 }' "${files[r]}"
 done | tee "$FANOUT_CPU_DIR/cpu.out"
-awk '{ split($3, a, "="); v[NR] = a[2] } END { asort(v); printf "median etcd_cpu_ms=%d\n", v[int((NR + 1) / 2)] }' "$FANOUT_CPU_DIR/cpu.out"
+sed 's/.*etcd_cpu_ms=//' "$FANOUT_CPU_DIR/cpu.out" | sort -n |
+	awk '{ v[NR] = $1 } END { printf "median etcd_cpu_ms=%d\n", v[int((NR + 1) / 2)] }'
