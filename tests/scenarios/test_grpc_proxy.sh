@@ -84,7 +84,13 @@ left=$((PROXY_DOWN_S * 1000 - ($(now_ms) - t_stop)))
 start_grpc_proxy 3
 t_back=$(now_ms)
 log "2: h3's proxy back after $((t_back - t_stop)) ms"
-wait_state "$PROXY_BACK_S" 3
+if ! wait_for --timeout "$PROXY_BACK_S" _tw_state_ok_live "$TW_DIR/leases.snap" 3; then
+	# say how long it does take, and what h3's twilld did meanwhile, then fail
+	wait_for --timeout 60 _tw_state_ok_live "$TW_DIR/leases.snap" 3 && took="after $(($(now_ms) - t_back)) ms" ||
+		took="not within 60 s"
+	grep -E ' [IWE] twilld: ' "$(twilld_log 3)" | tail -n 8 | cut -c1-220 >&2
+	fail "2: h3's kernel did not match the leases within ${PROXY_BACK_S}s of its proxy's return (it did $took)"
+fi
 ms_state=$(($(now_ms) - t_back))
 wait_for --timeout "$PROXY_BACK_S" ping_both 3 4 || {
 	dump_state_all
