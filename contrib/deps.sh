@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang llvm
-	libmnl-dev libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libjansson-dev libsystemd-dev
+	libmnl-dev libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler libsystemd-dev
 	# unit tests
 	libcriterion-dev
 	# store, integration tests, demo, benchmarks

@@ -11,7 +11,8 @@
 #include "lib/http.h"
 #include "lib/log.h"
 
-#define HTTP_MAX_BODY (64u << 20)
+#define HTTP_MAX_BODY    (64u << 20)
+#define HTTP_MAX_HEADERS (64u << 10)
 
 struct http_sock {
 	struct http_client *c;
@@ -27,6 +28,12 @@ struct http_req {
 	char *url;
 	char *buf; /* buffered body, or stream data not yet delivered */
 	size_t len, cap;
+	size_t max_body;
+	char *hdr; /* response header and trailer lines */
+	size_t hdr_len, hdr_cap;
+	char *up; /* streamed request body not yet taken by libcurl: up[up_off..up_len) */
+	size_t up_off, up_len, up_cap;
+	bool up_paused; /* the read callback paused the transfer: nothing to send */
 	bool streamed;
 	bool pending;   /* stream data waits for delivery */
 	bool cancelled; /* no callback any more (also set once completion starts) */
@@ -80,6 +87,8 @@ static void req_destroy(struct http_req *r)
 	ev_timer_free(r->idle);
 	free(r->url);
 	free(r->buf);
+	free(r->hdr);
+	free(r->up);
 	free(r);
 }
 
@@ -123,10 +132,49 @@ static bool deliver_data(struct http_req *r)
 	return true;
 }
 
-static void finish(struct http_req *r, int rc, const char *why)
+/* CURLcode stops here: the -errno of struct http_response. */
+static int curl_errno(CURLcode rc, bool overflow)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_WEIRD_SERVER_REPLY:
+		return -ECONNRESET;
+	case CURLE_SSL_CONNECT_ERROR:
+		return -ECONNABORTED;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+		return -EKEYREJECTED;
+	case CURLE_WRITE_ERROR:
+		return overflow ? -EMSGSIZE : -EIO;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+/* @err: a failure found outside curl (idle timeout), else 0 and curl's @rc counts. */
+static void finish(struct http_req *r, int rc, int err, const char *why)
 {
 	struct http_client *c = r->c;
-	struct http_response resp = { .curl_rc = rc };
+	struct http_response resp = { 0 };
 	long status = 0, nconn = 0;
 
 	if (r->streamed && r->len && !deliver_data(r))
@@ -140,12 +188,15 @@ static void finish(struct http_req *r, int rc, const char *why)
 	}
 	req_unlink(r);
 	r->cancelled = true;
-	if (r->overflow && rc == 0)
-		rc = CURLE_WRITE_ERROR, why = "response too large";
-	resp.curl_rc = rc;
+	if (!err)
+		err = curl_errno((CURLcode)rc, r->overflow);
+
+	if (r->overflow && !why)
+		why = "response too large";
+	resp.err = err;
 	resp.status = status;
-	resp.url = r->url;
-	if (rc != 0)
+	resp.headers = r->hdr ? r->hdr : "";
+	if (err)
 		resp.errmsg = why ? why : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
 	else
 		resp.errmsg = "";
@@ -181,7 +232,7 @@ restart:
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		if (!r || r->cancelled)
 			continue;
-		finish(r, (int)msg->data.result, NULL);
+		finish(r, (int)msg->data.result, 0, NULL);
 		if (c->dying)
 			return;
 	}
@@ -292,7 +343,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 
 		while (cap < r->len + n + 1)
 			cap *= 2;
-		if (cap > HTTP_MAX_BODY) {
+		if (cap > r->max_body) {
 			r->overflow = true;
 			return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 		}
@@ -310,6 +361,50 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct http_req *r = userp;
+	size_t n = size * nmemb;
+
+	if (r->hdr_len + n + 1 > r->hdr_cap) {
+		size_t cap = r->hdr_cap ? r->hdr_cap : 512;
+		char *nb;
+
+		while (cap < r->hdr_len + n + 1)
+			cap *= 2;
+		if (cap > HTTP_MAX_HEADERS)
+			return n; /* keep what fits: the first headers matter less than none */
+		nb = realloc(r->hdr, cap);
+		if (!nb)
+			return 0;
+		r->hdr = nb;
+		r->hdr_cap = cap;
+	}
+	memcpy(r->hdr + r->hdr_len, ptr, n);
+	r->hdr_len += n;
+	r->hdr[r->hdr_len] = '\0';
+	return n;
+}
+
+/* The streamed request body: pause the transfer while nothing waits (http_req_send resumes). */
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+	struct http_req *r = userp;
+	size_t n = size * nitems, left = r->up_len - r->up_off;
+
+	if (left == 0) {
+		r->up_paused = true;
+		return CURL_READFUNC_PAUSE;
+	}
+	if (n > left)
+		n = left;
+	memcpy(buf, r->up + r->up_off, n);
+	r->up_off += n;
+	if (r->up_off == r->up_len)
+		r->up_off = r->up_len = 0;
+	return n;
+}
+
 static void idle_fire(struct ev_timer *t, void *ctx)
 {
 	struct http_req *r = ctx;
@@ -323,7 +418,7 @@ static void idle_fire(struct ev_timer *t, void *ctx)
 	}
 	snprintf(why, sizeof(why), "no data for %ld ms", r->idle_ms);
 	c->busy++;
-	finish(r, CURLE_OPERATION_TIMEDOUT, why);
+	finish(r, CURLE_OPERATION_TIMEDOUT, -ETIMEDOUT, why);
 	if (!c->dying)
 		dispatch(c);
 	c->busy--;
@@ -335,6 +430,11 @@ struct http_client *http_client_new(struct ev_loop *loop)
 	static bool global_done;
 	struct http_client *c;
 
+	/*
+	 * Measured with libcurl 7.88/OpenSSL 3: curl_easy_init() runs this itself, and it
+	 * initialises OpenSSL (1.7 MB of libcrypto pages) whatever the flags say, so there is
+	 * nothing to gain from CURL_GLOBAL_NOTHING for http:// endpoints (docs/etcd.md).
+	 */
 	if (!global_done) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 			errno = EIO;
@@ -362,6 +462,7 @@ struct http_client *http_client_new(struct ev_loop *loop)
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	return c;
 }
 
@@ -407,6 +508,105 @@ size_t http_client_connects(const struct http_client *c)
 			goto fail_inval;                       \
 	} while (0)
 
+/*
+ * HTTP/2 on http:// (h2c): with prior knowledge, on a connection of its own. libcurl 7.88
+ * (Debian 12) breaks every other way (docs/etcd.md): a request that reuses an h2c
+ * connection with prior knowledge fails at once ("Error in the HTTP2 framing layer"), one
+ * that reuses it as plain HTTP/2 stalls at its end under the multi-socket API, and
+ * concurrent streams on one h2c connection fail like the first. Over TLS (ALPN) one
+ * connection carries every request.
+ */
+static int setup_h2c(struct http_req *r)
+{
+	SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	SETOPT(r->easy, CURLOPT_FRESH_CONNECT, 1L);
+	SETOPT(r->easy, CURLOPT_FORBID_REUSE, 1L);
+	return 0;
+fail_inval:
+	return -EINVAL;
+}
+
+static int append_headers(struct http_req *r, const struct http_request_opts *o)
+{
+	r->hdrs = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
+	if (!r->hdrs)
+		return -ENOMEM;
+	for (const char *const *hp = o->headers; hp && *hp; hp++) {
+		struct curl_slist *h = curl_slist_append(r->hdrs, *hp);
+
+		if (!h)
+			return -ENOMEM;
+		r->hdrs = h;
+	}
+	return 0;
+}
+
+/* The body, the protocol version and the TLS files; 0 or -EINVAL. */
+static int setup_body_and_tls(struct http_req *r, const struct http_request_opts *o)
+{
+	bool plain = strncasecmp(o->url, "http://", 7) == 0;
+
+	if (o->stream_body) {
+		SETOPT(r->easy, CURLOPT_POST, 1L);
+		SETOPT(r->easy, CURLOPT_READFUNCTION, read_cb);
+		SETOPT(r->easy, CURLOPT_READDATA, r);
+		if (o->body && http_req_send(r, o->body, o->body_len) < 0)
+			return -ENOMEM;
+	} else if (o->body) {
+		SETOPT(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+		SETOPT(r->easy, CURLOPT_COPYPOSTFIELDS, o->body);
+	}
+	if (o->h2 && plain) {
+		int err = setup_h2c(r);
+
+		if (err < 0)
+			return err;
+	} else if (o->h2) {
+		/* h2 by ALPN; share the endpoint's connection instead of opening another */
+		SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+		SETOPT(r->easy, CURLOPT_PIPEWAIT, 1L);
+	} else if (plain) {
+		SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	}
+	if (o->cafile)
+		SETOPT(r->easy, CURLOPT_CAINFO, o->cafile);
+	if (o->certfile)
+		SETOPT(r->easy, CURLOPT_SSLCERT, o->certfile);
+	if (o->keyfile)
+		SETOPT(r->easy, CURLOPT_SSLKEY, o->keyfile);
+	return 0;
+fail_inval:
+	return -EINVAL;
+}
+
+static int setup_easy(struct http_req *r, const struct http_request_opts *o)
+{
+	int err = append_headers(r, o);
+
+	if (err < 0)
+		return err;
+	SETOPT(r->easy, CURLOPT_URL, r->url);
+	SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(r->easy, CURLOPT_PRIVATE, (char *)r);
+	SETOPT(r->easy, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(r->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(r->easy, CURLOPT_WRITEDATA, r);
+	SETOPT(r->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	SETOPT(r->easy, CURLOPT_HEADERDATA, r);
+	SETOPT(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+	SETOPT(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
+	SETOPT(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (o->timeout_ms > 0)
+		SETOPT(r->easy, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	if (o->connect_timeout_ms > 0)
+		SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	else if (o->timeout_ms > 0)
+		SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms);
+	return setup_body_and_tls(r, o);
+fail_inval:
+	return -EINVAL;
+}
+
 struct http_req *http_request(struct http_client *c, const struct http_request_opts *o,
                               http_done_cb done, void *ctx)
 {
@@ -427,55 +627,17 @@ struct http_req *http_request(struct http_client *c, const struct http_request_o
 	r->streamed = o->on_data != NULL;
 	r->ctx = ctx;
 	r->idle_ms = o->idle_ms;
+	r->max_body = o->max_body ? o->max_body : HTTP_MAX_BODY;
 	r->url = strdup(o->url);
 	r->easy = curl_easy_init();
 	if (!r->url || !r->easy)
 		goto fail;
-	r->hdrs = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
-	if (!r->hdrs)
+	err = setup_easy(r, o);
+	if (err < 0) {
+		err = -err;
 		goto fail;
-	if (o->body) {
-		struct curl_slist *h = curl_slist_append(r->hdrs, "Content-Type: application/json");
-
-		if (!h)
-			goto fail;
-		r->hdrs = h;
 	}
-	for (const char *const *hp = o->headers; hp && *hp; hp++) {
-		struct curl_slist *h = curl_slist_append(r->hdrs, *hp);
-
-		if (!h)
-			goto fail;
-		r->hdrs = h;
-	}
-	SETOPT(r->easy, CURLOPT_URL, r->url);
-	SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	SETOPT(r->easy, CURLOPT_PRIVATE, (char *)r);
-	SETOPT(r->easy, CURLOPT_NOSIGNAL, 1L);
-	SETOPT(r->easy, CURLOPT_WRITEFUNCTION, write_cb);
-	SETOPT(r->easy, CURLOPT_WRITEDATA, r);
-	SETOPT(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
-	SETOPT(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
-	SETOPT(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (o->body) {
-		SETOPT(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
-		SETOPT(r->easy, CURLOPT_COPYPOSTFIELDS, o->body);
-	}
-	if (o->timeout_ms > 0)
-		SETOPT(r->easy, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-	if (o->connect_timeout_ms > 0)
-		SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-	else if (o->timeout_ms > 0)
-		SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms);
-	/* etcd rejects h2c on plain http; over TLS libcurl negotiates h2 by ALPN. */
-	if (strncasecmp(o->url, "http://", 7) == 0)
-		SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	if (o->cafile)
-		SETOPT(r->easy, CURLOPT_CAINFO, o->cafile);
-	if (o->certfile)
-		SETOPT(r->easy, CURLOPT_SSLCERT, o->certfile);
-	if (o->keyfile)
-		SETOPT(r->easy, CURLOPT_SSLKEY, o->keyfile);
+	err = ENOMEM;
 	if (r->idle_ms > 0) {
 		r->idle = ev_timer_new(c->loop, idle_fire, r);
 		if (!r->idle || ev_timer_start(r->idle, (uint64_t)r->idle_ms, 0) < 0)
@@ -493,15 +655,72 @@ struct http_req *http_request(struct http_client *c, const struct http_request_o
 	c->reqs = r;
 	c->n_reqs++;
 	return r;
-fail_inval:
-	err = EINVAL;
 fail:
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
 	ev_timer_free(r->idle);
 	free(r->url);
+	free(r->up);
 	free(r);
 	errno = err;
 	return NULL;
+}
+
+int http_req_send(struct http_req *r, const void *data, size_t len)
+{
+	if (!r || r->cancelled)
+		return -EINVAL;
+	if (r->up_len + len > r->up_cap) {
+		size_t cap = r->up_cap ? r->up_cap : 1024;
+		char *nb;
+
+		while (cap < r->up_len + len)
+			cap *= 2;
+		nb = realloc(r->up, cap);
+		if (!nb)
+			return -ENOMEM;
+		r->up = nb;
+		r->up_cap = cap;
+	}
+	memcpy(r->up + r->up_len, data, len);
+	r->up_len += len;
+	if (r->up_paused && !r->removed) {
+		r->up_paused = false;
+		if (curl_easy_pause(r->easy, CURLPAUSE_CONT) != CURLE_OK)
+			return -EIO;
+	}
+	return 0;
+}
+
+const char *http_header_get(const char *headers, const char *name, char *buf, size_t len)
+{
+	size_t nl = strlen(name);
+	const char *found = NULL, *p = headers;
+	size_t flen = 0;
+
+	if (!headers || !len)
+		return NULL;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			found = p + nl + 1;
+			flen = ll - nl - 1;
+			while (flen && (*found == ' ' || *found == '\t'))
+				found++, flen--;
+		}
+		p += ll + (eol ? 1 : 0);
+	}
+	if (!found)
+		return NULL;
+	while (flen && (found[flen - 1] == '\r' || found[flen - 1] == ' ' ||
+	                found[flen - 1] == '\t'))
+		flen--;
+	if (flen >= len)
+		flen = len - 1;
+	memcpy(buf, found, flen);
+	buf[flen] = '\0';
+	return buf;
 }

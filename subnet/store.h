@@ -1,8 +1,8 @@
 /*
  * The key-value store under the lease manager and twillctl. Two implementations:
- * etcd v3 through its JSON gateway (store_etcd.c, see ../shared/ETCD.md), and a
- * local file store with the same semantics (store_local.c) for single-host use
- * and fast unit tests.
+ * etcd v3 over its native gRPC API (store_etcd.c and subnet/etcd_*.c, see
+ * docs/etcd.md), and a local file store with the same semantics (store_local.c)
+ * for single-host use and fast unit tests.
  *
  * Every operation is asynchronous on the caller's ev_loop: it returns 0 when
  * the request is queued (the callback then runs exactly once, never from inside
@@ -143,7 +143,11 @@ struct store_opts {
 				 * < 0 = no probes) */
 };
 
-/* etcd v3 over HTTP(S). NULL with errno (and a logged reason) on failure. */
+/*
+ * etcd v3 over gRPC (HTTP/2; h2c on http://, h2 by ALPN on https://). NULL with errno
+ * on failure (EINVAL: an endpoint that is not http:// or https://). Logs the endpoint
+ * it settles on (info) when there are several.
+ */
 struct store *store_etcd_new(struct ev_loop *loop, const struct store_opts *opts);
 /* A local file store at @path (created when absent). */
 struct store *store_local_new(struct ev_loop *loop, const char *path);

@@ -20,6 +20,7 @@
 #include "subnet/store.h"
 #include "subnet/store_util.h"
 #include "tests/support/etcd_fixture.h"
+#include "tests/support/grpc_fake.h"
 
 #define P "/coreos.com/network/"
 
@@ -1056,168 +1057,7 @@ Test(store_etcd, watch_beyond_the_store_revision_is_estale)
 	stop();
 }
 
-/* ---- pure parsers: no etcd needed ---- */
-
-#define PARSE(kind, s) store_etcd_parse_reply(kind, s, strlen(s), &res, err, sizeof(err))
-
-Test(etcd_parse, replies_with_missing_and_string_numbers)
-{
-	struct store_result res;
-	char err[256];
-
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"header\":{\"revision\":\"7\"}}"), 0);
-	cr_assert_eq(res.revision, 7);
-	cr_assert_eq(res.n_kvs, 0);
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE,
-	                   "{\"header\":{\"revision\":7},\"kvs\":[{\"key\":\"Zm9v\","
-	                   "\"mod_revision\":\"3\",\"lease\":12}]}"),
-	             0);
-	cr_assert_eq(res.n_kvs, 1);
-	cr_assert_str_eq(res.kvs[0].key, "foo");
-	cr_assert_str_eq(res.kvs[0].value, "");
-	cr_assert_eq(res.kvs[0].mod_revision, 3);
-	cr_assert_eq(res.kvs[0].lease, 12);
-	store_result_clear(&res);
-	/* a key with a NUL byte is skipped, not fatal */
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"AGE=\"},{\"key\":\"Yg==\"}]}"),
-	             0);
-	cr_assert_eq(res.n_kvs, 1);
-	cr_assert_str_eq(res.kvs[0].key, "b");
-	store_result_clear(&res);
-	cr_assert_eq(PARSE(STORE_ETCD_TXN, "{\"header\":{\"revision\":\"22\"}}"), 0);
-	cr_assert(!res.succeeded);
-	cr_assert_eq(
-		PARSE(STORE_ETCD_TXN, "{\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}"),
-		0);
-	cr_assert(res.succeeded);
-	cr_assert_eq(PARSE(STORE_ETCD_DELETE, "{\"header\":{\"revision\":\"10\"}}"), 0);
-	cr_assert(!res.succeeded);
-	cr_assert_eq(PARSE(STORE_ETCD_DELETE, "{\"deleted\":\"3\"}"), 0);
-	cr_assert(res.succeeded);
-	cr_assert_eq(PARSE(STORE_ETCD_KEEPALIVE, "{\"result\":{\"ID\":\"999\"}}"), 0);
-	cr_assert_eq(res.lease_id, 999);
-	cr_assert_eq(res.ttl, 0);
-	cr_assert_eq(PARSE(STORE_ETCD_GRANT, "{\"ID\":\"5030136030994055970\",\"TTL\":\"10\"}"), 0);
-	cr_assert_eq(res.lease_id, 5030136030994055970LL);
-	cr_assert_eq(res.ttl, 10);
-
-	cr_assert_eq(PARSE(STORE_ETCD_GRANT, "{\"TTL\":\"10\"}"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"Zm8\"}]}"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"Pz4_\"}]}"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"header\":{\"revision\":\"7x\"}}"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":{}}"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "[1]"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_RANGE, "{\"kvs\":[{\"key\":\"Zm9v\""), -EPROTO);
-	cr_assert(strstr(err, "JSON"), "%s", err);
-	cr_assert_eq(store_etcd_parse_reply(STORE_ETCD_RANGE, NULL, 0, &res, err, sizeof(err)),
-	             -EPROTO);
-}
-
-Test(etcd_parse, timetolive_replies)
-{
-	struct store_result res;
-	char err[256];
-
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE,
-	                   "{\"header\":{\"revision\":\"16\"},\"ID\":\"5030136030994055985\","
-	                   "\"TTL\":\"4\",\"grantedTTL\":\"5\",\"keys\":[\"L2xlYXNlL2sx\"]}"),
-	             0);
-	cr_assert_eq(res.lease_id, 5030136030994055985LL);
-	cr_assert_eq(res.ttl, 4);
-	cr_assert_eq(res.revision, 16);
-	/* unknown or expired */
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"header\":{},\"ID\":\"999\",\"TTL\":\"-1\"}"),
-	             0);
-	cr_assert_eq(res.lease_id, 999);
-	cr_assert_eq(res.ttl, 0);
-	/* every field missing: zero */
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{}"), 0);
-	cr_assert_eq(res.lease_id, 0);
-	cr_assert_eq(res.ttl, 0);
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"ID\":7,\"TTL\":12}"), 0);
-	cr_assert_eq(res.ttl, 12);
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"TTL\":\"x\"}"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"TTL\":[]}"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "[]"), -EPROTO);
-	cr_assert_eq(PARSE(STORE_ETCD_TIMETOLIVE, "{\"TTL\":\"4\""), -EPROTO);
-}
-
-Test(etcd_parse, errors)
-{
-	char err[256];
-	static const struct {
-		long status;
-		const char *body;
-		int want;
-	} cases[] = {
-		{ 401, "{\"error\":\"etcdserver: invalid auth token\",\"code\":16}", -EPERM },
-		{ 403, "{\"error\":\"etcdserver: permission denied\",\"code\":7}", -EACCES },
-		{ 404, "{\"error\":\"etcdserver: requested lease not found\",\"code\":5}",
-		  -ENOENT },
-		{ 404, "404 page not found", -EPROTO },
-		{ 400,
-		  "{\"error\":\"etcdserver: mvcc: required revision has been compacted\",\"code\":11}",
-		  -ESTALE },
-		{ 400, "{\"error\":\"etcdserver: key is not provided\",\"code\":3}", -EINVAL },
-		{ 400, "CommonName of client sending a request against gateway will be ignored",
-		  -EACCES },
-		{ 412, "{\"error\":\"etcdserver: lease already exists\",\"code\":9}", -EEXIST },
-		{ 503, "{\"error\":\"etcdserver: request timed out\",\"code\":14}", -EAGAIN },
-		{ 500, "{\"error\":\"context deadline exceeded\",\"code\":2}", -EIO },
-		{ 200,
-		  "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"transport is closing\"}}",
-		  -EAGAIN },
-		{ 418, "", -EPROTO },
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int r = store_etcd_parse_error(cases[i].status, cases[i].body,
-		                               strlen(cases[i].body), err, sizeof(err));
-
-		cr_assert_eq(r, cases[i].want, "case %zu: %d (%s)", i, r, err);
-	}
-	store_etcd_parse_error(404, cases[2].body, strlen(cases[2].body), err, sizeof(err));
-	cr_assert(strstr(err, "lease not found"), "%s", err);
-}
-
-Test(etcd_parse, watch_lines)
-{
-	struct store_watch_msg m;
-	const char *ev =
-		"{\"result\":{\"header\":{\"revision\":\"27\"},\"events\":[{\"kv\":{\"key\":"
-		"\"L2E=\",\"mod_revision\":\"26\",\"value\":\"QQ==\"}},{\"type\":\"DELETE\","
-		"\"kv\":{\"key\":\"L2E=\",\"mod_revision\":\"27\"},\"prev_kv\":{\"key\":"
-		"\"L2E=\",\"value\":\"QQ==\",\"lease\":\"5\"}}]}}";
-	const char *cmp = "{\"result\":{\"header\":{\"raft_term\":\"3\"},\"canceled\":true,"
-			  "\"compact_revision\":\"27\"}}";
-	const char *inband =
-		"{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"transport "
-		"is closing\",\"http_status\":\"Service Unavailable\"}}";
-
-	cr_assert_eq(store_etcd_parse_watch_line(ev, strlen(ev), &m), 0);
-	cr_assert_eq(m.revision, 27);
-	cr_assert_eq(m.n_evs, 2);
-	cr_assert_eq(m.evs[0].type, STORE_EV_PUT);
-	cr_assert_str_eq(m.evs[0].kv.value, "A");
-	cr_assert_null(m.evs[0].prev_kv.key);
-	cr_assert_eq(m.evs[1].type, STORE_EV_DELETE);
-	cr_assert_eq(m.evs[1].kv.mod_revision, 27);
-	cr_assert_eq(m.evs[1].prev_kv.lease, 5);
-	store_events_free(m.evs, m.n_evs);
-
-	cr_assert_eq(store_etcd_parse_watch_line(cmp, strlen(cmp), &m), 0);
-	cr_assert(m.canceled);
-	cr_assert_eq(m.compact_revision, 27);
-	cr_assert_eq(m.revision, 0);
-	cr_assert_eq(store_etcd_parse_watch_line(inband, strlen(inband), &m), 0);
-	cr_assert_eq(m.error, -EAGAIN);
-	cr_assert(strstr(m.reason, "transport is closing"), "%s", m.reason);
-	cr_assert_eq(store_etcd_parse_watch_line("{\"result\":{\"events\":[{\"type\":\"UP\"}]}}",
-	                                         37, &m),
-	             -EPROTO);
-	cr_assert_null(m.evs);
-	cr_assert_eq(store_etcd_parse_watch_line("garbage", 7, &m), -EPROTO);
-}
+/* ---- pure helpers: no etcd needed ---- */
 
 Test(etcd_parse, prefix_end_and_base64)
 {
@@ -1328,95 +1168,79 @@ Test(store_etcd, free_from_callbacks)
 	stop();
 }
 
-/* A member that answers every request with 503 (as etcd does without quorum). */
-struct busy_srv {
-	int lfd;
-	struct ev_io *lio;
-	int fds[16];
-	struct ev_io *ios[16];
-	int n;
-	int requests;
-};
-
-static void busy_conn(struct ev_io *io, int fd, uint32_t revents, void *ctx)
+/* A member that answers every call with "unavailable" (as etcd does without quorum). */
+Test(store_etcd, unavailable_moves_to_next_endpoint)
 {
-	struct busy_srv *b = ctx;
-	static const char reply[] =
-		"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-		"application/json\r\nContent-Length: 65\r\n\r\n"
-		"{\"error\":\"etcdserver: request timed out\",\"message\":\"x\",\"code\":14}";
-	char buf[4096];
-	ssize_t n;
-
-	(void)revents;
-	n = read(fd, buf, sizeof(buf));
-	if (n <= 0) {
-		ev_io_free(io);
-		return;
-	}
-	if (memmem(buf, (size_t)n, "\r\n\r\n", 4)) {
-		b->requests++;
-		cr_assert_eq(write(fd, reply, sizeof(reply) - 1), (ssize_t)sizeof(reply) - 1);
-	}
-}
-
-static void busy_accept(struct ev_io *io, int fd, uint32_t revents, void *ctx)
-{
-	struct busy_srv *b = ctx;
-	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-
-	(void)io;
-	(void)revents;
-	if (c < 0 || b->n >= 16) {
-		if (c >= 0)
-			close(c);
-		return;
-	}
-	b->fds[b->n] = c;
-	b->ios[b->n++] = ev_io_new(loop, c, EPOLLIN, busy_conn, b);
-}
-
-Test(store_etcd, http_503_moves_to_next_endpoint)
-{
-	struct busy_srv b = { 0 };
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sa);
-	char busyurl[64];
-	char *eps[3] = { busyurl, NULL, NULL };
+	struct grpc_fake *busy;
+	char *eps[3] = { NULL, NULL, NULL };
 	struct store_opts so = { .endpoints = eps };
 	struct sync y = { 0 };
 
 	loop = ev_loop_new();
 	fx = etcd_fixture_start(NULL);
 	cr_assert(fx);
-	b.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(bind(b.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(listen(b.lfd, 8), 0);
-	cr_assert_eq(getsockname(b.lfd, (struct sockaddr *)&sa, &sl), 0);
-	b.lio = ev_io_new(loop, b.lfd, EPOLLIN, busy_accept, &b);
-	snprintf(busyurl, sizeof(busyurl), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	busy = grpc_fake_start(loop, GRPC_FAKE_UNAVAILABLE);
+	cr_assert(busy);
+	eps[0] = busy->url;
 	eps[1] = fx->endpoints[0];
 	st = store_etcd_new(loop, &so);
 	cr_assert(st);
 	DO(&y, st->ops->put(st, P "k", "v", 1, 0, on_res, &y));
 	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
-	cr_assert_eq(b.requests, 1);
+	cr_assert_geq(busy->requests, 1);
 	cr_assert_str_eq(st->ops->endpoint(st), fx->endpoints[0]);
 
-	/* only the busy one: gives up with -ETIMEDOUT after its rounds */
+	/* only the busy one: gives up with -ETIMEDOUT after its rounds, saying why */
 	eps[1] = NULL;
 	store_free(st);
 	st = store_etcd_new(loop, &so);
 	DO(&y, st->ops->get(st, P "k", on_res, &y));
 	cr_assert_eq(y.res.err, -ETIMEDOUT, "%d %s", y.res.err, y.errmsg);
 	cr_assert(strstr(y.errmsg, "request timed out"), "%s", y.errmsg);
-	cr_assert_eq(b.requests, 4);
+	cr_assert_geq(busy->requests, 3);
 	sync_clear(&y);
 	store_free(st);
 	st = NULL;
-	for (int i = 0; i < b.n; i++)
-		close(b.fds[i]);
-	close(b.lfd);
+	grpc_fake_stop(busy);
 	stop();
+}
+
+/* Bad replies: a clear error (after retries where another endpoint could do better), no crash. */
+Test(store_etcd, bad_replies_fail_cleanly)
+{
+	static const struct {
+		enum grpc_fake_mode mode;
+		int err;
+		const char *why;
+	} cases[] = {
+		{ GRPC_FAKE_TRUNCATED, -EPROTO, "no complete gRPC message" },
+		{ GRPC_FAKE_OVERSIZE, -EMSGSIZE, "over the limit" },
+		{ GRPC_FAKE_NO_STATUS, -EPROTO, "without a grpc-status" },
+		{ GRPC_FAKE_CLOSE, -ECONNREFUSED, "unreachable" },
+		{ GRPC_FAKE_GARBAGE, -EPROTO, "does not decode" },
+		{ GRPC_FAKE_PERCENT, -EACCES, "etcdserver: permission denied" },
+	};
+
+	loop = ev_loop_new();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct grpc_fake *bad = grpc_fake_start(loop, cases[i].mode);
+		char *eps[2] = { bad->url, NULL };
+		struct sync y = { 0 };
+
+		st = store_etcd_new(loop, &(struct store_opts){ .endpoints = eps,
+		                                                .request_timeout_ms = 1000 });
+		cr_assert(st);
+		DO(&y, st->ops->get(st, P "k", on_res, &y));
+		cr_assert_eq(y.res.err, cases[i].err, "mode %d: %d %s", (int)cases[i].mode,
+		             y.res.err, y.errmsg);
+		cr_assert(strstr(y.errmsg, cases[i].why), "mode %d: %s", (int)cases[i].mode,
+		          y.errmsg);
+		cr_assert_geq(bad->requests, 1);
+		sync_clear(&y);
+		store_free(st);
+		st = NULL;
+		grpc_fake_stop(bad);
+	}
+	ev_loop_free(loop);
+	loop = NULL;
 }
