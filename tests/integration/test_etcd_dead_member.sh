@@ -4,7 +4,8 @@
 # firewall drops every TCP packet: SYNs to it vanish (no RST, no ICMP), as with a member
 # down for maintenance.
 #  1. twilld --etcd-endpoints=http://192.0.2.250:2379,<m1>,<m2>: the subnet file appears within
-#     DEAD_START_MS (500 ms) of the start.
+#     DEAD_START_MS (500 ms) of the start (plus what a start with the live members only takes
+#     beyond 150 ms on this machine at this moment, measured just before).
 #  2. The member twilld uses (the one its sockets received the most bytes from) is frozen with
 #     SIGSTOP: a lease put through the third member is programmed in h1's kernel within
 #     MOVE_MS (the request timeout, 5 s, + 1 s to apply) of the freeze (or of the put, when the
@@ -47,13 +48,24 @@ syn_vanishes || fail "a connect to $DEAD from h1 did not hang: the dead member a
 log "$DEAD: every TCP packet dropped there, connects from h1 hang"
 
 # --- 1. dead member first ------------------------------------------------------------------------
-eps="http://$DEAD:2379,http://$TW_ETCD_IP:23811,http://$TW_ETCD_IP:23812"
-t0=$(now_ms)
-TW_ETCD_URL=$eps start_twilld 1
-wait_for --timeout 10 --interval 0.01 twilld_ready 1 || { show_log "$(twilld_log 1)"; fail "1: no subnet file within 10 s"; }
-ms=$(($(now_ms) - t0))
-log "1: --etcd-endpoints=$eps: subnet file $ms ms after the start"
-assert_le "$ms" "$DEAD_START_MS" "1: start to subnet file (ms) with a dead member first"
+# start_ms ENDPOINTS: start twilld 1 with ENDPOINTS; ms from the start to its subnet file.
+start_ms() {
+	local t0
+	t0=$(now_ms)
+	TW_ETCD_URL=$1 start_twilld 1
+	wait_for --timeout 10 --interval 0.01 twilld_ready 1 || { show_log "$(twilld_log 1)"; fail "1: no subnet file within 10 s"; }
+	echo $(($(now_ms) - t0))
+}
+# The same start with live members only, as the yardstick of this machine's load: on a loaded
+# machine the limit grows by what a plain start takes beyond 150 ms.
+live="http://$TW_ETCD_IP:23811,http://$TW_ETCD_IP:23812"
+base=$(start_ms "$live")
+stop_twilld 1
+eps="http://$DEAD:2379,$live"
+ms=$(start_ms "$eps")
+limit=$((DEAD_START_MS + (base > 150 ? base - 150 : 0)))
+log "1: --etcd-endpoints=$eps: subnet file $ms ms after the start (live members only: $base ms; limit $limit ms)"
+assert_le "$ms" "$limit" "1: start to subnet file (ms) with a dead member first"
 assert_lease 1 vxlan
 
 # --- 2. the live member in use frozen ---------------------------------------------------------------
