@@ -34,7 +34,7 @@ PER_PROXY=${PER_PROXY:-10}
 OUT=${RESULTS:-$SRC/bench/RESULTS.md}
 ETCD_TOOL=$SRC/tests/faults/etcd_tool.py
 [ "$(id -u)" -eq 0 ] || { echo "fanout: needs root (network namespaces)" >&2; exit 1; }
-[ "$W" -ge 1 ] && [ "$W" -le 250 ] || { echo "fanout: 1..250 watchers (PublicIP 192.0.2.3..252)" >&2; exit 2; }
+if [ "$W" -lt 1 ] || [ "$W" -gt 250 ]; then echo "fanout: 1..250 watchers (PublicIP 192.0.2.3..252)" >&2; exit 2; fi
 for t in etcd etcdctl python3 git cmake; do
 	command -v "$t" >/dev/null || { echo "fanout: missing $t" >&2; exit 1; }
 done
@@ -89,6 +89,7 @@ cpu_ms() {
 	for p in "$@"; do
 		read -r f <"/proc/$p/stat" || continue
 		f=${f##*) }
+		# shellcheck disable=SC2086 # the fields of stat, split on purpose
 		set -- $f
 		t=$((t + ${12} + ${13}))
 	done
