@@ -715,8 +715,8 @@ const char *http_header_get(const char *headers, const char *name, char *buf, si
 	}
 	if (!found)
 		return NULL;
-	while (flen && (found[flen - 1] == '\r' || found[flen - 1] == ' ' ||
-	                found[flen - 1] == '\t'))
+	while (flen &&
+	       (found[flen - 1] == '\r' || found[flen - 1] == ' ' || found[flen - 1] == '\t'))
 		flen--;
 	if (flen >= len)
 		flen = len - 1;

@@ -32,10 +32,10 @@ struct http_response {
 	 * -EMSGSIZE (response over the limit), -ENOMEM, -EIO (anything else).
 	 */
 	int err;
-	long status;        /* HTTP status, 0 when no response arrived */
-	const char *body;   /* buffered requests: the body (NUL-terminated); streamed: NULL */
+	long status;      /* HTTP status, 0 when no response arrived */
+	const char *body; /* buffered requests: the body (NUL-terminated); streamed: NULL */
 	size_t body_len;
-	const char *errmsg; /* the reason when err != 0, else "" */
+	const char *errmsg;  /* the reason when err != 0, else "" */
 	const char *headers; /* every response header and trailer line, "name: value\r\n" each */
 };
 
@@ -53,7 +53,7 @@ struct http_request_opts {
 	const char *const *headers; /* NULL-terminated extra "Name: value" lines, copied */
 	long timeout_ms;            /* total time limit; 0 = none */
 	long connect_timeout_ms;    /* 0 = timeout_ms, or curl's default when that is 0 too */
-	long idle_ms;               /* fail with -ETIMEDOUT after this long without a byte; 0 = off */
+	long idle_ms; /* fail with -ETIMEDOUT after this long without a byte; 0 = off */
 	const char *cafile, *certfile, *keyfile; /* TLS files, NULL = system defaults / none */
 	http_data_cb on_data; /* set: stream the body to it instead of buffering */
 	size_t max_body;      /* buffered body limit (0 = 64 MiB): -EMSGSIZE beyond */

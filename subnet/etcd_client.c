@@ -16,14 +16,8 @@
 
 #define BACKOFF_MIN_MS     50u
 #define BACKOFF_MAX_MS     2000u
-#define REPROBE_MIN_MS     500u
-#define REPROBE_MAX_MS     30000u
 #define ROUNDS             3
-#define RACE_GRACE_MS      120 /* head start of earlier endpoints in a race */
 #define DEFAULT_TIMEOUT_MS 5000
-
-static void call_try(struct etcd_call *call);
-static void race_start(struct etcd_client *c);
 
 /* ---- stats ---- */
 
@@ -78,194 +72,6 @@ bool etcd_transport_err(int err)
 	       err == -ECONNABORTED || err == -EKEYREJECTED || err == -EIO || err == -ENOMEM;
 }
 
-/* ---- endpoints ---- */
-
-static void set_cur(struct etcd_client *c, long ep)
-{
-	if (c->cur == ep)
-		return;
-	c->cur = ep;
-	if (ep >= 0 && c->n_eps > 1)
-		log_info("etcd: using endpoint %s", c->eps[ep].url);
-}
-
-static void reprobe_fire(struct ev_timer *t, void *ctx);
-
-static void ep_schedule_reprobe(struct etcd_client *c, size_t i)
-{
-	struct etcd_ep *e = &c->eps[i];
-
-	if (e->probe)
-		return;
-	e->backoff_ms = e->backoff_ms ? e->backoff_ms * 2 : REPROBE_MIN_MS;
-	if (e->backoff_ms > REPROBE_MAX_MS)
-		e->backoff_ms = REPROBE_MAX_MS;
-	ev_timer_start(e->reprobe, e->backoff_ms, 0);
-}
-
-static void ep_down(struct etcd_client *c, size_t i, const char *why)
-{
-	struct etcd_ep *e = &c->eps[i];
-
-	if (e->state != EP_DOWN)
-		log_debug("etcd %s: %s: marked down", e->url, why);
-	e->state = EP_DOWN;
-	ep_schedule_reprobe(c, i);
-	if (c->cur == (long)i) {
-		long next = -1;
-
-		for (size_t k = 1; k < c->n_eps && next < 0; k++) {
-			size_t j = (i + k) % c->n_eps;
-
-			if (c->eps[j].state == EP_UP)
-				next = (long)j;
-		}
-		set_cur(c, next);
-	}
-}
-
-void etcd_client_ep_failed(struct etcd_client *c, size_t ep, const char *why)
-{
-	if (ep < c->n_eps)
-		ep_down(c, ep, why);
-}
-
-static void ep_up(struct etcd_client *c, size_t i)
-{
-	c->eps[i].state = EP_UP;
-	c->eps[i].backoff_ms = 0;
-	ev_timer_stop(c->eps[i].reprobe);
-}
-
-/* Calls and streams waiting for an endpoint or a token go on (@err 0) or count a failure. */
-static void wake(struct etcd_client *c, int err, const char *why)
-{
-	unsigned gen = ++c->wake_gen;
-	bool again = true;
-
-	while (again) {
-		again = false;
-		for (struct etcd_call *call = c->calls; call; call = call->next) {
-			if (!call->waiting || call->wake_gen == gen)
-				continue;
-			call->wake_gen = gen;
-			call->waiting = false;
-			if (err)
-				etcd_call_attempt_failed(call, err, why);
-			else
-				call_try(call);
-			again = true;
-			break;
-		}
-	}
-	etcd_streams_wake(c, err, why);
-}
-
-static bool racing(const struct etcd_client *c)
-{
-	for (size_t k = 0; k < c->n_eps; k++)
-		if (c->eps[k].probe && c->eps[k].racing)
-			return true;
-	return false;
-}
-
-/*
- * Choose the endpoint in use after a race answer: the first endpoint of the list that
- * answered, once every one before it has failed or the head start (RACE_GRACE_MS) of the
- * earlier ones is over, so that a healthy first endpoint stays first and a dead one costs
- * no more than the head start.
- */
-static void race_decide(struct etcd_client *c)
-{
-	if (c->cur >= 0 && c->eps[c->cur].state == EP_UP)
-		return;
-	for (size_t i = 0; i < c->n_eps; i++) {
-		if (c->eps[i].state == EP_UP) {
-			set_cur(c, (long)i);
-			wake(c, 0, NULL);
-			return;
-		}
-		if (c->eps[i].state != EP_DOWN && !c->grace_over)
-			return;
-	}
-	if (!racing(c))
-		wake(c, c->race_err ? c->race_err : -ECONNREFUSED, c->race_why);
-}
-
-static void grace_fire(struct ev_timer *t, void *ctx)
-{
-	struct etcd_client *c = ctx;
-
-	(void)t;
-	c->grace_over = true;
-	race_decide(c);
-}
-
-static void race_probe_done(void *ctx, const struct etcd_answer *r)
-{
-	struct etcd_ep *e = ctx;
-	struct etcd_client *c = e->c;
-	size_t i = (size_t)(e - c->eps);
-
-	e->probe = NULL;
-	e->racing = false;
-	if (r->err == 0 || (!etcd_transport_err(r->err) && r->err != -EAGAIN &&
-	                    r->err != -EPROTO && r->err != -EMSGSIZE)) {
-		ep_up(c, i);
-	} else {
-		snprintf(c->race_why, sizeof(c->race_why), "%s", r->errmsg);
-		c->race_err = r->err;
-		ep_down(c, i, r->errmsg);
-	}
-	race_decide(c);
-}
-
-static void probe_ep(struct etcd_client *c, size_t i, bool race)
-{
-	struct etcd_ep *e = &c->eps[i];
-	struct etcd_buf b;
-
-	if (e->probe || etcd_enc_status(&b) < 0)
-		return;
-	ev_timer_stop(e->reprobe);
-	e->racing = race;
-	e->probe = etcd_call_on(c, i, ETCD_PATH_STATUS, &b, STORE_STAT_PROBE, race_probe_done, e);
-	if (!e->probe)
-		ep_schedule_reprobe(c, i);
-}
-
-static void reprobe_fire(struct ev_timer *t, void *ctx)
-{
-	struct etcd_ep *e = ctx;
-
-	(void)t;
-	probe_ep(e->c, (size_t)(e - e->c->eps), false);
-}
-
-/* Ask every endpoint at once; race_decide() picks the one to use. */
-static void race_start(struct etcd_client *c)
-{
-	if (!racing(c)) {
-		c->grace_over = c->n_eps == 1;
-		ev_timer_start(c->grace, RACE_GRACE_MS, 0);
-	}
-	for (size_t i = 0; i < c->n_eps; i++) {
-		if (c->eps[i].probe)
-			c->eps[i].racing = true;
-		else
-			probe_ep(c, i, true);
-	}
-}
-
-/* The endpoint to use now, or -1 (a race is then under way: wait for wake()). */
-long etcd_client_pick(struct etcd_client *c)
-{
-	if (c->cur >= 0 && c->eps[c->cur].state == EP_UP)
-		return c->cur;
-	race_start(c);
-	return -1;
-}
-
 /* ---- authentication ---- */
 
 static void auth_done(void *ctx, const struct etcd_answer *r)
@@ -286,12 +92,12 @@ static void auth_done(void *ctx, const struct etcd_answer *r)
 			err = -EACCES; /* bad user or password, or auth not enabled */
 		errfmt(why, sizeof(why), "authentication as %s failed: %s", c->username,
 		       r->errmsg ? r->errmsg : "no token in the reply");
-		wake(c, err, why);
+		etcd_client_wake(c, err, why);
 		return;
 	}
 	free(c->token);
 	c->token = tok;
-	wake(c, 0, NULL);
+	etcd_client_wake(c, 0, NULL);
 }
 
 /* True when a token must be fetched first (then the caller waits for wake()). */
@@ -354,10 +160,9 @@ int etcd_reply_status(const struct http_response *resp, char *why, size_t whylen
 		errfmt(why, whylen, "%s", resp->errmsg);
 		return resp->err;
 	}
-	return etcd_status(resp->status,
-	                   http_header_get(resp->headers, "grpc-status", gs, sizeof(gs)),
-	                   http_header_get(resp->headers, "grpc-message", gm, sizeof(gm)), why,
-	                   whylen);
+	return etcd_status(
+		resp->status, http_header_get(resp->headers, "grpc-status", gs, sizeof(gs)),
+		http_header_get(resp->headers, "grpc-message", gm, sizeof(gm)), why, whylen);
 }
 
 int etcd_client_timeout_ms(const struct etcd_client *c)
@@ -426,7 +231,7 @@ static int add_eps(struct etcd_client *c, const struct store_opts *opts)
 
 		e->c = c;
 		e->url = strdup(eps[i]);
-		e->reprobe = ev_timer_new(c->loop, reprobe_fire, e);
+		e->reprobe = ev_timer_new(c->loop, etcd_ep_reprobe_fire, e);
 		c->n_eps++;
 		if (!e->url || !e->reprobe)
 			return -ENOMEM;
@@ -446,7 +251,7 @@ struct etcd_client *etcd_client_new(struct ev_loop *loop, const struct store_opt
 		return NULL;
 	c->loop = loop;
 	c->cur = -1;
-	c->grace = ev_timer_new(loop, grace_fire, c);
+	c->grace = ev_timer_new(loop, etcd_race_grace_fire, c);
 	if (!c->grace)
 		goto fail;
 	err = add_eps(c, opts);
@@ -527,8 +332,9 @@ void etcd_call_cancel(struct etcd_call *call)
 /* Runs the callback (which may free the client) and frees the call. */
 static void call_complete(struct etcd_call *call, int err, const uint8_t *msg, size_t len)
 {
-	struct etcd_answer r = { .err = err, .msg = msg, .len = len,
-		                .ambiguous = call->ambiguous, .ep = call->ep };
+	struct etcd_answer r = {
+		.err = err, .msg = msg, .len = len, .ambiguous = call->ambiguous, .ep = call->ep
+	};
 	etcd_call_cb cb = call->cb;
 	void *ctx = call->ctx;
 
@@ -554,7 +360,7 @@ static void call_timer_fire(struct ev_timer *t, void *ctx)
 		return;
 	}
 	call->waiting = false;
-	call_try(call);
+	etcd_call_try(call);
 }
 
 /* Complete with @err from the loop, never from inside the caller's call. */
@@ -601,7 +407,7 @@ void etcd_call_attempt_failed(struct etcd_call *call, int err, const char *why_i
 	if (c->cur < 0 || call->attempts % c->n_eps == 0) {
 		delay = call->backoff_ms;
 		call->backoff_ms = call->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-		                                                          : call->backoff_ms * 2;
+		                                                         : call->backoff_ms * 2;
 	}
 	if (call->attempts >= ROUNDS * c->n_eps || elapsed + delay >= call_budget_ms(call)) {
 		errfmt(call->errmsg, sizeof(call->errmsg),
@@ -659,7 +465,7 @@ static void call_send(struct etcd_call *call, size_t ep)
 	call->sent = true;
 }
 
-static void call_try(struct etcd_call *call)
+void etcd_call_try(struct etcd_call *call)
 {
 	struct etcd_client *c = call->c;
 	long ep;
@@ -757,13 +563,13 @@ static void call_http_done(void *ctx, const struct http_response *resp)
 	if (err == -EPERM && c->username && !call->reauthed && !call->is_auth) {
 		call->reauthed = true;
 		etcd_client_token_rejected(c, call->sent_token);
-		call_try(call);
+		etcd_call_try(call);
 		return;
 	}
 	if (etcd_transport_err(err) || err == -EAGAIN || err == -EPROTO || err == -EMSGSIZE) {
 		if (err != -ECONNREFUSED)
 			call->ambiguous = true;
-		ep_down(c, call->ep, why);
+		etcd_ep_down(c, call->ep, why);
 		etcd_call_attempt_failed(call, err, call->errmsg);
 		return;
 	}

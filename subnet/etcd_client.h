@@ -44,12 +44,12 @@ struct etcd_stream;
 #define ETCD_PATH_WATCH           "/etcdserverpb.Watch/Watch"
 
 struct etcd_answer {
-	int err;             /* 0 or -errno (etcd_status(); transport: lib/http.h's codes) */
-	const char *errmsg;  /* reason when err != 0 */
-	const uint8_t *msg;  /* err 0: the reply message (without the gRPC prefix) */
+	int err;            /* 0 or -errno (etcd_status(); transport: lib/http.h's codes) */
+	const char *errmsg; /* reason when err != 0 */
+	const uint8_t *msg; /* err 0: the reply message (without the gRPC prefix) */
 	size_t len;
-	bool ambiguous;      /* some failed attempt may have been applied */
-	size_t ep;           /* the endpoint that answered last */
+	bool ambiguous; /* some failed attempt may have been applied */
+	size_t ep;      /* the endpoint that answered last */
 };
 
 typedef void (*etcd_call_cb)(void *ctx, const struct etcd_answer *r);

@@ -55,9 +55,9 @@ struct etcd_call {
 	bool waiting; /* for an endpoint or a token: wake() goes on */
 	bool reauthed;
 	bool ambiguous;
-	bool sent; /* this attempt went out (counted in the stats) */
+	bool sent;      /* this attempt went out (counted in the stats) */
 	bool hold_open; /* request side open until the reply (etcd_call_open) */
-	uint8_t *rbuf; /* hold_open: the reply so far */
+	uint8_t *rbuf;  /* hold_open: the reply so far */
 	size_t rlen, rcap;
 	unsigned wake_gen;
 	struct http_req *http;
@@ -89,6 +89,15 @@ long etcd_client_pick(struct etcd_client *c);
 bool etcd_client_need_token(struct etcd_client *c);
 void etcd_client_token_rejected(struct etcd_client *c, const char *sent);
 void etcd_call_attempt_failed(struct etcd_call *call, int err, const char *why);
+/* Send @call on the endpoint in use, or wait for a token or an endpoint. */
+void etcd_call_try(struct etcd_call *call);
+/* etcd_endpoint.c: the timers of the background probes and of the race's head start. */
+void etcd_ep_reprobe_fire(struct ev_timer *t, void *ctx);
+void etcd_race_grace_fire(struct ev_timer *t, void *ctx);
+/* Calls and streams waiting for an endpoint or a token go on (@err 0) or count a failure. */
+void etcd_client_wake(struct etcd_client *c, int err, const char *why);
+/* Mark endpoint @i down: the endpoint in use moves to another that answered. */
+void etcd_ep_down(struct etcd_client *c, size_t i, const char *why);
 /* etcd_stream.c: wake the streams waiting for an endpoint or a token; free them all. */
 void etcd_streams_wake(struct etcd_client *c, int err, const char *why);
 void etcd_streams_free(struct etcd_client *c);

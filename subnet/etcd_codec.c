@@ -215,8 +215,8 @@ int etcd_enc_watch_progress(struct etcd_buf *ret)
 
 /* ---- framing and status ---- */
 
-int etcd_unframe(const uint8_t *buf, size_t len, size_t max, const uint8_t **msg,
-                 size_t *msg_len, size_t *used, char *err, size_t errlen)
+int etcd_unframe(const uint8_t *buf, size_t len, size_t max, const uint8_t **msg, size_t *msg_len,
+                 size_t *used, char *err, size_t errlen)
 {
 	uint32_t n;
 
@@ -304,7 +304,7 @@ int etcd_status(long http_status, const char *grpc_status, const char *grpc_mess
 		errfmt(err, errlen, "HTTP %ld instead of a gRPC reply%s%s", http_status,
 		       msg[0] ? ": " : "", msg);
 		return http_status == 503 || http_status == 502 || http_status == 504 ? -EAGAIN
-		                                                                       : -EPROTO;
+		                                                                      : -EPROTO;
 	}
 	if (!grpc_status) {
 		errfmt(err, errlen, "reply ended without a grpc-status");
@@ -427,8 +427,7 @@ static int lease_from(enum etcd_reply kind, const ProtobufCMessage *m, struct st
 {
 	const Twilletcd__LeaseGrantResponse *g = (const Twilletcd__LeaseGrantResponse *)m;
 	const Twilletcd__LeaseKeepAliveResponse *k = (const Twilletcd__LeaseKeepAliveResponse *)m;
-	const Twilletcd__LeaseTimeToLiveResponse *t =
-		(const Twilletcd__LeaseTimeToLiveResponse *)m;
+	const Twilletcd__LeaseTimeToLiveResponse *t = (const Twilletcd__LeaseTimeToLiveResponse *)m;
 
 	switch (kind) {
 	case ETCD_REPLY_GRANT:
@@ -489,7 +488,8 @@ int etcd_decode_reply(enum etcd_reply kind, const uint8_t *buf, size_t len,
 		res->revision = hdr_rev(((const Twilletcd__LeaseRevokeResponse *)m)->header);
 		break;
 	case ETCD_REPLY_DELETE: {
-		const Twilletcd__DeleteRangeResponse *dr = (const Twilletcd__DeleteRangeResponse *)m;
+		const Twilletcd__DeleteRangeResponse *dr =
+			(const Twilletcd__DeleteRangeResponse *)m;
 
 		res->revision = hdr_rev(dr->header);
 		res->succeeded = dr->deleted > 0;
@@ -574,8 +574,8 @@ int etcd_decode_watch(const uint8_t *buf, size_t len, struct etcd_watch_msg *m)
 	memset(m, 0, sizeof(*m));
 	w = twilletcd__watch_response__unpack(NULL, len, buf);
 	if (!w) {
-		errfmt(m->reason, sizeof(m->reason), "WatchResponse that does not decode (%zu bytes)",
-		       len);
+		errfmt(m->reason, sizeof(m->reason),
+		       "WatchResponse that does not decode (%zu bytes)", len);
 		return -EPROTO;
 	}
 	m->watch_id = w->watch_id;

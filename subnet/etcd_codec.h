@@ -42,8 +42,12 @@ int etcd_enc_delete(const char *key, size_t klen, struct etcd_buf *ret);
 int etcd_enc_txn(const char *key, size_t klen, int64_t expect, bool del, const char *val,
                  size_t vlen, int64_t lease, struct etcd_buf *ret);
 
-enum etcd_lease_op { ETCD_LEASE_GRANT, ETCD_LEASE_REVOKE, ETCD_LEASE_KEEPALIVE,
-	             ETCD_LEASE_TIMETOLIVE };
+enum etcd_lease_op {
+	ETCD_LEASE_GRANT,
+	ETCD_LEASE_REVOKE,
+	ETCD_LEASE_KEEPALIVE,
+	ETCD_LEASE_TIMETOLIVE
+};
 /* @arg: the TTL for a grant, else the lease ID. */
 int etcd_enc_lease(enum etcd_lease_op op, int64_t arg, struct etcd_buf *ret);
 int etcd_enc_auth(const char *name, const char *password, struct etcd_buf *ret);
@@ -63,8 +67,8 @@ int etcd_enc_watch_progress(struct etcd_buf *ret);
  * -EPROTO (a compressed message: never asked for) or -EMSGSIZE (announced length over
  * @max) with a reason in @err.
  */
-int etcd_unframe(const uint8_t *buf, size_t len, size_t max, const uint8_t **msg,
-                 size_t *msg_len, size_t *used, char *err, size_t errlen);
+int etcd_unframe(const uint8_t *buf, size_t len, size_t max, const uint8_t **msg, size_t *msg_len,
+                 size_t *used, char *err, size_t errlen);
 
 /*
  * The outcome of a call from its HTTP status and its grpc-status / grpc-message values

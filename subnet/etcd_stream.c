@@ -26,7 +26,7 @@ struct etcd_stream {
 	bool in_cb;
 	bool closed;
 	bool started;
-	bool linked; /* in c->streams (not once the client let go of it from a callback) */
+	bool linked;  /* in c->streams (not once the client let go of it from a callback) */
 	uint8_t *out; /* sent before the request started */
 	size_t out_len, out_cap;
 	uint8_t *in; /* received, not yet a whole message */
@@ -141,13 +141,13 @@ static void on_data(void *ctx, const char *data, size_t len)
 		const uint8_t *msg;
 		size_t mlen, used;
 		char why[200];
-		int r = etcd_unframe(s->in + off, s->in_len - off, ETCD_MSG_MAX, &msg, &mlen,
-		                     &used, why, sizeof(why));
+		int r = etcd_unframe(s->in + off, s->in_len - off, ETCD_MSG_MAX, &msg, &mlen, &used,
+		                     why, sizeof(why));
 
 		if (r < 0) {
 			etcd_client_stat_err(s->c, r);
-			errfmt(s->why, sizeof(s->why), "%s: %s", etcd_client_ep_url(s->c, (size_t)s->ep),
-			       why);
+			errfmt(s->why, sizeof(s->why), "%s: %s",
+			       etcd_client_ep_url(s->c, (size_t)s->ep), why);
 			end_later(s, r, s->why);
 			return;
 		}

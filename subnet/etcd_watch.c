@@ -176,8 +176,8 @@ static void watcher_kick(struct etcd_watcher *wr)
 	for (struct store_watch *w = wr->watches; w; w = w->next) {
 		if (w->state != W_NEW)
 			continue;
-		if (etcd_enc_watch_create(w->key, w->key_len, w->end, w->end_len, w->next_rev,
-		                          &b) < 0 ||
+		if (etcd_enc_watch_create(w->key, w->key_len, w->end, w->end_len, w->next_rev, &b) <
+		            0 ||
 		    etcd_stream_send(wr->stream, &b) < 0) {
 			etcd_buf_free(&b);
 			watch_fail(w, -ENOMEM);
@@ -433,8 +433,8 @@ static void probe_done(void *ctx, const struct etcd_answer *r)
 	if (!etcd_transport_err(r->err) && r->err != -EAGAIN && r->err != -EPROTO) {
 		/* the member answers (an auth error proves that too): keep the stream */
 		wr->alive_ms = ev_now_ms();
-		if (r->err == 0 &&
-		    etcd_decode_reply(ETCD_REPLY_RANGE, r->msg, r->len, &res, err, sizeof(err)) == 0) {
+		if (r->err == 0 && etcd_decode_reply(ETCD_REPLY_RANGE, r->msg, r->len, &res, err,
+		                                     sizeof(err)) == 0) {
 			check_backwards(wr, res.revision);
 			store_result_clear(&res);
 		}

@@ -577,10 +577,80 @@ struct etcd_fixture *etcd_fixture_start(const struct etcd_fixture_opts *opts)
 	return NULL;
 }
 
+static void proxy_stop(struct etcd_fixture *f)
+{
+	if (f->proxy_pid <= 0)
+		return;
+	kill(f->proxy_pid, SIGKILL);
+	while (waitpid(f->proxy_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	f->proxy_pid = 0;
+}
+
+/* The proxy accepts connections (it serves as soon as it listens). */
+static bool port_open(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		                  .sin_port = htons((uint16_t)port) };
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
+int etcd_fixture_proxy(struct etcd_fixture *f)
+{
+	char eps[256] = "", listen[64];
+	const char *argv[] = { ETCD_BIN, "grpc-proxy", "start", eps, listen, NULL };
+	uint64_t end = now_ms() + 5000;
+	int port;
+	pid_t pid;
+
+	if (!f || f->tls || f->proxy_pid > 0)
+		return -EINVAL;
+	if (free_ports(&port, 1) < 0)
+		return -EADDRNOTAVAIL;
+	snprintf(eps, sizeof(eps), "--endpoints=");
+	for (int i = 0; i < f->n; i++)
+		snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s127.0.0.1:%d",
+		         i ? "," : "", f->m[i].client_port);
+	snprintf(listen, sizeof(listen), "--listen-addr=127.0.0.1:%d", port);
+	snprintf(f->proxy_log, sizeof(f->proxy_log), "%s/proxy.log", f->dir);
+	snprintf(f->proxy_url, sizeof(f->proxy_url), "http://127.0.0.1:%d", port);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open(f->proxy_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(ETCD_BIN, (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	f->proxy_pid = pid;
+	while (!port_open(port)) {
+		if (now_ms() >= end || waitpid(pid, NULL, WNOHANG) == pid) {
+			f->proxy_pid = pid; /* reaped or killed below */
+			proxy_stop(f);
+			return -ETIMEDOUT;
+		}
+		sleep_ms(20);
+	}
+	return 0;
+}
+
 void etcd_fixture_stop(struct etcd_fixture *f)
 {
 	if (!f)
 		return;
+	proxy_stop(f);
 	kill_all(f, SIGCONT);
 	kill_all(f, SIGTERM);
 	reap_all(f, 1500);

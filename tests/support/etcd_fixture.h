@@ -44,6 +44,9 @@ struct etcd_fixture {
 	char cafile[300], certfile[300], keyfile[300]; /* TLS: CA and a client cert without CN */
 	const char *username, *password;               /* auth: "user"/"userpw"; else NULL */
 	const char *root_username, *root_password;     /* auth: "root"/"rootpw"; else NULL */
+	pid_t proxy_pid;      /* etcd_fixture_proxy(): the grpc-proxy, 0 = none */
+	char proxy_url[64];   /* http://127.0.0.1:<port> of the proxy */
+	char proxy_log[300];
 };
 
 /* Start etcd and wait until every member reports healthy (deadline 20 s). NULL (log tail printed) on failure. */
@@ -66,6 +69,11 @@ long etcd_fixture_post(struct etcd_fixture *f, const char *path, const char *jso
 int64_t etcd_fixture_revision(struct etcd_fixture *f);
 /* Compact the history up to @rev (physical). 0 or -errno. */
 int etcd_fixture_compact(struct etcd_fixture *f, int64_t rev);
+/*
+ * Start an `etcd grpc-proxy` in front of every member (plain http only), listening on a
+ * free loopback port; f->proxy_url then names it. Stopped with the fixture. 0 or -errno.
+ */
+int etcd_fixture_proxy(struct etcd_fixture *f);
 /* Print the last @lines lines of member @i's log to stderr. */
 void etcd_fixture_dump_log(const struct etcd_fixture *f, int i, int lines);
 

@@ -33,9 +33,10 @@ struct grpc_fake_conn {
 
 static void frame(int fd, uint8_t type, uint8_t flags, uint32_t sid, const void *p, size_t n)
 {
-	uint8_t h[9] = { (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n, type, flags,
-		         (uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
-		         (uint8_t)sid };
+	uint8_t h[9] = {
+		(uint8_t)(n >> 16),   (uint8_t)(n >> 8),    (uint8_t)n,          type,        flags,
+		(uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid
+	};
 
 	if (write(fd, h, 9) != 9 || (n && write(fd, p, n) != (ssize_t)n))
 		return; /* the client went away: nothing to do */
@@ -156,8 +157,9 @@ static bool frames(struct grpc_fake_conn *c)
 	while (c->len - off >= 9) {
 		const uint8_t *h = c->buf + off;
 		size_t n = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
-		uint32_t sid = ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 |
-		                h[8]) & 0x7fffffffu;
+		uint32_t sid =
+			((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) &
+			0x7fffffffu;
 
 		if (c->len - off < 9 + n)
 			break;

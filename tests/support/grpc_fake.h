@@ -12,13 +12,13 @@
 struct ev_loop;
 
 enum grpc_fake_mode {
-	GRPC_FAKE_UNAVAILABLE,  /* trailers-only: grpc-status 14 "etcdserver: request timed out" */
-	GRPC_FAKE_TRUNCATED,    /* a frame announcing 100 bytes, 10 sent, then grpc-status 0 */
-	GRPC_FAKE_OVERSIZE,     /* a frame announcing 2 GiB, then grpc-status 0 */
-	GRPC_FAKE_NO_STATUS,    /* a whole message, then the stream ends without trailers */
-	GRPC_FAKE_CLOSE,        /* response headers and half a frame, then the connection closes */
-	GRPC_FAKE_GARBAGE,      /* a whole frame of bytes that are no protobuf message */
-	GRPC_FAKE_PERCENT,      /* grpc-status 7 with a percent-encoded grpc-message */
+	GRPC_FAKE_UNAVAILABLE, /* trailers-only: grpc-status 14 "etcdserver: request timed out" */
+	GRPC_FAKE_TRUNCATED,   /* a frame announcing 100 bytes, 10 sent, then grpc-status 0 */
+	GRPC_FAKE_OVERSIZE,    /* a frame announcing 2 GiB, then grpc-status 0 */
+	GRPC_FAKE_NO_STATUS,   /* a whole message, then the stream ends without trailers */
+	GRPC_FAKE_CLOSE,       /* response headers and half a frame, then the connection closes */
+	GRPC_FAKE_GARBAGE,     /* a whole frame of bytes that are no protobuf message */
+	GRPC_FAKE_PERCENT,     /* grpc-status 7 with a percent-encoded grpc-message */
 };
 
 struct grpc_fake {

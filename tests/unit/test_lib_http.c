@@ -165,6 +165,7 @@ struct res {
 	size_t data_len;
 	uint64_t at;
 	int calls;
+	char clen[16]; /* the Content-Length response header, as handed over */
 	struct http_client *free_me; /* freed from the data callback */
 	struct http_req *cancel_me;
 };
@@ -176,6 +177,8 @@ static void on_done(void *ctx, const struct http_response *r)
 	x->calls++;
 	x->done = true;
 	x->rc = r->err;
+	if (!http_header_get(r->headers, "content-length", x->clen, sizeof(x->clen)))
+		x->clen[0] = '\0';
 	x->status = r->status;
 	x->at = ev_now_ms();
 	if (r->body)
@@ -232,6 +235,7 @@ Test(lib_http, get_post_and_reuse)
 	cr_assert_eq(a.rc, 0);
 	cr_assert_eq(a.status, 200);
 	cr_assert_str_eq(a.body, "hello world");
+	cr_assert_str_eq(a.clen, "11");
 	req(c, "/echo", "{\"key\":\"Zm9v\"}", 2000, 0, false, &b);
 	cr_assert_eq(ev_loop_run_until(loop, &b.done, 3000), 0);
 	cr_assert_eq(b.status, 200);
@@ -355,4 +359,19 @@ Test(lib_http, bad_options)
 	http_client_free(c);
 	http_client_free(NULL);
 	http_cancel(NULL);
+}
+
+Test(lib_http, header_lookup)
+{
+	static const char h[] = "HTTP/2 200\r\ncontent-type: application/grpc\r\n"
+	                        "grpc-status: 0\r\n\r\nGrpc-Status:  14 \r\n"
+	                        "grpc-message: etcdserver: request timed out\r\n";
+	char b[8];
+
+	cr_assert_str_eq(http_header_get(h, "grpc-status", b, sizeof(b)), "14"); /* the trailer */
+	cr_assert_str_eq(http_header_get(h, "GRPC-MESSAGE", b, sizeof(b)), "etcdser");
+	cr_assert_null(http_header_get(h, "grpc", b, sizeof(b)));
+	cr_assert_null(http_header_get(h, "te", b, sizeof(b)));
+	cr_assert_null(http_header_get("", "grpc-status", b, sizeof(b)));
+	cr_assert_null(http_header_get(NULL, "grpc-status", b, sizeof(b)));
 }

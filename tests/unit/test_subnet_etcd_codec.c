@@ -107,7 +107,8 @@ Test(etcd_codec, status_mapping)
 		{ 503, NULL, NULL, -EAGAIN },
 		{ 200, "16", "etcdserver: invalid auth token", -EPERM },
 		{ 200, "3", "etcdserver: user name is empty", -EACCES },
-		{ 200, "3", "etcdserver: authentication failed, invalid user ID or password", -EACCES },
+		{ 200, "3", "etcdserver: authentication failed, invalid user ID or password",
+		  -EACCES },
 		{ 200, "3", "etcdserver: key is not provided", -EINVAL },
 		{ 200, "7", "etcdserver: permission denied", -EACCES },
 		{ 200, "5", "etcdserver: requested lease not found", -ENOENT },
@@ -169,9 +170,9 @@ Test(etcd_codec, range_reply_skips_bad_keys)
 	free(b);
 
 	/* an empty reply is all zero values */
-	cr_assert_eq(etcd_decode_reply(ETCD_REPLY_RANGE, (const uint8_t *)"", 0, &res, err,
-	                               sizeof(err)),
-	             0);
+	cr_assert_eq(
+		etcd_decode_reply(ETCD_REPLY_RANGE, (const uint8_t *)"", 0, &res, err, sizeof(err)),
+		0);
 	cr_assert_eq(res.n_kvs, 0);
 	cr_assert_eq(res.revision, 0);
 	cr_assert_eq(etcd_decode_reply(ETCD_REPLY_RANGE, (const uint8_t *)"\xff\xff", 2, &res, err,

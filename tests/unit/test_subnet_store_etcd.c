@@ -18,6 +18,7 @@
 #include "lib/base64.h"
 #include "lib/ev.h"
 #include "subnet/store.h"
+#include "subnet/store_stats.h"
 #include "subnet/store_util.h"
 #include "tests/support/etcd_fixture.h"
 #include "tests/support/grpc_fake.h"
@@ -405,6 +406,85 @@ Test(store_etcd, watch_history_and_live)
 	cr_assert_str_eq(w.evs[3].kv.key, P "subnets/b");
 	cr_assert_eq(w.n, 4);
 	cr_assert_eq(w.last_rev, w.evs[3].kv.mod_revision);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+	stop();
+}
+
+/* Every watch of a store shares its one Watch stream; freeing one cancels only that one. */
+Test(store_etcd, watches_share_one_stream)
+{
+	struct wcoll a = { 0 }, b = { 0 };
+	struct store_watch *wa, *wb;
+	struct store_stats ss;
+
+	start(NULL, NULL);
+	wa = st->ops->watch(st, P "subnets/", 0, on_watch, &a);
+	wb = st->ops->watch(st, P "config", 0, on_watch, &b);
+	cr_assert(wa && wb);
+	for (int i = 0; i < 20; i++) /* both created */
+		ev_loop_run_once(loop, 20);
+	put(P "subnets/a", "1");
+	put(P "config", "c");
+	cr_assert(wait_events(&a, 1, 5000));
+	cr_assert(wait_events(&b, 1, 5000));
+	cr_assert_str_eq(a.evs[0].kv.key, P "subnets/a");
+	cr_assert_str_eq(b.evs[0].kv.key, P "config");
+	st->ops->watch_free(wa);
+	put(P "subnets/b", "2");
+	put(P "config", "d");
+	cr_assert(wait_events(&b, 2, 5000));
+	cr_assert_str_eq(b.evs[1].kv.value, "d");
+	cr_assert_eq(a.n, 1, "a freed watch got events");
+	cr_assert_eq(store_etcd_stats(st, &ss), 0);
+	cr_assert_eq(ss.requests[STORE_STAT_WATCH], 1, "%" PRIu64 " watch streams",
+	             ss.requests[STORE_STAT_WATCH]);
+	st->ops->watch_free(wb);
+	wcoll_clear(&a);
+	wcoll_clear(&b);
+	stop();
+}
+
+/*
+ * Through etcd grpc-proxy (it serves no JSON gateway, and ends a watch or a keepalive whose
+ * request side was half-closed): watches on the shared stream, keepalive, create with a
+ * lease, listing.
+ */
+Test(store_etcd, through_grpc_proxy)
+{
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct sync y = { 0 };
+	char *eps[2] = { NULL, NULL };
+	int64_t lease;
+
+	loop = ev_loop_new();
+	fx = etcd_fixture_start(NULL);
+	cr_assert(fx);
+	cr_assert_eq(etcd_fixture_proxy(fx), 0);
+	eps[0] = fx->proxy_url;
+	st = store_etcd_new(loop, &(struct store_opts){ .endpoints = eps });
+	cr_assert(st);
+	wt = st->ops->watch(st, P "subnets/", 0, on_watch, &w);
+	cr_assert(wt);
+	DO(&y, st->ops->create(st, P "subnets/10.5.9.0-24", "p", 1, 30, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(y.res.succeeded);
+	lease = y.res.lease_id;
+	cr_assert(wait_events(&w, 1, 5000), "no event through the proxy");
+	cr_assert_str_eq(w.evs[0].kv.key, P "subnets/10.5.9.0-24");
+	cr_assert_eq(w.evs[0].kv.lease, lease);
+	DO(&y, st->ops->keepalive(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert_gt(y.res.ttl, 25);
+	DO(&y, st->ops->list(st, P "subnets/", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, 1);
+	DO(&y, st->ops->revoke(st, lease, on_res, &y));
+	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
+	cr_assert(wait_events(&w, 2, 5000));
+	cr_assert_eq(w.evs[1].type, STORE_EV_DELETE);
+	cr_assert_str_eq(st->ops->endpoint(st), fx->proxy_url);
 	st->ops->watch_free(wt);
 	wcoll_clear(&w);
 	sync_clear(&y);
