@@ -11,8 +11,8 @@
 #     MOVE_MS (the request timeout, 5 s, + 1 s to apply) of the freeze (or of the put, when the
 #     frozen member was the leader and the put had to wait for an election).
 #  3. The member thawed; then the one twilld uses now is SIGKILLed: the same, within MOVE_MS.
-set -euo pipefail
 # shellcheck disable=SC2016 # eval'd conditions of wait_for expand later, on purpose
+set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=tests/integration/lib_proxy.sh

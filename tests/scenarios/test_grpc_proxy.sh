@@ -12,8 +12,8 @@
 #     every host's kernel equals the leases; every twilld still runs.
 # TW_DIRECT=1 points twilld at the members instead of the proxies (to debug the harness with a
 # build that has no gRPC transport).
-set -euo pipefail
 # shellcheck disable=SC2016,SC2034 # eval'd conditions of wait_for expand later, on purpose
+set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 # shellcheck source=tests/integration/lib_proxy.sh
