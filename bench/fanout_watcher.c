@@ -148,8 +148,11 @@ int main(int argc, char **argv)
 {
 	struct watcher w = { 0 };
 	struct store_opts so = { 0 };
-	struct leasemgr_events ev = { .own_acquired = on_own, .resync = on_resync,
-		                      .added = on_added, .removed = on_removed, .error = on_error };
+	struct leasemgr_events ev = { .own_acquired = on_own,
+		                      .resync = on_resync,
+		                      .added = on_added,
+		                      .removed = on_removed,
+		                      .error = on_error };
 	struct leasemgr_opts lo = { .prefix = PREFIX };
 	struct lease_attrs own = { 0 };
 	struct subnet_config *cfg = NULL;
