@@ -511,8 +511,9 @@ size_t http_client_connects(const struct http_client *c)
 /*
  * HTTP/2 on http:// (h2c): with prior knowledge, on a connection of its own. libcurl 7.88
  * (Debian 12) breaks every other way (docs/etcd.md): a request that reuses an h2c
- * connection with prior knowledge fails at once ("Error in the HTTP2 framing layer"), one
- * that reuses it as plain HTTP/2 stalls at its end under the multi-socket API, and
+ * connection with prior knowledge fails at once ("Error in the HTTP2 framing layer", curl
+ * issue 10634), one that reuses it as plain HTTP/2 stalls at the end of a large reply until
+ * libcurl is called again for some other reason, and
  * concurrent streams on one h2c connection fail like the first. Over TLS (ALPN) one
  * connection carries every request.
  */

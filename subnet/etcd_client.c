@@ -182,7 +182,9 @@ const char *etcd_client_ep_url(const struct etcd_client *c, size_t i)
 
 const char *etcd_client_endpoint(const struct etcd_client *c)
 {
-	return c->eps[c->cur >= 0 ? (size_t)c->cur : 0].url;
+	if (c->cur >= 0)
+		return c->eps[c->cur].url;
+	return c->n_eps == 1 || !c->all_eps ? c->eps[0].url : c->all_eps;
 }
 
 size_t etcd_client_n_eps(const struct etcd_client *c)
@@ -225,6 +227,19 @@ static int add_eps(struct etcd_client *c, const struct store_opts *opts)
 	c->eps = calloc(n, sizeof(*c->eps));
 	if (!c->eps)
 		return -ENOMEM;
+	/* what endpoint() says before one answered: all of them, none singled out */
+	for (size_t i = 0, len = 0; i < n; i++) {
+		size_t l = strlen(eps[i]);
+		char *a = realloc(c->all_eps, len + l + 2);
+
+		if (!a)
+			return -ENOMEM;
+		c->all_eps = a;
+		memcpy(a + len, eps[i], l);
+		len += l;
+		a[len] = i + 1 < n ? ',' : '\0';
+		len += i + 1 < n ? 1 : 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct etcd_ep *e = &c->eps[i];
 		size_t l;
@@ -291,6 +306,7 @@ void etcd_client_free(struct etcd_client *c)
 		free(c->eps[i].url);
 	}
 	free(c->eps);
+	free(c->all_eps);
 	free(c->cafile);
 	free(c->certfile);
 	free(c->keyfile);

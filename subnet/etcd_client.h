@@ -100,7 +100,7 @@ long etcd_stream_ep(const struct etcd_stream *s);
 /* Cancel: no callback after this. NULL-safe. */
 void etcd_stream_close(struct etcd_stream *s);
 
-/* Endpoint @i's URL; the endpoint in use (or the first when none answered yet). */
+/* Endpoint @i's URL; the endpoint in use (before one answered: the list, comma-separated). */
 const char *etcd_client_ep_url(const struct etcd_client *c, size_t i);
 const char *etcd_client_endpoint(const struct etcd_client *c);
 size_t etcd_client_n_eps(const struct etcd_client *c);

@@ -25,7 +25,8 @@ struct etcd_client {
 	struct http_client *http;
 	struct etcd_ep *eps;
 	size_t n_eps;
-	long cur; /* endpoint in use, -1 = none answered (yet) */
+	long cur;      /* endpoint in use, -1 = none answered (yet) */
+	char *all_eps; /* "a,b,c": the endpoint before one is in use */
 	char *cafile, *certfile, *keyfile;
 	char *username, *password;
 	char *token;

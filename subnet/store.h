@@ -104,7 +104,8 @@ struct store_ops {
 	void (*watch_free)(struct store_watch *w);
 	/* Cancels pending requests (their callbacks do not run). NULL-safe. */
 	void (*free)(struct store *s);
-	/* Human-readable endpoint in use, for logs and metrics. */
+	/* Human-readable endpoint in use (the etcd store, before an endpoint answered: the
+	 * comma-separated list), for logs and metrics. */
 	const char *(*endpoint)(struct store *s);
 	/*
 	 * Seconds left of lease @lease_id without refreshing it (etcd's timetolive,

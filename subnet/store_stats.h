@@ -1,6 +1,6 @@
 /*
  * Request and error counters of the etcd store, for metrics and readiness.
- * Counted per HTTP request (a retried call counts every attempt). Updated and
+ * Counted per attempt (a retried call counts every attempt, sent or not). Updated and
  * read on the store's loop thread only.
  */
 #ifndef TWILL_SUBNET_STORE_STATS_H
@@ -21,9 +21,9 @@ enum store_stat_op {
 	STORE_STAT_KEEPALIVE,
 	STORE_STAT_REVOKE,
 	STORE_STAT_TIMETOLIVE,
-	STORE_STAT_AUTH,  /* /v3/auth/authenticate */
-	STORE_STAT_WATCH, /* a watch stream opened (or resumed) */
-	STORE_STAT_PROBE, /* a liveness probe of a silent watch */
+	STORE_STAT_AUTH,  /* Auth/Authenticate */
+	STORE_STAT_WATCH, /* the store's Watch stream opened (or reopened) */
+	STORE_STAT_PROBE, /* a liveness probe: of a silent watch, or of an endpoint (race) */
 	STORE_STAT_OP_COUNT,
 };
 
@@ -32,8 +32,8 @@ enum store_stat_err {
 	STORE_STAT_ERR_TIMEOUT,     /* no answer within the request timeout */
 	STORE_STAT_ERR_TLS,         /* TLS handshake or certificate failure */
 	STORE_STAT_ERR_AUTH,        /* authentication or permission refused */
-	STORE_STAT_ERR_UNAVAILABLE, /* HTTP 5xx / etcd unavailable (no leader, stopping) */
-	STORE_STAT_ERR_REJECTED,    /* etcd refused the request (4xx, gRPC error) */
+	STORE_STAT_ERR_UNAVAILABLE, /* gRPC Unavailable (no leader, stopping, timed out) */
+	STORE_STAT_ERR_REJECTED,    /* etcd refused the request (another gRPC error) */
 	STORE_STAT_ERR_PROTOCOL,    /* a reply that does not parse */
 	STORE_STAT_ERR_STREAM,      /* a watch stream ended or broke without a transport error */
 	STORE_STAT_ERR_COUNT,
@@ -43,7 +43,7 @@ struct store_stats {
 	uint64_t requests[STORE_STAT_OP_COUNT]; /* HTTP requests started, by operation */
 	uint64_t errors[STORE_STAT_ERR_COUNT];  /* failed requests, by kind */
 	uint64_t last_ok_ms; /* ev_now_ms() of the last answer from etcd that proves it serves
-			      * (HTTP status below 500, watch data); 0 = never */
+			      * (any gRPC answer but Unavailable, watch data); 0 = never */
 };
 
 /* Label value for @op ("get", "keepalive", ...); "unknown" when out of range. */
