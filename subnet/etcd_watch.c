@@ -48,6 +48,7 @@ struct store_watch {
 	bool in_cb;
 	bool freed;
 	bool denied_once; /* refused once: a new token was fetched */
+	unsigned cancels; /* canceled by etcd since the last events */
 	struct store_watch *next, *prev;
 };
 
@@ -267,6 +268,9 @@ static bool on_canceled(struct etcd_watcher *wr, struct store_watch *w,
 		return false;
 	} else if (perm) {
 		watch_fail(w, -EACCES);
+	} else if (++w->cancels > 3) {
+		log_debug("etcd watch: canceled %u times in a row: %s", w->cancels, m->reason);
+		watch_fail(w, -EPIPE);
 	} else {
 		w->state = W_NEW; /* created again on this stream */
 	}
@@ -316,6 +320,7 @@ static bool on_events(struct store_watch *w, const struct etcd_watch_msg *m)
 {
 	size_t first = 0;
 
+	w->cancels = 0;
 	while (first < m->n_evs && m->evs[first].kv.mod_revision < w->next_rev)
 		first++;
 	if (m->n_evs == 0) {

@@ -606,7 +606,7 @@ int etcd_fixture_proxy(struct etcd_fixture *f)
 	char eps[256] = "", listen[64];
 	const char *argv[] = { ETCD_BIN, "grpc-proxy", "start", eps, listen, NULL };
 	uint64_t end = now_ms() + 5000;
-	int port;
+	int port = 0;
 	pid_t pid;
 
 	if (!f || f->tls || f->proxy_pid > 0)
