@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # twill demo: a 3-host overlay network in network namespaces on this machine.
 #
-#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--keep] [--no-deps] [--no-build]
+#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--proxy] [--keep] [--no-deps] [--no-build]
 #   sudo bash contrib/demo.sh --teardown PREFIX
 #
 # Installs what is missing (contrib/deps.sh), builds twill into build-demo/, then builds a
@@ -11,6 +11,8 @@
 # bridge set up from the host's subnet file (overlay 198.18.0.0/16). It shows the leases,
 # pings between containers on different hosts (all 12 pairs), runs a 3 s iperf3 across hosts,
 # and tears everything down (or keeps it with --keep). Exits non-zero if any step fails.
+# --proxy: the CoreOS layout: an `etcd grpc-proxy` on 127.0.0.1:23790 in every host namespace,
+# and twilld and twillctl there talk only to it (--etcd-endpoints=http://127.0.0.1:23790).
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,9 +21,10 @@ keep=0
 deps=1
 build=1
 teardown=
+proxy=0
 
 usage() {
-	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
 	--backend) backend=${2:-}; shift 2 ;;
 	--backend=*) backend=${1#*=}; shift ;;
 	--keep) keep=1; shift ;;
+	--proxy) proxy=1; shift ;;
 	--no-deps) deps=0; shift ;;
 	--no-build) build=0; shift ;;
 	--teardown) teardown=${2:-}; [ -n "$teardown" ] || { echo "demo: --teardown needs the PREFIX" >&2; exit 2; }; shift 2 ;;
@@ -48,6 +52,7 @@ vxlan | host-gw | udp) ;;
 esac
 
 nsteps=10
+[ $proxy = 0 ] || nsteps=11
 stepno=0
 step() {
 	stepno=$((stepno + 1))
@@ -102,6 +107,26 @@ echo "  $(ns_etcd): eth0 $TW_ETCD_IP/24"
 
 step "etcd in $(ns_etcd), listening on $TW_ETCD_URL"
 start_etcd
+
+# start_proxies: an etcd grpc-proxy in every host namespace on 127.0.0.1:23790, forwarding to
+# etcd; from here on every twilld and twillctl of the demo uses its host's proxy.
+start_proxies() {
+	local i url=http://127.0.0.1:23790
+	for i in 1 2 3; do
+		bg_start "$(ns_host "$i")" "$TW_DIR/logs/proxy-h$i.log" "grpc-proxy h$i" \
+			etcd grpc-proxy start --endpoints="$TW_ETCD_IP:2379" --listen-addr=127.0.0.1:23790 \
+			--data-dir "$TW_DIR/h$i/proxy"
+		wait_for --timeout 10 ip netns exec "$(ns_host "$i")" etcdctl --endpoints 127.0.0.1:23790 \
+			--dial-timeout 1s get /demo-probe >/dev/null 2>&1 ||
+			{ show_log "$TW_DIR/logs/proxy-h$i.log"; fail "grpc-proxy in $(ns_host "$i") does not serve"; }
+		echo "  $(ns_host "$i"): etcd grpc-proxy on $url -> $TW_ETCD_IP:2379 (pid $TW_BG_PID)"
+	done
+	TW_ETCD_URL=$url
+}
+if [ $proxy = 1 ]; then
+	step "etcd grpc-proxy in every host namespace (--proxy)"
+	start_proxies
+fi
 
 step "Network config (backend $backend) written with twillctl"
 cfg=$(net_config_json "$backend")
