@@ -18,6 +18,7 @@
 #define BACKOFF_MAX_MS     2000u
 #define ROUNDS             3
 #define DEFAULT_TIMEOUT_MS 5000
+#define PROBE_TIMEOUT_MS   2000 /* a liveness probe (pinned call) gives up after this */
 
 /* ---- stats ---- */
 
@@ -468,7 +469,13 @@ static void call_send(struct etcd_call *call, size_t ep)
 		call->rlen = 0;
 	}
 	r.o.timeout_ms = (long)(left < (uint64_t)c->timeout_ms ? left : (uint64_t)c->timeout_ms);
-	if (call->pinned >= 0 || r.o.timeout_ms < 100)
+	/*
+	 * Pinned calls are liveness probes of one member: a live member answers them in
+	 * milliseconds, so a frozen one is left after PROBE_TIMEOUT_MS, not the request timeout.
+	 */
+	if (call->pinned >= 0)
+		r.o.timeout_ms = c->timeout_ms < PROBE_TIMEOUT_MS ? c->timeout_ms : PROBE_TIMEOUT_MS;
+	else if (r.o.timeout_ms < 100)
 		r.o.timeout_ms = c->timeout_ms;
 	call->http = http_request(c->http, &r.o, call_http_done, call);
 	if (!call->http) {

@@ -32,7 +32,7 @@ struct leasemgr {
 	struct leasemgr_events ev;
 	void *ctx;
 	char *subnets_prefix; /* "<prefix>/subnets/" */
-	int64_t ttl_s, margin_s, retry_ms, acq_retry_ms, unit_ms;
+	int64_t ttl_s, margin_s, retry_ms, acq_retry_ms, backoff_max_ms, unit_ms;
 	char *subnet_file;
 	ipam_rand_fn rnd;
 	void *rnd_ctx;
@@ -552,8 +552,8 @@ static void acq_retry(struct leasemgr *m)
 {
 	ev_timer_start(m->acq_timer, (uint64_t)m->acq_backoff_ms, 0);
 	m->acq_backoff_ms *= 2;
-	if (m->acq_backoff_ms > m->retry_ms)
-		m->acq_backoff_ms = m->retry_ms;
+	if (m->acq_backoff_ms > m->backoff_max_ms)
+		m->acq_backoff_ms = m->backoff_max_ms;
 }
 
 static void clear_pending(struct leasemgr *m)
@@ -1083,8 +1083,8 @@ static void w_retry(struct leasemgr *m)
 {
 	ev_timer_start(m->relist_timer, (uint64_t)m->w_backoff_ms, 0);
 	m->w_backoff_ms *= 2;
-	if (m->w_backoff_ms > m->retry_ms)
-		m->w_backoff_ms = m->retry_ms;
+	if (m->w_backoff_ms > m->backoff_max_ms)
+		m->w_backoff_ms = m->backoff_max_ms;
 }
 
 static void handle_event(struct leasemgr *m, const struct store_event *e)
@@ -1355,8 +1355,9 @@ struct leasemgr *leasemgr_new(struct ev_loop *loop, struct store *store,
 	m->margin_s = opts && opts->renew_margin_s > 0 ? opts->renew_margin_s : 3600;
 	m->retry_ms = opts && opts->retry_ms > 0 ? opts->retry_ms : 60000;
 	m->acq_retry_ms = opts && opts->acquire_retry_ms > 0 ? opts->acquire_retry_ms : 1000;
-	if (m->acq_retry_ms > m->retry_ms)
-		m->acq_retry_ms = m->retry_ms;
+	m->backoff_max_ms = opts && opts->backoff_max_ms > 0 ? opts->backoff_max_ms : 2000;
+	if (m->acq_retry_ms > m->backoff_max_ms)
+		m->acq_retry_ms = m->backoff_max_ms;
 	m->unit_ms = opts && opts->time_unit_ms > 0 ? opts->time_unit_ms : 1000;
 	m->rnd = opts && opts->rnd ? opts->rnd : default_rnd;
 	m->rnd_ctx = opts && opts->rnd ? opts->rnd_ctx : NULL;

@@ -32,13 +32,16 @@ struct leasemgr_opts {
 	const char *prefix;      /* etcd prefix, default "/coreos.com/network" */
 	int64_t lease_ttl_s;     /* default 86400 (--subnet-lease-ttl) */
 	int64_t renew_margin_s;  /* default 3600 (--subnet-lease-renew-margin minutes * 60) */
-	int64_t retry_ms;        /* renewal retry after failure, default 60000; also the
-					  * longest back-off of acquisition and relisting */
+	int64_t retry_ms;        /* renewal retry after failure, default 60000 */
 	const char *subnet_file; /* read FLANNEL_SUBNET from it for re-use; may be NULL */
 	ipam_rand_fn rnd;        /* NULL = getrandom-based */
 	void *rnd_ctx;
 	int64_t acquire_retry_ms; /* first back-off after a failed acquisition or listing,
-					  * doubled up to retry_ms; default 1000 */
+					  * doubled up to backoff_max_ms; default 1000 */
+	int64_t backoff_max_ms;   /* longest back-off of acquisition and relisting, default
+					  * 2000: a node must catch up within seconds of its etcd
+					  * (or local proxy) returning, and a failed listing costs
+					  * etcd nothing */
 	int64_t time_unit_ms;     /* test hook: length of one TTL second, default 1000
 					  * (pair with store_local_set_time_unit) */
 };
