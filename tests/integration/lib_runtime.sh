@@ -1,0 +1,158 @@
+# shellcheck shell=bash
+# Helpers for tests and the demo that run real container runtimes (Docker, podman) and the CNI
+# plugin inside the host namespaces of lib.sh. Source lib.sh first, then this file.
+#
+# Docker: one dockerd per host namespace, entered with `nsenter --net=/run/netns/NS` (not
+# `ip netns exec`: that remounts /sys and hides the cgroup mounts dockerd needs). Everything
+# dockerd keeps lives under $TW_DIR/h<i>/docker (data root, exec root, pid file, API socket), so
+# nothing of the machine's own Docker is touched; its iptables calls run in the host namespace.
+# rt_cleanup (run before lib.sh's cleanup, from the EXIT trap set here) removes the containers,
+# stops dockerd and the containerd it spawned by PID, and unmounts what they left mounted.
+
+if [ -n "${TW_LIB_RUNTIME_LOADED:-}" ]; then
+	return 0
+fi
+TW_LIB_RUNTIME_LOADED=1
+
+TW_DOCKER_IMAGE=twill-busybox
+declare -gA TW_DOCKERD_PID=() # host index -> dockerd pid
+TW_RT_CLEANED=0
+
+# docker_dir I: host I's Docker state directory.
+docker_dir() { echo "$TW_DIR/h$1/docker"; }
+
+# dockercli I ARGS...: the docker client against host I's dockerd.
+dockercli() {
+	local i=$1
+	shift
+	docker -H "unix://$(docker_dir "$i")/docker.sock" "$@"
+}
+
+# _rt_docker_up I: true once host I's dockerd answers; fails the test when it died.
+_rt_docker_up() {
+	local pid=${TW_DOCKERD_PID[$1]}
+	_tw_alive "$pid" || { show_log "$TW_DIR/logs/dockerd-h$1.log" 40; fail "dockerd h$1 exited"; }
+	dockercli "$1" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+# start_dockerd I ARGS...: dockerd in host I with its own data root, exec root, pid file and
+# socket (vfs storage, no userland proxy), plus ARGS; waits until it answers (30 s).
+start_dockerd() {
+	local i=$1 dd logf
+	shift
+	dd=$(docker_dir "$i")
+	logf=$TW_DIR/logs/dockerd-h$i.log
+	mkdir -p "$dd/data" "$dd/exec"
+	[ -e "$dd/daemon.json" ] || echo '{}' >"$dd/daemon.json"
+	echo "=== start: dockerd $*" >>"$logf"
+	nsenter --net="/run/netns/$(ns_host "$i")" dockerd --data-root "$dd/data" \
+		--exec-root "$dd/exec" --pidfile "$dd/docker.pid" -H "unix://$dd/docker.sock" \
+		--config-file "$dd/daemon.json" --storage-driver vfs --userland-proxy=false \
+		--log-level warn "$@" </dev/null >>"$logf" 2>&1 &
+	TW_DOCKERD_PID[$i]=$!
+	TW_PROCS[$!]="dockerd h$i"
+	TW_LOGS+=("$logf")
+	wait_for --timeout 30 --interval 0.2 _rt_docker_up "$i" ||
+		{ show_log "$logf" 40; fail "dockerd h$i did not answer within 30 s"; }
+	log "dockerd h$i up in ${TW_WAITED_MS} ms (pid ${TW_DOCKERD_PID[$i]})"
+}
+
+# stop_dockerd I: remove host I's containers, stop its dockerd (SIGTERM, 20 s) and the
+# containerd it spawned, by PID; unmount what is left mounted under its state directory.
+stop_dockerd() {
+	local i=$1 pid=${TW_DOCKERD_PID[$1]:-} dd cpid ids m
+	dd=$(docker_dir "$i")
+	[ -n "$pid" ] || return 0
+	if _tw_alive "$pid"; then
+		ids=$(dockercli "$i" ps -aq 2>/dev/null) || ids=
+		# shellcheck disable=SC2086
+		[ -z "$ids" ] || dockercli "$i" rm -f $ids >/dev/null 2>&1 || true
+	fi
+	cpid=$(cat "$dd/exec/containerd/containerd.pid" 2>/dev/null) || cpid=
+	stop_pid "$pid" 20
+	unset "TW_DOCKERD_PID[$i]"
+	if [ -n "$cpid" ] && _tw_alive "$cpid"; then
+		case "$(cat "/proc/$cpid/comm" 2>/dev/null)" in containerd*) stop_pid "$cpid" 10 ;; esac
+	fi
+	# mounts left by a killed dockerd (netns files, shm, vfs layers), deepest first
+	while read -r m; do
+		umount -l "$m" 2>/dev/null || true
+	done < <(awk -v d="$dd/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
+}
+
+# rt_cleanup: stop every dockerd of this run (idempotent).
+rt_cleanup() {
+	local i
+	[ "$TW_RT_CLEANED" = 1 ] && return 0
+	TW_RT_CLEANED=1
+	for i in "${!TW_DOCKERD_PID[@]}"; do
+		stop_dockerd "$i"
+	done
+	[ "$(type -t rt_cleanup_hook)" = function ] && rt_cleanup_hook
+	return 0
+}
+
+trap '_rt_rc=$?; rt_cleanup; cleanup $_rt_rc' EXIT
+trap 'rt_cleanup; cleanup 130; exit 130' INT
+trap 'rt_cleanup; cleanup 143; exit 143' TERM
+
+# busybox_rootfs DIR: a root file system of busybox-static and its applets, with a CGI script
+# /www/cgi-bin/ip that prints the client address as the server sees it ($REMOTE_ADDR).
+busybox_rootfs() {
+	local d=$1 a
+	mkdir -p "$d/bin" "$d/www/cgi-bin" "$d/tmp" "$d/etc"
+	cp /bin/busybox "$d/bin/busybox" || fail "no /bin/busybox (install busybox-static)"
+	for a in $(/bin/busybox --list); do
+		[ "$a" = busybox ] || ln -sf busybox "$d/bin/$a"
+	done
+	printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%%s\\n" "$REMOTE_ADDR"\n' \
+		>"$d/www/cgi-bin/ip"
+	chmod 755 "$d/www/cgi-bin/ip"
+}
+
+# docker_import_busybox I: import the busybox root file system as $TW_DOCKER_IMAGE in host I
+# (no registry is reachable from the test namespaces).
+docker_import_busybox() {
+	local i=$1 tarf=$TW_DIR/busybox.tar
+	if [ ! -s "$tarf" ]; then
+		busybox_rootfs "$TW_DIR/busybox-rootfs"
+		tar -C "$TW_DIR/busybox-rootfs" -cf "$tarf" . || fail "tar of the busybox rootfs"
+	fi
+	dockercli "$i" import "$tarf" "$TW_DOCKER_IMAGE" >/dev/null || fail "docker import in h$i"
+}
+
+# docker_run I NAME ARGS...: a detached container NAME of $TW_DOCKER_IMAGE in host I serving
+# /www on port 8080 (httpd), started with ARGS before the image.
+docker_run() {
+	local i=$1 name=$2
+	shift 2
+	dockercli "$i" run -d --name "$name" "$@" "$TW_DOCKER_IMAGE" \
+		/bin/httpd -f -p 8080 -h /www >/dev/null || fail "docker run $name in h$i"
+}
+
+# docker_ip I NAME: the container's address on the default bridge.
+docker_ip() {
+	dockercli "$1" inspect -f '{{.NetworkSettings.IPAddress}}' "$2"
+}
+
+# docker_seen_source I NAME IP: from container NAME of host I, ask the httpd at IP:8080 which
+# source address it saw (the CGI's REMOTE_ADDR, "::ffff:" prefix removed).
+docker_seen_source() {
+	local out
+	out=$(dockercli "$1" exec "$2" sh -c \
+		"printf 'GET /cgi-bin/ip HTTP/1.0\r\n\r\n' | nc -w 3 $3 8080" 2>&1) || return 1
+	out=$(tail -n 1 <<<"$out" | tr -d '\r[]')
+	echo "${out#::ffff:}"
+}
+
+# link_json NS DEV: `ip -j -d addr show DEV` in NS, the first object.
+link_json() {
+	ip -n "$1" -j -d addr show dev "$2" | jq -c '.[0] // empty'
+}
+
+# root_iptables_lines: rules of the root namespace's iptables that name Docker, a bridge of
+# ours or the overlay (they must not change: the runtimes run in the host namespaces).
+root_iptables_lines() {
+	{ iptables-save 2>/dev/null || true; } | { grep -E 'DOCKER|docker0|cni0|198\.18\.' || true; } |
+		LC_ALL=C sort
+}
