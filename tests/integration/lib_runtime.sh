@@ -156,3 +156,46 @@ root_iptables_lines() {
 	{ iptables-save 2>/dev/null || true; } | { grep -E 'DOCKER|docker0|cni0|198\.18\.' || true; } |
 		LC_ALL=C sort
 }
+
+# ---------------------------------------------------------------------------------------------
+# CNI: twill-cni called as a runtime calls it
+
+TWILL_CNI=${TWILL_CNI:-$TWILL_BUILD_DIR/twill-cni}
+TW_CNI_PLUGINS=${TW_CNI_PLUGINS:-/usr/lib/cni}
+
+# cni_netconf I [CNIVERSION] [EXTRA_JSON]: flannel's network config for host I: its subnet
+# file, a data dir and a host-local data dir of its own under $TW_DIR (EXTRA_JSON: more
+# top-level members, e.g. '"delegate":{"hairpinMode":true}').
+cni_netconf() {
+	local i=$1 v=${2:-1.0.0} extra=${3:-}
+	printf '{"cniVersion":"%s","name":"%snet","type":"flannel","subnetFile":"%s","dataDir":"%s","ipam":{"dataDir":"%s"}%s}\n' \
+		"$v" "$TW_PREFIX" "$(subnet_file "$i")" "$TW_DIR/h$i/cni-flannel" "$TW_DIR/h$i/cni-ipam" \
+		"${extra:+,$extra}"
+}
+
+# cni_call I COMMAND CONTAINERID NETNS CONF: run twill-cni in host I's namespace with the CNI
+# environment and CONF on stdin; its stdout in CNI_OUT, exit status in CNI_RC.
+cni_call() {
+	local i=$1 cmd=$2 cid=$3 netns=$4 conf=$5
+	CNI_RC=0
+	CNI_OUT=$(printf '%s' "$conf" | ip netns exec "$(ns_host "$i")" env CNI_COMMAND="$cmd" \
+		CNI_CONTAINERID="$cid" CNI_NETNS="$netns" CNI_IFNAME=eth0 CNI_PATH="$TW_CNI_PLUGINS" \
+		"$TWILL_CNI" 2>>"$TW_DIR/logs/cni-h$i.log") || CNI_RC=$?
+}
+
+# cni_expect_ok WHAT: the last cni_call succeeded.
+cni_expect_ok() {
+	[ "$CNI_RC" = 0 ] || fail "$1: twill-cni exited $CNI_RC: $CNI_OUT"
+}
+
+# cni_expect_error WHAT CODE MSG_PATTERN: the last cni_call failed with a CNI error object of
+# CODE whose msg+details match MSG_PATTERN (grep -E).
+cni_expect_error() {
+	local what=$1 code=$2 pat=$3
+	[ "$CNI_RC" != 0 ] || fail "$what: twill-cni succeeded: $CNI_OUT"
+	jq -e 'has("cniVersion") and has("code") and has("msg")' <<<"$CNI_OUT" >/dev/null 2>&1 ||
+		fail "$what: not a CNI error object: $CNI_OUT"
+	assert_eq "$(jq -r .code <<<"$CNI_OUT")" "$code" "$what: error code ($CNI_OUT)"
+	jq -r '"\(.msg) \(.details // "")"' <<<"$CNI_OUT" | grep -qE "$pat" ||
+		fail "$what: message does not match /$pat/: $CNI_OUT"
+}
