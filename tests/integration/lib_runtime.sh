@@ -88,7 +88,7 @@ rt_cleanup() {
 	for i in "${!TW_DOCKERD_PID[@]}"; do
 		stop_dockerd "$i"
 	done
-	[ "$(type -t rt_cleanup_hook)" = function ] && rt_cleanup_hook
+	[ ${#TW_PODMAN_HOSTS[@]} -eq 0 ] || podman_cleanup
 	return 0
 }
 
@@ -198,4 +198,106 @@ cni_expect_error() {
 	assert_eq "$(jq -r .code <<<"$CNI_OUT")" "$code" "$what: error code ($CNI_OUT)"
 	jq -r '"\(.msg) \(.details // "")"' <<<"$CNI_OUT" | grep -qE "$pat" ||
 		fail "$what: message does not match /$pat/: $CNI_OUT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# podman with twill-cni (installed as "flannel" in a plugin folder of the test)
+
+declare -gA TW_PODMAN_CIDS=() # "host index:name" -> container ID (results to remove)
+TW_PODMAN_HOSTS=()
+# What existed before podman ran: only what this run created is removed afterwards.
+[ -e /var/lib/cni ] && TW_HAD_VAR_LIB_CNI=1 || TW_HAD_VAR_LIB_CNI=0
+[ -e /var/lib/containers ] && TW_HAD_VAR_LIB_CONTAINERS=1 || TW_HAD_VAR_LIB_CONTAINERS=0
+
+# podman_dir I: host I's podman state (root, runroot, containers.conf, conflists, plugins).
+podman_dir() { echo "$TW_DIR/h$1/podman"; }
+
+# podman_setup I: containers.conf for host I (CNI backend with the test's conflist folder and
+# plugin folders, cgroupfs, runc, file events) and a conflist "${TW_PREFIX}net" naming the
+# plugin as "flannel" (chained with portmap), on host I's subnet file.
+podman_setup() {
+	local i=$1 d hard
+	d=$(podman_dir "$i")
+	mkdir -p "$d/root" "$d/runroot" "$d/net.d" "$d/plugins" "$d/tmp"
+	ln -sf "$TWILL_CNI" "$d/plugins/flannel"
+	hard=$(ulimit -Hn)
+	cat >"$d/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=$hard:$hard", "nproc=32768:32768"]
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["$d/plugins", "$TW_CNI_PLUGINS"]
+network_config_dir = "$d/net.d"
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+events_logger = "file"
+events_logfile_path = "$d/events.log"
+tmp_dir = "$d/tmp"
+CONF
+	jq -n --arg name "${TW_PREFIX}net" --arg sf "$(subnet_file "$i")" \
+		--arg data "$TW_DIR/h$i/cni-flannel" --arg ipam "$TW_DIR/h$i/cni-ipam" '{
+		cniVersion: "1.0.0", name: $name, plugins: [
+			{type: "flannel", subnetFile: $sf, dataDir: $data, ipam: {dataDir: $ipam},
+			 delegate: {hairpinMode: true}},
+			{type: "portmap", capabilities: {portMappings: true}}]}' \
+		>"$d/net.d/${TW_PREFIX}net.conflist"
+	TW_PODMAN_HOSTS+=("$i")
+}
+
+# podmancli I ARGS...: podman of host I, run in host I's network namespace (nsenter --net).
+podmancli() {
+	local i=$1 d
+	shift
+	d=$(podman_dir "$i")
+	CONTAINERS_CONF=$d/containers.conf nsenter --net="/run/netns/$(ns_host "$i")" \
+		podman --root "$d/root" --runroot "$d/runroot" --storage-driver vfs "$@"
+}
+
+# podman_import_busybox I: the busybox root file system as $TW_DOCKER_IMAGE in host I.
+podman_import_busybox() {
+	local i=$1 tarf=$TW_DIR/busybox.tar
+	if [ ! -s "$tarf" ]; then
+		busybox_rootfs "$TW_DIR/busybox-rootfs"
+		tar -C "$TW_DIR/busybox-rootfs" -cf "$tarf" . || fail "tar of the busybox rootfs"
+	fi
+	podmancli "$i" import -q "$tarf" "$TW_DOCKER_IMAGE" >/dev/null 2>>"$TW_DIR/logs/podman-h$i.log" ||
+		fail "podman import in h$i"
+}
+
+# podman_run I NAME: a detached busybox container NAME on the network "${TW_PREFIX}net" of
+# host I (httpd on 8080); its ID in TW_PODMAN_CIDS.
+podman_run() {
+	local i=$1 name=$2 id
+	id=$(podmancli "$i" run -d --name "$name" --network "${TW_PREFIX}net" "$TW_DOCKER_IMAGE" \
+		/bin/httpd -f -p 8080 -h /www 2>>"$TW_DIR/logs/podman-h$i.log") ||
+		{ show_log "$TW_DIR/logs/podman-h$i.log"; fail "podman run $name in h$i"; }
+	TW_PODMAN_CIDS["$i:$name"]=$id
+}
+
+# podman_cleanup: remove the containers of this run, then what podman and CNI leave outside
+# $TW_DIR for them: /var/lib/cni/results entries of our network and container IDs, and, when
+# this run created /var/lib/containers, the blob-info cache podman keeps there for root
+# (`podman import` writes it; there is no option to put it elsewhere).
+podman_cleanup() {
+	local k i name id f
+	for k in "${!TW_PODMAN_CIDS[@]}"; do
+		i=${k%%:*}
+		name=${k#*:}
+		podmancli "$i" rm -f -t 0 "$name" >/dev/null 2>&1 || true
+	done
+	for k in "${!TW_PODMAN_CIDS[@]}"; do
+		id=${TW_PODMAN_CIDS[$k]}
+		for f in /var/lib/cni/results/"${TW_PREFIX}net-$id"-*; do
+			[ -e "$f" ] && rm -f "$f"
+		done
+	done
+	if [ "$TW_HAD_VAR_LIB_CNI" = 0 ]; then
+		rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
+	fi
+	if [ "$TW_HAD_VAR_LIB_CONTAINERS" = 0 ]; then
+		rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+		rmdir /var/lib/containers/cache /var/lib/containers 2>/dev/null || true
+	fi
+	TW_PODMAN_CIDS=()
 }
