@@ -10,7 +10,7 @@
 #     (Docker masquerades: FLANNEL_IPMASQ=false gives --ip-masq=true), and with it, the sending
 #     container's own address (twilld masquerades only traffic leaving the overlay);
 #   - no rule about Docker or the overlay appears in the root namespace's iptables.
-# Cases: vxlan without --ip-masq, udp with --ip-masq (each a fresh world).
+# Cases: vxlan and udp, each with and without --ip-masq (each a fresh world).
 set -euo pipefail
 
 if [ "${1:-}" != case ]; then
@@ -18,6 +18,8 @@ if [ "${1:-}" != case ]; then
 	t0=$SECONDS
 	bash "${BASH_SOURCE[0]}" case vxlan nomasq
 	bash "${BASH_SOURCE[0]}" case udp masq
+	bash "${BASH_SOURCE[0]}" case vxlan masq
+	bash "${BASH_SOURCE[0]}" case udp nomasq
 	echo "PASS: test_docker ($((SECONDS - t0)) s)"
 	exit 0
 fi
