@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # twill demo: a 3-host overlay network in network namespaces on this machine.
 #
-#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--keep] [--no-deps] [--no-build]
+#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--docker] [--keep] [--no-deps] [--no-build]
 #   sudo bash contrib/demo.sh --teardown PREFIX
 #
 # Installs what is missing (contrib/deps.sh), builds twill into build-demo/, then builds a
@@ -11,6 +11,7 @@
 # bridge set up from the host's subnet file (overlay 198.18.0.0/16). It shows the leases,
 # pings between containers on different hosts (all 12 pairs), runs a 3 s iperf3 across hosts,
 # and tears everything down (or keeps it with --keep). Exits non-zero if any step fails.
+# --docker: real Docker containers instead (dockerd per host with $DOCKER_OPTS, busybox).
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,9 +20,10 @@ keep=0
 deps=1
 build=1
 teardown=
+docker=0
 
 usage() {
-	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
 	--backend) backend=${2:-}; shift 2 ;;
 	--backend=*) backend=${1#*=}; shift ;;
 	--keep) keep=1; shift ;;
+	--docker) docker=1; shift ;;
 	--no-deps) deps=0; shift ;;
 	--no-build) build=0; shift ;;
 	--teardown) teardown=${2:-}; [ -n "$teardown" ] || { echo "demo: --teardown needs the PREFIX" >&2; exit 2; }; shift 2 ;;
@@ -58,6 +61,8 @@ if [ -n "$teardown" ]; then
 	TW_QUIET=1
 	# shellcheck source=../tests/integration/lib.sh
 	. "$src/tests/integration/lib.sh"
+	. "$src/contrib/demo_docker.sh"
+	demo_docker_teardown "$teardown"
 	if teardown_prefix "$teardown"; then
 		exit 0
 	fi
@@ -79,7 +84,7 @@ if [ $build = 1 ]; then
 	blog=$TWILL_BUILD_DIR/demo-build.log
 	cmake -S "$src" -B "$TWILL_BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$blog" 2>&1 ||
 		{ tail -n 30 "$blog"; echo "demo: cmake configure failed (log: $blog)" >&2; exit 1; }
-	cmake --build "$TWILL_BUILD_DIR" -j "$(nproc)" --target twilld twillctl >>"$blog" 2>&1 ||
+	cmake --build "$TWILL_BUILD_DIR" -j "$(nproc)" --target twilld twillctl twill-docker-opts >>"$blog" 2>&1 ||
 		{ grep -E 'error|Error' "$blog" | head -n 20; echo "demo: build failed (log: $blog)" >&2; exit 1; }
 else
 	echo "skipped (--no-build)"
@@ -120,6 +125,11 @@ done
 for i in 1 2 3; do
 	wait_twilld_ready "$i" 20
 done
+if [ "$docker" = 1 ]; then
+	. "$src/contrib/demo_docker.sh"
+	demo_docker
+	exit 0
+fi
 for i in 1 2 3; do
 	echo "  $(ns_host "$i"): $(subnet_file "$i"):"
 	sed 's/^/      /' "$(subnet_file "$i")"

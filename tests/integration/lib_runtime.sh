@@ -85,6 +85,7 @@ rt_cleanup() {
 	local i
 	[ "$TW_RT_CLEANED" = 1 ] && return 0
 	TW_RT_CLEANED=1
+	[ "$TW_KEEP" = 1 ] && return 0 # demo --keep: left running for --teardown
 	for i in "${!TW_DOCKERD_PID[@]}"; do
 		stop_dockerd "$i"
 	done
