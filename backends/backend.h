@@ -26,11 +26,41 @@ struct be_extif {
 
 struct backend;
 
-/* Counters of a backend's kernel upkeep (backend_ops.stats). */
+/*
+ * Settings of the backends that come from the daemon, not from the network
+ * config (all zero: the defaults). twilld reads them once from the environment
+ * (be_settings_from_env) and passes them to init; backends never call getenv.
+ */
+struct be_settings {
+	bool no_nexthops;     /* TWILL_NEXTHOPS=0: plain routes, no nexthop objects */
+	bool udp_naive;       /* TWILL_UDP_NAIVE=1: one packet per syscall, one worker */
+	bool udp_no_gro;      /* TWILL_UDP_NO_GRO=1: no UDP GRO on the socket */
+	unsigned udp_workers; /* TWILL_UDP_WORKERS: 1..UDP_MAX_WORKERS, 0 = one per CPU (<= 4) */
+	const char *udp_stats_file; /* TWILL_UDP_STATS_FILE: counters written there every 250 ms */
+};
+
+/*
+ * Read the TWILL_* variables above from the environment into @ret (strings
+ * point into the environment). 0, or -EINVAL with the reason in @err.
+ */
+int be_settings_from_env(struct be_settings *ret, char *err, size_t errlen);
+
+/* Most drop reasons a backend reports in be_stats. */
+#define BE_DROPS_MAX 16
+
+/* Counters of a backend (backend_ops.stats). */
 struct be_stats {
 	uint64_t reconciles; /* full comparisons of the kernel with the wanted state */
 	uint64_t repairs;    /* leases whose kernel objects were found missing or changed and
 			      * were restored (self-healing) */
+	/* A data path in user space (udp): inner packets and bytes each way, drops by reason. */
+	bool has_datapath;
+	uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+	struct {
+		const char *reason; /* static text, e.g. "no_route" */
+		uint64_t n;
+	} drops[BE_DROPS_MAX]; /* the same reasons in the same order at every call */
+	size_t n_drops;
 };
 
 struct backend_ops {
@@ -41,10 +71,11 @@ struct backend_ops {
 	 * @ret_attrs->backend_type/backend_data for the lease (public_ip is the
 	 * caller's). NULL with errno and a logged reason on failure. @loop may be
 	 * NULL (tools, benchmarks): then there is no self-healing and every change
-	 * is sent at once.
+	 * is sent at once. @set: the daemon's settings (NULL: defaults).
 	 */
 	struct backend *(*init)(struct ev_loop *loop, const struct subnet_config *cfg,
-	                        const struct be_extif *ext, struct lease_attrs *ret_attrs);
+	                        const struct be_extif *ext, const struct be_settings *set,
+	                        struct lease_attrs *ret_attrs);
 	/*
 	 * The own lease is known: address the device, bring it up, start watching
 	 * the kernel (self-healing). Returns the MTU for the subnet file, or -errno

@@ -6,5 +6,6 @@
 
 extern const struct backend_ops vxlan_backend_ops;
 extern const struct backend_ops hostgw_backend_ops;
+extern const struct backend_ops udp_backend_ops;
 
 #endif

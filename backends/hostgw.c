@@ -24,17 +24,11 @@ struct backend {
 	struct routeset *rs;
 };
 
-static bool env_nexthops(void)
-{
-	const char *v = getenv("TWILL_NEXTHOPS");
-
-	return !v || strcmp(v, "0") != 0;
-}
-
 static void hostgw_stop(struct backend *be);
 
 static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_config *cfg,
-                                   const struct be_extif *ext, struct lease_attrs *ret_attrs)
+                                   const struct be_extif *ext, const struct be_settings *set,
+                                   struct lease_attrs *ret_attrs)
 {
 	char pub[IPAM_ADDR_STRLEN], own[IPAM_ADDR_STRLEN];
 	struct backend *be;
@@ -59,7 +53,7 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 		                 .ext_ifindex = ext->ifindex,
 		                 .network = cfg->network,
 		                 .nh_base = HOSTGW_NH_BASE,
-		                 .nexthops = env_nexthops() };
+		                 .nexthops = !(set && set->no_nexthops) };
 	be->rs = routeset_new(&rp);
 	if (!be->rs) {
 		int err = errno;

@@ -205,18 +205,11 @@ size_t udp_stats_format(const struct udp_stats *s, char *buf, size_t len)
 
 /* ---- Options ---- */
 
-static bool env_true(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0);
-}
-
-int udp_parse_options(const struct subnet_config *cfg, struct udp_options *ret)
+int udp_parse_options(const struct subnet_config *cfg, const struct be_settings *set,
+                      struct udp_options *ret)
 {
 	struct udp_options o = { .port = UDP_DEFAULT_PORT, .gro = true };
 	json_t *v;
-	const char *w;
 	long ncpu;
 
 	v = subnet_config_backend_opt(cfg, "Port");
@@ -238,23 +231,14 @@ int udp_parse_options(const struct subnet_config *cfg, struct udp_options *ret)
 		}
 		o.naive = json_is_true(v);
 	}
-	if (env_true("TWILL_UDP_NAIVE"))
+	if (set && set->udp_naive)
 		o.naive = true;
-	if (env_true("TWILL_UDP_NO_GRO"))
+	if (set && set->udp_no_gro)
 		o.gro = false;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	o.workers = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (unsigned)ncpu;
-	w = getenv("TWILL_UDP_WORKERS");
-	if (w && *w) {
-		char *end;
-		long n = strtol(w, &end, 10);
-
-		if (*end || n < 1 || n > UDP_MAX_WORKERS) {
-			log_error("udp: TWILL_UDP_WORKERS=%s: must be 1..%d", w, UDP_MAX_WORKERS);
-			return -EINVAL;
-		}
-		o.workers = (unsigned)n;
-	}
+	if (set && set->udp_workers)
+		o.workers = set->udp_workers;
 	if (o.naive)
 		o.workers = 1;
 	*ret = o;
@@ -1173,7 +1157,8 @@ static void on_timer(struct ev_timer *t, void *ctx)
 static void udp_stop(struct backend *be);
 
 static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config *cfg,
-                                const struct be_extif *ext, struct lease_attrs *ret_attrs)
+                                const struct be_extif *ext, const struct be_settings *set,
+                                struct lease_attrs *ret_attrs)
 {
 	struct backend *be;
 	const char *sf;
@@ -1211,7 +1196,7 @@ static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config
 	be->ext = *ext;
 	be->network = ipam_prefix_network(&cfg->network);
 	be->mtu = ext->mtu - UDP_OVERHEAD;
-	r = udp_parse_options(cfg, &be->opt);
+	r = udp_parse_options(cfg, set, &be->opt);
 	if (r < 0)
 		goto fail;
 	be->nworkers = be->opt.workers;
@@ -1235,7 +1220,7 @@ static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config
 	r = rebuild(be);
 	if (r < 0)
 		goto fail;
-	sf = getenv("TWILL_UDP_STATS_FILE");
+	sf = set ? set->udp_stats_file : NULL;
 	if (sf && *sf && !(be->stats_file = strdup(sf))) {
 		r = -ENOMEM;
 		goto fail;
@@ -1347,6 +1332,25 @@ static void udp_stop(struct backend *be)
 	free(be);
 }
 
+/* backend_ops.stats: the data path counters, drops summed over both directions. */
+static void udp_stats_op(struct backend *be, struct be_stats *ret)
+{
+	struct udp_stats us;
+
+	memset(ret, 0, sizeof(*ret));
+	memset(&us, 0, sizeof(us));
+	udp_backend_stats(be, &us);
+	ret->has_datapath = true;
+	ret->tx_packets = us.tx_packets;
+	ret->tx_bytes = us.tx_bytes;
+	ret->rx_packets = us.rx_packets;
+	ret->rx_bytes = us.rx_bytes;
+	for (unsigned v = 1; v < UDP_VERDICT_MAX && ret->n_drops < BE_DROPS_MAX; v++) {
+		ret->drops[ret->n_drops].reason = udp_verdict_name((enum udp_verdict)v);
+		ret->drops[ret->n_drops++].n = us.drop_tun[v] + us.drop_wire[v];
+	}
+}
+
 const struct backend_ops udp_backend_ops = {
 	.name = "udp",
 	.init = udp_init,
@@ -1355,4 +1359,5 @@ const struct backend_ops udp_backend_ops = {
 	.lease_removed = udp_lease_removed,
 	.resync = udp_resync,
 	.stop = udp_stop,
+	.stats = udp_stats_op,
 };

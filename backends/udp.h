@@ -39,8 +39,9 @@ struct udp_options {
 	bool gro;         /* coalesce received TCP segments (TWILL_UDP_NO_GRO=1 turns it off) */
 };
 
-/* Read and check the udp options of @cfg->backend and the environment; 0 or -EINVAL (logged). */
-int udp_parse_options(const struct subnet_config *cfg, struct udp_options *ret);
+/* Read and check the udp options of @cfg->backend and the daemon's @set (may be NULL); 0 or -EINVAL (logged). */
+int udp_parse_options(const struct subnet_config *cfg, const struct be_settings *set,
+                      struct udp_options *ret);
 
 /* Data path counters, summed over the workers. */
 struct udp_stats {

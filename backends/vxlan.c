@@ -199,17 +199,11 @@ static void random_mac(uint8_t mac[6])
 	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* unicast, locally administered */
 }
 
-static bool env_nexthops(void)
-{
-	const char *v = getenv("TWILL_NEXTHOPS");
-
-	return !v || strcmp(v, "0") != 0;
-}
-
 static void vxlan_stop(struct backend *be);
 
 static struct backend *vxlan_init(struct ev_loop *loop, const struct subnet_config *cfg,
-                                  const struct be_extif *ext, struct lease_attrs *ret_attrs)
+                                  const struct be_extif *ext, const struct be_settings *set,
+                                  struct lease_attrs *ret_attrs)
 {
 	struct backend *be = NULL;
 	struct vxlan_options o;
@@ -253,7 +247,7 @@ static struct backend *vxlan_init(struct ev_loop *loop, const struct subnet_conf
 		                 .ext_ifindex = ext->ifindex,
 		                 .network = cfg->network,
 		                 .nh_base = VXLAN_NH_BASE + (o.vni % 63) * RS_NH_RANGE,
-		                 .nexthops = env_nexthops(),
+		                 .nexthops = !(set && set->no_nexthops),
 		                 .direct_routing = o.direct_routing,
 		                 .ensure_dev = ensure_dev,
 		                 .ctx = be };

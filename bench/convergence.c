@@ -122,8 +122,9 @@ static int run(unsigned n)
 	struct subnet_config *cfg = subnet_config_parse(cfgjson, strlen(cfgjson), err, sizeof(err));
 	struct lease_attrs attrs = { 0 };
 	struct be_extif ext = { .mtu = 1500 };
+	struct be_settings set;
 	struct lease own = { .has_ipv4 = true }, *ls;
-	struct backend *be;
+	struct backend *be = NULL;
 	struct timespec t0, t1;
 	struct nl_stats st;
 	struct counts c = { 0 };
@@ -152,9 +153,13 @@ static int run(unsigned n)
 		snprintf(ls[i].attrs.backend_type, sizeof(ls[i].attrs.backend_type), "vxlan");
 		lease_attrs_set_vxlan(&ls[i].attrs, 1, m);
 	}
+	if (be_settings_from_env(&set, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_ms();
-	be = ops->init(NULL, cfg, &ext, &attrs);
+	be = ops->init(NULL, cfg, &ext, &set, &attrs);
 	if (!be || ops->start(be, &own) < 0) {
 		fprintf(stderr, "backend init/start failed\n");
 		goto out;

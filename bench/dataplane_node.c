@@ -162,6 +162,7 @@ int main(int argc, char **argv)
 	struct subnet_config *cfg = NULL;
 	struct lease_attrs attrs = { 0 };
 	struct be_extif ext;
+	struct be_settings set;
 	char json[512], err[SUBNET_ERR_MAX];
 
 	for (i = 1; i < argc; i++) {
@@ -229,7 +230,11 @@ int main(int argc, char **argv)
 		goto out;
 	ev_signal_new(n.loop, SIGTERM, on_signal, &n);
 	ev_signal_new(n.loop, SIGINT, on_signal, &n);
-	n.be = udp_backend_ops.init(n.loop, cfg, &ext, &attrs);
+	if (be_settings_from_env(&set, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	n.be = udp_backend_ops.init(n.loop, cfg, &ext, &set, &attrs);
 	if (!n.be) {
 		fprintf(stderr, "init: %s\n", strerror(errno));
 		goto out;

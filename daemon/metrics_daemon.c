@@ -6,7 +6,6 @@
 #include <time.h>
 
 #include "backends/backend.h"
-#include "backends/udp.h"
 #include "daemon/metrics_daemon.h"
 #include "lib/ev.h"
 #include "lib/metrics.h"
@@ -38,7 +37,7 @@ struct twilld_metrics {
 	uint64_t last_req[STORE_STAT_OP_COUNT], last_err[STORE_STAT_ERR_COUNT];
 	uint64_t last_nl_msgs, last_nl_errs, last_be_repairs;
 	uint64_t last_udp_tx, last_udp_rx, last_udp_txb, last_udp_rxb;
-	uint64_t last_udp_drop[UDP_VERDICT_MAX];
+	uint64_t last_udp_drop[BE_DROPS_MAX];
 	char endpoint[512]; /* the endpoint last shown with value 1 */
 };
 
@@ -125,6 +124,19 @@ static void scrape_etcd(struct twilld_metrics *tm)
 			          &tm->last_err[i]);
 }
 
+/* A user-space data path (udp): packets, bytes, drops by reason. */
+static void scrape_datapath(struct twilld_metrics *tm, const struct be_stats *bs)
+{
+	add_delta(tm->udp_pkts, "tx", bs->tx_packets, &tm->last_udp_tx);
+	add_delta(tm->udp_pkts, "rx", bs->rx_packets, &tm->last_udp_rx);
+	add_delta(tm->udp_bytes, "tx", bs->tx_bytes, &tm->last_udp_txb);
+	add_delta(tm->udp_bytes, "rx", bs->rx_bytes, &tm->last_udp_rxb);
+	for (size_t i = 0; i < bs->n_drops && i < BE_DROPS_MAX; i++)
+		if (bs->drops[i].n)
+			add_delta(tm->udp_drop, bs->drops[i].reason, bs->drops[i].n,
+			          &tm->last_udp_drop[i]);
+}
+
 static void scrape_kernel(struct twilld_metrics *tm)
 {
 	const struct backend_ops *ops = tm->src.be_ops ? *tm->src.be_ops : NULL;
@@ -139,29 +151,8 @@ static void scrape_kernel(struct twilld_metrics *tm)
 
 		ops->stats(be, &bs);
 		add_delta(tm->repairs, NULL, bs.repairs, &tm->last_be_repairs);
-	}
-}
-
-static void scrape_udp(struct twilld_metrics *tm)
-{
-	const struct backend_ops *ops = tm->src.be_ops ? *tm->src.be_ops : NULL;
-	struct backend *be = tm->src.be ? *tm->src.be : NULL;
-	struct udp_stats us;
-	unsigned v;
-
-	if (ops != &udp_backend_ops || !be)
-		return;
-	memset(&us, 0, sizeof(us));
-	udp_backend_stats(be, &us);
-	add_delta(tm->udp_pkts, "tx", us.tx_packets, &tm->last_udp_tx);
-	add_delta(tm->udp_pkts, "rx", us.rx_packets, &tm->last_udp_rx);
-	add_delta(tm->udp_bytes, "tx", us.tx_bytes, &tm->last_udp_txb);
-	add_delta(tm->udp_bytes, "rx", us.rx_bytes, &tm->last_udp_rxb);
-	for (v = 1; v < UDP_VERDICT_MAX; v++) {
-		uint64_t n = us.drop_tun[v] + us.drop_wire[v];
-
-		if (n)
-			add_delta(tm->udp_drop, udp_verdict_name(v), n, &tm->last_udp_drop[v]);
+		if (bs.has_datapath)
+			scrape_datapath(tm, &bs);
 	}
 }
 
@@ -173,7 +164,6 @@ static void scrape(void *ctx, struct metrics *reg)
 	scrape_lease(tm);
 	scrape_etcd(tm);
 	scrape_kernel(tm);
-	scrape_udp(tm);
 }
 
 struct twilld_metrics *twilld_metrics_new(struct metrics *reg, const struct twilld_metrics_src *src)

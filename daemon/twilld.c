@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "backends/backend.h"
+#include "daemon/grace.h"
 #include "daemon/health.h"
 #include "daemon/iface.h"
 #include "daemon/iptables.h"
@@ -51,13 +52,6 @@ enum retry_what {
 
 struct twilld;
 
-/* A remote lease whose withdrawal is deferred; !live once it came back (the slot is kept). */
-struct gone {
-	struct lease l;
-	uint64_t since_ms; /* when it was removed (ev_now_ms) */
-	bool live;
-};
-
 /* One config fetch in flight: start-up or SIGHUP. */
 struct fetch {
 	struct twilld *d;
@@ -80,6 +74,7 @@ struct twilld {
 	struct subnet_config *cfg;
 
 	struct be_extif ext;
+	struct be_settings be_set; /* the TWILL_* environment, read once at start */
 	const struct backend_ops *be_ops;
 	struct backend *be;
 	struct lease_attrs attrs;
@@ -90,12 +85,8 @@ struct twilld {
 	/* the lease manager's first listing (resync) came: its remote set is real */
 	bool remote_listed;
 	struct lease own;
-	/* Remote leases whose withdrawal waits REMOVE_GRACE_MS (see on_removed), one timer for all. */
-	struct gone *gone; /* in arrival order: the burst goes out in that order */
-	size_t n_gone, n_gone_live;
-	uint32_t *gone_idx;  /* open addressing by subnets: index + 1, 0 = free */
-	size_t gone_idx_cap; /* a power of two, >= 2 * n_gone */
-	struct ev_timer *gone_timer;
+	/* Remote leases whose withdrawal waits REMOVE_GRACE_MS (see on_removed). */
+	struct grace *grace;
 	/* Fingerprints of the bad keys (key + reason) already warned about (see on_skipped). */
 	uint64_t *skip_seen;
 	size_t n_skip_seen;
@@ -152,183 +143,24 @@ static void trim_heap(size_t n)
 
 /* ---- Deferred withdrawal of expired remote leases (REMOVE_GRACE_MS) ---- */
 
-static bool same_subnets(const struct lease *a, const struct lease *b)
-{
-	return a->has_ipv4 == b->has_ipv4 && a->has_ipv6 == b->has_ipv6 &&
-	       (!a->has_ipv4 || ipam_prefix_equal(&a->subnet, &b->subnet)) &&
-	       (!a->has_ipv6 || ipam_prefix_equal(&a->ipv6_subnet, &b->ipv6_subnet));
-}
-
-static uint64_t subnets_hash(const struct lease *l)
-{
-	const struct ipam_prefix *p[2] = { l->has_ipv4 ? &l->subnet : NULL,
-		                           l->has_ipv6 ? &l->ipv6_subnet : NULL };
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (size_t k = 0; k < 2; k++) {
-		size_t n;
-
-		h = (h ^ (p[k] ? 1u : 0u)) * 1099511628211ULL;
-		if (!p[k])
-			continue;
-		n = p[k]->addr.family == AF_INET ? 4 : 16;
-		for (size_t i = 0; i < n; i++)
-			h = (h ^ p[k]->addr.bytes[i]) * 1099511628211ULL;
-		h = (h ^ p[k]->len) * 1099511628211ULL;
-	}
-	return h;
-}
-
-/* The slot of @l's subnets in gone_idx: the one holding it, or the free one to take. */
-static size_t gone_slot(const struct twilld *d, const struct lease *l)
-{
-	size_t mask = d->gone_idx_cap - 1, i = (size_t)subnets_hash(l) & mask;
-
-	while (d->gone_idx[i] && !same_subnets(&d->gone[d->gone_idx[i] - 1].l, l))
-		i = (i + 1) & mask;
-	return i;
-}
-
-/* Drop every deferred withdrawal (the kernel keeps what it has) and free the set. */
-static void gone_reset(struct twilld *d)
-{
-	for (size_t i = 0; i < d->n_gone; i++)
-		lease_clear(&d->gone[i].l);
-	free(d->gone);
-	free(d->gone_idx);
-	d->gone = NULL;
-	d->gone_idx = NULL;
-	d->n_gone = d->n_gone_live = d->gone_idx_cap = 0;
-	if (d->gone_timer)
-		ev_timer_stop(d->gone_timer);
-}
-
-/* Defer the withdrawal of @l (copied). 0, or -errno: then withdraw it at once. */
-static int gone_add(struct twilld *d, const struct lease *l)
-{
-	struct gone *e;
-	size_t slot;
-
-	if (!d->gone_timer)
-		return -ENOMEM;
-	if (2 * (d->n_gone + 1) > d->gone_idx_cap) {
-		size_t cap = d->gone_idx_cap ? 2 * d->gone_idx_cap : 64;
-		struct gone *ng = realloc(d->gone, cap / 2 * sizeof(*ng));
-		uint32_t *ni;
-
-		if (!ng)
-			return -ENOMEM;
-		d->gone = ng;
-		ni = calloc(cap, sizeof(*ni));
-		if (!ni)
-			return -ENOMEM;
-		free(d->gone_idx);
-		d->gone_idx = ni;
-		d->gone_idx_cap = cap;
-		for (size_t i = 0; i < d->n_gone; i++)
-			d->gone_idx[gone_slot(d, &d->gone[i].l)] = (uint32_t)i + 1;
-	}
-	slot = gone_slot(d, l);
-	if (d->gone_idx[slot]) {
-		/* withdrawn before and back since (or deferred twice): the new copy wins */
-		e = &d->gone[d->gone_idx[slot] - 1];
-		lease_clear(&e->l);
-		d->n_gone_live -= e->live;
-	} else {
-		e = &d->gone[d->n_gone];
-		d->gone_idx[slot] = (uint32_t)++d->n_gone;
-	}
-	lease_copy(&e->l, l);
-	e->since_ms = ev_now_ms();
-	e->live = true;
-	d->n_gone_live++;
-	if (!ev_timer_active(d->gone_timer) &&
-	    ev_timer_start(d->gone_timer, REMOVE_GRACE_MS, 0) < 0) {
-		e->live = false;
-		d->n_gone_live--;
-		return -errno;
-	}
-	return 0;
-}
-
-/*
- * @l is back: when its withdrawal was pending, cancel it and say whether its attributes are
- * unchanged (*ret_same: nothing to do in the kernel). False when none was pending.
- */
-static bool gone_cancel(struct twilld *d, const struct lease *l, bool *ret_same)
-{
-	struct gone *e;
-	size_t slot;
-
-	if (d->n_gone_live == 0)
-		return false;
-	slot = gone_slot(d, l);
-	if (!d->gone_idx[slot])
-		return false;
-	e = &d->gone[d->gone_idx[slot] - 1];
-	if (!e->live)
-		return false;
-	e->live = false;
-	d->n_gone_live--;
-	*ret_same = lease_attrs_equal(&e->l.attrs, &l->attrs);
-	if (d->n_gone_live == 0)
-		gone_reset(d);
-	return true;
-}
-
-/* The grace period is over: withdraw every lease still gone, as one backend burst. */
-static void on_gone_timer(struct ev_timer *t, void *ctx)
+/* The grace of these expired remote leases ran out: withdraw them, as one backend burst. */
+static void on_grace_over(void *ctx, const struct lease *const *leases, size_t n)
 {
 	struct twilld *d = ctx;
 	char desc[TWILLD_DESCRIBE_MAX];
-	uint64_t now = ev_now_ms(), next = 0;
-	size_t n = 0, keep = 0;
 
-	(void)t;
-	for (size_t i = 0; i < d->n_gone; i++) {
-		struct gone *e = &d->gone[i];
-		uint64_t age = now - e->since_ms;
-		int r;
+	if (!d->started)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		int r = d->be_ops->lease_removed(d->be, leases[i]);
 
-		if (!e->live)
-			continue;
-		/* removed later than the burst that armed the timer: its own grace still runs */
-		if (age + REMOVE_GRACE_SLACK_MS < REMOVE_GRACE_MS) {
-			if (!keep || REMOVE_GRACE_MS - age < next)
-				next = REMOVE_GRACE_MS - age;
-			keep++;
-			continue;
-		}
-		e->live = false;
-		d->n_gone_live--;
-		if (!d->started)
-			continue;
-		n++;
-		r = d->be_ops->lease_removed(d->be, &e->l);
 		if (r < 0)
 			log_warnx("backend %s: lease %s: removal failed: %s", d->be_ops->name,
-			          twilld_lease_describe(&e->l, desc, sizeof(desc)), strerror(-r));
+			          twilld_lease_describe(leases[i], desc, sizeof(desc)),
+			          strerror(-r));
 	}
-	if (n)
-		log_debug("backend %s: %zu expired remote leases withdrawn after %d ms",
-		          d->be_ops->name, n, REMOVE_GRACE_MS);
-	if (!keep) {
-		gone_reset(d);
-		return;
-	}
-	/* keep only the pending ones (the set does not grow under steady churn) */
-	for (size_t i = 0, j = 0; i < d->n_gone; i++) {
-		if (d->gone[i].live)
-			d->gone[j++] = d->gone[i];
-		else
-			lease_clear(&d->gone[i].l);
-	}
-	d->n_gone = keep;
-	memset(d->gone_idx, 0, d->gone_idx_cap * sizeof(*d->gone_idx));
-	for (size_t i = 0; i < d->n_gone; i++)
-		d->gone_idx[gone_slot(d, &d->gone[i].l)] = (uint32_t)i + 1;
-	if (ev_timer_start(d->gone_timer, next, 0) < 0)
-		ev_timer_start(d->gone_timer, 0, 0);
+	log_debug("backend %s: %zu expired remote leases withdrawn after %d ms", d->be_ops->name, n,
+	          REMOVE_GRACE_MS);
 }
 
 /* Bring the backend to exactly @leases (the remote set): pending withdrawals are part of it. */
@@ -336,7 +168,7 @@ static void resync_backend(struct twilld *d, const struct lease *leases, size_t 
 {
 	int r;
 
-	gone_reset(d);
+	grace_reset(d->grace);
 	r = d->be_ops->resync(d->be, leases, n);
 	if (r < 0)
 		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
@@ -363,7 +195,7 @@ static void start_backend(struct twilld *d)
 		return;
 	}
 	d->mtu = mtu;
-	r = twilld_subnetfile_fill(d->cfg, &d->own, mtu, d->o->ip_masq, &sf);
+	r = subnetfile_from_lease(d->cfg, &d->own, mtu, d->o->ip_masq, &sf);
 	if (r == 0)
 		r = subnetfile_write(d->o->subnet_file, &sf);
 	if (r < 0) {
@@ -478,7 +310,7 @@ static void on_added(void *ctx, const struct lease *l)
 	log_info("lease %s: added", desc);
 	if (!d->started)
 		return;
-	if (gone_cancel(d, l, &same)) {
+	if (grace_cancel(d->grace, l, &same)) {
 		log_info("lease %s: back within %d ms of its expiry%s", desc, REMOVE_GRACE_MS,
 		         same ? ", unchanged: kernel state kept" : ", changed: updating");
 		if (same)
@@ -503,7 +335,7 @@ static void on_removed(void *ctx, const struct lease *l)
 		return;
 	/* an etcd lease that expired: its owner may re-acquire it at once (REMOVE_GRACE_MS) */
 	if (l->store_lease_id != 0) {
-		r = gone_add(d, l);
+		r = grace_add(d->grace, l);
 		if (r == 0)
 			return;
 		log_debug("lease %s: cannot defer its withdrawal (%s): withdrawing it now", desc,
@@ -603,7 +435,7 @@ static void init_backend(struct twilld *d)
 	lease_attrs_clear(&d->attrs);
 	memset(&d->attrs, 0, sizeof(d->attrs));
 	d->attrs.public_ip = d->ext.public_ip;
-	d->be = d->be_ops->init(d->loop, d->cfg, &d->ext, &d->attrs);
+	d->be = d->be_ops->init(d->loop, d->cfg, &d->ext, &d->be_set, &d->attrs);
 	if (!d->be) {
 		warn_once(d, "backend %s: init on %s failed: %s, retrying in %ds", d->be_ops->name,
 		          d->ext.name, strerror(errno), INIT_RETRY_MS / 1000);
@@ -748,7 +580,7 @@ static void on_config(void *ctx, const struct store_result *res)
 
 		log_warnx(
 			"SIGHUP: network config %s: changed (%s): restart twilld to apply it (the running config stays in use)",
-			d->config_key, twilld_config_diff(d->cfg, cfg, diff, sizeof(diff)));
+			d->config_key, subnet_config_diff(d->cfg, cfg, diff, sizeof(diff)));
 	}
 	subnet_config_free(cfg);
 }
@@ -939,11 +771,77 @@ static int start_health(struct twilld *d)
 	return 0;
 }
 
+/* The external interface, as flanneld chooses it (daemon/iface.h). */
+static int choose_iface(struct twilld *d)
+{
+	const struct twilld_opts *o = d->o;
+	struct iface_sel sel = { 0 };
+	char err[IFACE_ERR_MAX], ip[IPAM_ADDR_STRLEN], pip[IPAM_ADDR_STRLEN];
+	int r;
+
+	sel.ifaces = o->iface.v;
+	sel.n_ifaces = o->iface.n;
+	sel.regexes = o->iface_regex.v;
+	sel.n_regexes = o->iface_regex.n;
+	sel.can_reach = o->iface_can_reach;
+	sel.public_ip = o->has_public_ip ? &o->public_ip_addr : NULL;
+	r = iface_choose(&sel, &d->ext, err, sizeof(err));
+	if (r < 0) {
+		log_error("failed to find an interface to use: %s", err);
+		return r;
+	}
+	log_info("using interface %s (index %d, MTU %d), address %s, public IP %s", d->ext.name,
+	         d->ext.ifindex, d->ext.mtu, ipam_addr_format(&d->ext.iface_addr, ip),
+	         ipam_addr_format(&d->ext.public_ip, pip));
+	return 0;
+}
+
+/* The loop, its signals and timers, and the metrics; 0 or -errno (logged). */
+static int start_loop(struct twilld *d)
+{
+	const struct twilld_opts *o = d->o;
+	int r;
+
+	d->loop = ev_loop_new();
+	if (!d->loop) {
+		r = -errno;
+		log_error("event loop: %s", strerror(-r));
+		return r;
+	}
+	d->sig_term = ev_signal_new(d->loop, SIGTERM, on_signal, d);
+	d->sig_int = ev_signal_new(d->loop, SIGINT, on_signal, d);
+	d->sig_hup = ev_signal_new(d->loop, SIGHUP, on_signal, d);
+	d->retry = ev_timer_new(d->loop, on_retry, d);
+	d->grace = grace_new(d->loop, REMOVE_GRACE_MS, REMOVE_GRACE_SLACK_MS, on_grace_over, d);
+	if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->retry || !d->grace) {
+		r = -errno;
+		log_error("signals and timers: %s", strerror(-r));
+		return r;
+	}
+
+	{
+		struct twilld_metrics_src ms = {
+			.store = &d->store,
+			.lm = &d->lm,
+			.be_ops = &d->be_ops,
+			.be = &d->be,
+			.started = &d->started,
+			.lease_ttl_s = o->lease_ttl_s,
+			.renew_margin_s = o->renew_margin_min * 60,
+		};
+
+		/* registers every twill_* family (metrics_register_twill) and the scrape callback */
+		d->tm = twilld_metrics_new(metrics_global(), &ms);
+		if (!d->tm)
+			log_warnx("metrics: cannot set up twill's metrics: %s", strerror(errno));
+	}
+	return 0;
+}
+
 int twilld_run(const struct twilld_opts *o)
 {
 	struct twilld *d = calloc(1, sizeof(*d));
-	struct iface_sel sel = { 0 };
-	char err[IFACE_ERR_MAX], ip[IPAM_ADDR_STRLEN], pip[IPAM_ADDR_STRLEN];
+	char err[IFACE_ERR_MAX];
 	int r = 0;
 
 	if (!d)
@@ -964,54 +862,17 @@ int twilld_run(const struct twilld_opts *o)
 	snprintf(d->config_key, sizeof(d->config_key), "%s/config",
 	         strcmp(d->prefix, "/") == 0 ? "" : d->prefix);
 
-	sel.ifaces = o->iface.v;
-	sel.n_ifaces = o->iface.n;
-	sel.regexes = o->iface_regex.v;
-	sel.n_regexes = o->iface_regex.n;
-	sel.can_reach = o->iface_can_reach;
-	sel.public_ip = o->has_public_ip ? &o->public_ip_addr : NULL;
-	r = iface_choose(&sel, &d->ext, err, sizeof(err));
+	r = be_settings_from_env(&d->be_set, err, sizeof(err));
 	if (r < 0) {
-		log_error("failed to find an interface to use: %s", err);
+		log_error("%s", err);
 		goto out;
 	}
-	log_info("using interface %s (index %d, MTU %d), address %s, public IP %s", d->ext.name,
-	         d->ext.ifindex, d->ext.mtu, ipam_addr_format(&d->ext.iface_addr, ip),
-	         ipam_addr_format(&d->ext.public_ip, pip));
-
-	d->loop = ev_loop_new();
-	if (!d->loop) {
-		r = -errno;
-		log_error("event loop: %s", strerror(-r));
+	r = choose_iface(d);
+	if (r < 0)
 		goto out;
-	}
-	d->sig_term = ev_signal_new(d->loop, SIGTERM, on_signal, d);
-	d->sig_int = ev_signal_new(d->loop, SIGINT, on_signal, d);
-	d->sig_hup = ev_signal_new(d->loop, SIGHUP, on_signal, d);
-	d->retry = ev_timer_new(d->loop, on_retry, d);
-	d->gone_timer = ev_timer_new(d->loop, on_gone_timer, d);
-	if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->retry || !d->gone_timer) {
-		r = -errno;
-		log_error("signals and timers: %s", strerror(-r));
+	r = start_loop(d);
+	if (r < 0)
 		goto out;
-	}
-
-	{
-		struct twilld_metrics_src ms = {
-			.store = &d->store,
-			.lm = &d->lm,
-			.be_ops = &d->be_ops,
-			.be = &d->be,
-			.started = &d->started,
-			.lease_ttl_s = o->lease_ttl_s,
-			.renew_margin_s = o->renew_margin_min * 60,
-		};
-
-		/* registers every twill_* family (metrics_register_twill) and the scrape callback */
-		d->tm = twilld_metrics_new(metrics_global(), &ms);
-		if (!d->tm)
-			log_warnx("metrics: cannot set up twill's metrics: %s", strerror(errno));
-	}
 
 	if (o->healthz_port > 0) {
 		struct twilld_status_src ss = {
@@ -1059,8 +920,8 @@ out:
 	subnet_config_free(d->cfg);
 	lease_clear(&d->own);
 	lease_attrs_clear(&d->attrs);
-	gone_reset(d); /* pending withdrawals are dropped: the next start resyncs the kernel */
-	ev_timer_free(d->gone_timer);
+	/* pending withdrawals are dropped: the next start resyncs the kernel */
+	grace_free(d->grace);
 	free(d->skip_seen);
 	ev_loop_free(d->loop);
 	free(d);

@@ -47,4 +47,11 @@ json_t *subnet_config_backend_opt(const struct subnet_config *cfg, const char *k
 /* True when the two configs would produce the same leases and backend (for SIGHUP). */
 bool subnet_config_equal(const struct subnet_config *a, const struct subnet_config *b);
 
+/*
+ * What differs between two configs, as "Network 10.5.0.0/16 -> 10.6.0.0/16,
+ * Backend.Type vxlan -> host-gw" into @buf ("" when equal). Returns @buf.
+ */
+char *subnet_config_diff(const struct subnet_config *a, const struct subnet_config *b, char *buf,
+                         size_t len);
+
 #endif

@@ -252,3 +252,30 @@ int subnetfile_read(const char *path, struct subnetfile *ret, char *err, size_t 
 	free(buf);
 	return r;
 }
+
+int subnetfile_from_lease(const struct subnet_config *cfg, const struct lease *own, int mtu,
+                          bool ipmasq, struct subnetfile *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (cfg->enable_ipv4 && own->has_ipv4) {
+		ret->has_network = true;
+		ret->network = cfg->network;
+		ret->has_subnet = true;
+		ret->subnet.len = own->subnet.len;
+		if (ipam_prefix_first_host(&own->subnet, &ret->subnet.addr) < 0)
+			return -EINVAL;
+	}
+	if (cfg->enable_ipv6 && own->has_ipv6) {
+		ret->has_ipv6_network = true;
+		ret->ipv6_network = cfg->ipv6_network;
+		ret->has_ipv6_subnet = true;
+		ret->ipv6_subnet.len = own->ipv6_subnet.len;
+		if (ipam_prefix_first_host(&own->ipv6_subnet, &ret->ipv6_subnet.addr) < 0)
+			return -EINVAL;
+	}
+	ret->has_mtu = true;
+	ret->mtu = mtu;
+	ret->has_ipmasq = true;
+	ret->ipmasq = ipmasq;
+	return 0;
+}

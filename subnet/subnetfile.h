@@ -9,6 +9,8 @@
 #include <stddef.h>
 
 #include "ipam/ipam.h"
+#include "subnet/config.h"
+#include "subnet/lease.h"
 
 #define SUBNETFILE_DEFAULT_PATH "/run/flannel/subnet.env"
 
@@ -45,5 +47,13 @@ int subnetfile_write(const char *path, const struct subnetfile *f);
 int subnetfile_read(const char *path, struct subnetfile *ret, char *err, size_t errlen);
 /* The same for a buffer of @len bytes (NULs allowed: they make a known value malformed). */
 int subnetfile_parse(const char *buf, size_t len, struct subnetfile *ret, char *err, size_t errlen);
+
+/*
+ * The subnet file's contents for @own under @cfg (docs/compat.md, subnet file):
+ * network, first host/len of the lease, IPv6 when enabled, @mtu, @ipmasq. 0 or
+ * -EINVAL (a lease too small to have a first host).
+ */
+int subnetfile_from_lease(const struct subnet_config *cfg, const struct lease *own, int mtu,
+                          bool ipmasq, struct subnetfile *ret);
 
 #endif

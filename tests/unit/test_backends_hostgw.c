@@ -3,6 +3,7 @@
 
 #include "lib/log.h"
 #include "lib/nl.h"
+#include "tests/unit/be_testenv.h"
 
 static const struct backend_ops *hg;
 static struct be_extif ext;
@@ -35,7 +36,7 @@ static struct backend *started(struct lease_attrs *attrs)
 	struct lease own;
 
 	memset(attrs, 0, sizeof(*attrs));
-	be = hg->init(loop, cfg, &ext, attrs);
+	be = hg->init(loop, cfg, &ext, env_settings(), attrs);
 	cr_assert(be, "init: %s", strerror(errno));
 	subnet_config_free(cfg);
 	mk_lease(&own, "198.18.0.0/24", "192.0.2.1", "host-gw", NULL);
@@ -141,7 +142,7 @@ Test(hostgw, refuses_public_ip_not_on_interface)
 
 	cr_assert_eq(ipam_addr_parse("192.0.2.99", &e.public_ip), 0);
 	errno = 0;
-	cr_assert_null(hg->init(loop, cfg, &e, &a));
+	cr_assert_null(hg->init(loop, cfg, &e, NULL, &a));
 	cr_assert_eq(errno, EINVAL);
 	subnet_config_free(cfg);
 }

@@ -16,6 +16,7 @@
 #include "backends/udp_pkt.h"
 #include "backends/udp_table.h"
 #include "lib/nl.h"
+#include "tests/unit/be_testenv.h"
 
 /* ---- helpers ---- */
 
@@ -802,7 +803,7 @@ static struct backend *start_backend(bool naive, struct subnet_config **ret_cfg)
 	ext.public_ip = ext.iface_addr;
 	setenv("TWILL_UDP_NAIVE", naive ? "1" : "0", 1);
 	setenv("TWILL_UDP_WORKERS", "2", 1);
-	be = udp_backend_ops.init(NULL, cfg, &ext, &attrs);
+	be = udp_backend_ops.init(NULL, cfg, &ext, env_settings(), &attrs);
 	cr_assert_not_null(be, "init: %s", strerror(errno));
 	cr_assert_str_eq(attrs.backend_type, "");
 	cr_assert_null(attrs.backend_data);

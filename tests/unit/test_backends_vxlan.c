@@ -9,6 +9,7 @@
 #include "backends/vxlan.h"
 #include "lib/log.h"
 #include "lib/nl.h"
+#include "tests/unit/be_testenv.h"
 
 static const struct backend_ops *vx;
 static struct be_extif ext;
@@ -38,7 +39,7 @@ static struct backend *init_ok(const char *cfgjson, struct lease_attrs *attrs)
 	struct backend *be;
 
 	memset(attrs, 0, sizeof(*attrs));
-	be = vx->init(loop, cfg, &ext, attrs);
+	be = vx->init(loop, cfg, &ext, env_settings(), attrs);
 	cr_assert(be, "init: %s", strerror(errno));
 	subnet_config_free(cfg);
 	return be;
@@ -704,7 +705,7 @@ Test(vxlan, without_loop_flushes_at_once)
 {
 	struct subnet_config *cfg = mk_config(CFG);
 	struct lease_attrs a = { 0 };
-	struct backend *be = vx->init(NULL, cfg, &ext, &a);
+	struct backend *be = vx->init(NULL, cfg, &ext, env_settings(), &a);
 	struct lease own, ls[3];
 	struct expect x = { .ls = ls, .n = 3, .nh = true };
 

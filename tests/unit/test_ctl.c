@@ -11,7 +11,7 @@
 #include "ctl/ctl.h"
 #include "lib/ev.h"
 #include "subnet/store.h"
-#include "subnet/store_local.h"
+#include "tests/support/store_local_test.h"
 
 #define SUBS "/coreos.com/network/subnets/"
 #define CFG  "{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"Backend\":{\"Type\":\"vxlan\"}}"

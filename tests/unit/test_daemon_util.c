@@ -32,7 +32,7 @@ Test(daemon_util, subnetfile_fill_ipv4)
 	char buf[IPAM_PREFIX_STRLEN];
 
 	lease_v4(&l, "198.18.87.0/24", "192.0.2.1", "vxlan");
-	cr_assert_eq(twilld_subnetfile_fill(c, &l, 1450, false, &sf), 0);
+	cr_assert_eq(subnetfile_from_lease(c, &l, 1450, false, &sf), 0);
 	cr_expect(sf.has_network);
 	cr_expect_str_eq(ipam_prefix_format(&sf.network, buf), "198.18.0.0/16");
 	cr_expect(sf.has_subnet);
@@ -58,7 +58,7 @@ Test(daemon_util, subnetfile_fill_dual_stack)
 	lease_v4(&l, "198.18.3.0/24", "192.0.2.1", "vxlan");
 	l.has_ipv6 = true;
 	cr_assert_eq(ipam_prefix_parse("fc00:0:0:5::/64", &l.ipv6_subnet), 0);
-	cr_assert_eq(twilld_subnetfile_fill(c, &l, 1400, true, &sf), 0);
+	cr_assert_eq(subnetfile_from_lease(c, &l, 1400, true, &sf), 0);
 	cr_expect_str_eq(ipam_prefix_format(&sf.ipv6_network, buf), "fc00::/48");
 	cr_expect_str_eq(ipam_prefix_format(&sf.ipv6_subnet, buf), "fc00:0:0:5::1/64");
 	cr_expect(sf.ipmasq);
@@ -78,15 +78,15 @@ Test(daemon_util, config_diff)
 	struct subnet_config *e = cfg("{\"Network\":\"198.18.0.0/16\"}");
 	char buf[512];
 
-	cr_expect_str_eq(twilld_config_diff(a, b, buf, sizeof(buf)), "");
-	twilld_config_diff(a, c, buf, sizeof(buf));
+	cr_expect_str_eq(subnet_config_diff(a, b, buf, sizeof(buf)), "");
+	subnet_config_diff(a, c, buf, sizeof(buf));
 	cr_expect(strstr(buf, "Network 198.18.0.0/16 -> 198.19.0.0/16") != NULL, "%s", buf);
 	cr_expect(strstr(buf, "SubnetLen 24 -> 25") != NULL, "%s", buf);
 	cr_expect(strstr(buf, "Backend.Type vxlan -> host-gw") != NULL, "%s", buf);
-	cr_expect_str_eq(twilld_config_diff(a, d, buf, sizeof(buf)), "Backend options");
-	cr_expect_str_eq(twilld_config_diff(a, e, buf, sizeof(buf)), "Backend.Type vxlan -> udp");
+	cr_expect_str_eq(subnet_config_diff(a, d, buf, sizeof(buf)), "Backend options");
+	cr_expect_str_eq(subnet_config_diff(a, e, buf, sizeof(buf)), "Backend.Type vxlan -> udp");
 	/* truncation is safe */
-	twilld_config_diff(a, c, buf, 10);
+	subnet_config_diff(a, c, buf, 10);
 	cr_expect_eq(strlen(buf), 9);
 	subnet_config_free(a);
 	subnet_config_free(b);

@@ -12,7 +12,7 @@
 #include "subnet/lease.h"
 #include "subnet/leasemgr.h"
 #include "subnet/store.h"
-#include "subnet/store_local.h"
+#include "tests/support/store_local_test.h"
 #include "subnet/subnetfile.h"
 #include "leasemgr_testutil.h"
 
@@ -31,6 +31,8 @@ static void setup(void)
 	st = store_local_new(loop, path);
 	cr_assert_not_null(st);
 	store_local_set_time_unit(st, UNIT);
+	/* Listings in pages of 2, so the lease manager's paged path (production's) runs here. */
+	cr_assert_eq(store_local_set_page_size(st, 2), 0);
 }
 
 static void teardown(void)

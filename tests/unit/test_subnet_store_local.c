@@ -9,7 +9,7 @@
 
 #include "lib/ev.h"
 #include "subnet/store.h"
-#include "subnet/store_local.h"
+#include "tests/support/store_local_test.h"
 
 static char dir[64], path[PATH_MAX];
 static struct ev_loop *loop;
@@ -485,5 +485,84 @@ Test(store_local, timetolive_reads_without_refreshing)
 	/* an injected failure reaches the callback */
 	cr_assert_eq(store_local_fail_next(s, -EIO, 1), 0);
 	cr_assert_eq(timetolive(s, lease).err, -EIO);
+	store_free(s);
+}
+
+/* ---- list_pages: the paged listing the lease manager takes ---- */
+
+struct pages {
+	int calls, firsts, errs;
+	bool done, order_ok, more_ok;
+	int64_t rev;
+	size_t n;
+	char last[128];
+};
+
+static void pages_cb(void *ctx, const struct store_result *r)
+{
+	struct pages *p = ctx;
+
+	p->calls++;
+	p->errs += r->err != 0;
+	if (r->first_page) {
+		p->firsts++;
+		p->n = 0;
+		p->last[0] = '\0';
+		p->rev = r->revision;
+	}
+	if (r->revision != p->rev)
+		p->order_ok = false; /* every page at the listing's revision */
+	for (size_t i = 0; i < r->n_kvs; i++) {
+		if (strcmp(r->kvs[i].key, p->last) <= 0)
+			p->order_ok = false;
+		snprintf(p->last, sizeof(p->last), "%s", r->kvs[i].key);
+		p->n++;
+	}
+	if (!r->more)
+		p->done = true;
+	else if (r->n_kvs == 0)
+		p->more_ok = false;
+}
+
+Test(store_local, list_pages)
+{
+	struct store *s = store_local_new(loop, path);
+	struct pages p = { .order_ok = true, .more_ok = true };
+	char k[64];
+
+	cr_assert_not_null(s);
+	cr_assert_not_null(s->ops->list_pages);
+	for (int i = 0; i < 7; i++) {
+		snprintf(k, sizeof(k), "/n/subnets/198.18.%d.0-24", i);
+		put(s, k, "{}", 0);
+	}
+	put(s, "/n/config", "{}", 0);
+	cr_assert_eq(store_local_set_page_size(s, 3), 0);
+	cr_assert_eq(s->ops->list_pages(s, "/n/subnets/", pages_cb, &p), 0);
+	cr_assert_eq(p.calls, 0, "callback ran synchronously");
+	cr_assert_eq(ev_loop_run_until(loop, &p.done, 3000), 0);
+	cr_assert_eq(p.calls, 3, "7 keys in pages of 3");
+	cr_assert_eq(p.firsts, 1);
+	cr_assert_eq(p.n, 7);
+	cr_assert(p.order_ok && p.more_ok);
+	cr_assert_eq(p.rev, store_local_revision(s));
+
+	/* An empty listing is one last page. */
+	memset(&p, 0, sizeof(p));
+	p.order_ok = p.more_ok = true;
+	cr_assert_eq(s->ops->list_pages(s, "/none/", pages_cb, &p), 0);
+	cr_assert_eq(ev_loop_run_until(loop, &p.done, 3000), 0);
+	cr_assert_eq(p.calls, 1);
+	cr_assert_eq(p.firsts, 1);
+	cr_assert_eq(p.n, 0);
+
+	/* A failure ends the listing in one call. */
+	memset(&p, 0, sizeof(p));
+	p.order_ok = p.more_ok = true;
+	cr_assert_eq(store_local_fail_next(s, -EIO, 1), 0);
+	cr_assert_eq(s->ops->list_pages(s, "/n/subnets/", pages_cb, &p), 0);
+	cr_assert_eq(ev_loop_run_until(loop, &p.done, 3000), 0);
+	cr_assert_eq(p.calls, 1);
+	cr_assert_eq(p.errs, 1);
 	store_free(s);
 }

@@ -1,14 +1,13 @@
 /*
- * The local file store (store_local_new() in store.h): etcd's semantics kept
- * in one JSON file, for single-host use ("file:///path/store.json" as the
- * endpoint) and for fast unit tests. These functions are test hooks; each
- * accepts only a store made by store_local_new() and returns -EINVAL for
- * any other store.
+ * Test hooks for the local file store (store_local_new() in subnet/store.h),
+ * compiled into the test support library only: each accepts only a store made
+ * by store_local_new() and returns -EINVAL for any other store.
  */
-#ifndef TWILL_SUBNET_STORE_LOCAL_H
-#define TWILL_SUBNET_STORE_LOCAL_H
+#ifndef TWILL_TESTS_STORE_LOCAL_TEST_H
+#define TWILL_TESTS_STORE_LOCAL_TEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "subnet/store.h"
@@ -36,5 +35,7 @@ int store_local_set_time_unit(struct store *s, int64_t ms);
 int store_local_lease_ttl(struct store *s, int64_t lease_id, int64_t *ret_ttl_s);
 /* The next @count requests complete with @err (and change nothing). */
 int store_local_fail_next(struct store *s, int err, int count);
+/* list_pages delivers @n kvs per page (default 500, etcd's page in store_etcd). */
+int store_local_set_page_size(struct store *s, size_t n);
 
 #endif
