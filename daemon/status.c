@@ -134,18 +134,17 @@ static json_t *build_iptables(const struct status_input *in)
 
 static json_t *build_udp(const struct status_input *in)
 {
-	json_t *drops, *o;
+	json_t *drops;
 
-	if (!in->has_udp)
+	if (!in->has_be_stats || !in->be.has_datapath)
 		return json_null();
 	drops = json_object();
-	for (unsigned v = 1; drops && v < UDP_VERDICT_MAX; v++)
-		if (in->udp_drops[v])
-			json_object_set_new(drops, udp_verdict_name(v),
-			                    json_integer((json_int_t)in->udp_drops[v]));
-	o = json_pack("{s:I,s:I,s:o}", "tx_packets", (json_int_t)in->udp_tx_packets, "rx_packets",
-	              (json_int_t)in->udp_rx_packets, "drops", drops ? drops : json_null());
-	return o;
+	for (size_t i = 0; drops && i < in->be.n_drops && i < BE_DROPS_MAX; i++)
+		if (in->be.drops[i].n && in->be.drops[i].reason)
+			json_object_set_new(drops, in->be.drops[i].reason,
+			                    json_integer((json_int_t)in->be.drops[i].n));
+	return json_pack("{s:I,s:I,s:o}", "tx_packets", (json_int_t)in->be.tx_packets, "rx_packets",
+	                 (json_int_t)in->be.rx_packets, "drops", drops ? drops : json_null());
 }
 
 json_t *status_build(const struct status_input *in)
@@ -322,14 +321,11 @@ static void collect_backend(struct twilld_status *st, struct status_input *in)
 		ops->stats(be, &in->be);
 		in->has_be_stats = true;
 	}
+	/* the udp backend's forwarding table stands for its kernel routes (one route to the
+	 * network through flannel0) */
 	if (ops == &udp_backend_ops && be) {
 		memset(&us, 0, sizeof(us));
 		udp_backend_stats(be, &us);
-		in->has_udp = true;
-		in->udp_tx_packets = us.tx_packets;
-		in->udp_rx_packets = us.rx_packets;
-		for (unsigned v = 0; v < UDP_VERDICT_MAX; v++)
-			in->udp_drops[v] = us.drop_tun[v] + us.drop_wire[v];
 		in->has_routes = true;
 		in->routes_programmed = us.table_routes;
 		in->routes_source = "udp table";

@@ -19,7 +19,6 @@
 #include <jansson.h>
 
 #include "backends/backend.h"
-#include "backends/udp_pkt.h"
 #include "ipam/ipam.h"
 #include "subnet/store_stats.h"
 
@@ -87,9 +86,7 @@ struct status_input {
 	bool masq, forward_rules, random_fully;
 	const char *ipt_error; /* last sync failure, "" = none */
 
-	bool has_udp;
-	uint64_t udp_tx_packets, udp_rx_packets;
-	uint64_t udp_drops[UDP_VERDICT_MAX]; /* tun + wire, by reason */
+	/* the udp section: be.has_datapath (packets and drops by reason in be) */
 };
 
 /* The status document for @in (a new reference), or NULL with errno ENOMEM. Pure. */

@@ -133,13 +133,19 @@ Test(daemon_status, reservation_and_udp_drops)
 		                   .has_lease = true,
 		                   .has_ipv4 = true,
 		                   .backend = "udp",
-		                   .has_udp = true,
-		                   .udp_tx_packets = 7 };
+		                   .has_be_stats = true };
 	json_t *doc, *v;
 
 	in.subnet = pfx("198.18.9.0/24");
-	in.udp_drops[UDP_DROP_NO_ROUTE] = 3;
-	in.udp_drops[UDP_DROP_UNKNOWN_SRC] = 1;
+	in.be.has_datapath = true;
+	in.be.tx_packets = 7;
+	in.be.drops[0].reason = "unknown_src";
+	in.be.drops[0].n = 1;
+	in.be.drops[1].reason = "short";
+	in.be.drops[1].n = 0;
+	in.be.drops[2].reason = "no_route";
+	in.be.drops[2].n = 3;
+	in.be.n_drops = 3;
 	doc = status_build(&in);
 	cr_assert_not_null(doc);
 	v = json_object_get(doc, "lease");
@@ -147,10 +153,8 @@ Test(daemon_status, reservation_and_udp_drops)
 	v = json_object_get(doc, "udp");
 	cr_assert_eq(json_integer_value(json_object_get(v, "tx_packets")), 7);
 	v = json_object_get(v, "drops");
-	cr_assert_eq(json_object_size(v), 2);
-	cr_assert_eq(json_integer_value(json_object_get(v, udp_verdict_name(UDP_DROP_NO_ROUTE))),
-	             3);
-	cr_assert_eq(json_integer_value(json_object_get(v, udp_verdict_name(UDP_DROP_UNKNOWN_SRC))),
-	             1);
+	cr_assert_eq(json_object_size(v), 2, "reasons with no drops are left out");
+	cr_assert_eq(json_integer_value(json_object_get(v, "no_route")), 3);
+	cr_assert_eq(json_integer_value(json_object_get(v, "unknown_src")), 1);
 	json_decref(doc);
 }
