@@ -6,8 +6,9 @@
 # `ip netns exec`: that remounts /sys and hides the cgroup mounts dockerd needs). Everything
 # dockerd keeps lives under $TW_DIR/h<i>/docker (data root, exec root, pid file, API socket), so
 # nothing of the machine's own Docker is touched; its iptables calls run in the host namespace.
-# Facts: docs/docker.md. rt_cleanup (run before lib.sh's cleanup, from the EXIT trap set here) removes the containers,
-# stops dockerd and the containerd it spawned by PID, and unmounts what they left mounted.
+# Facts: docs/docker.md. rt_cleanup (run before lib.sh's cleanup, from the EXIT trap set here)
+# removes the containers, stops dockerd and the containerd it spawned by PID, and unmounts what
+# they left mounted.
 
 if [ -n "${TW_LIB_RUNTIME_LOADED:-}" ]; then
 	return 0
