@@ -190,7 +190,8 @@ const struct ctl_cmd ctl_cmds[] = {
 	  .summary = "a node's state, from twilld's health port",
 	  .help = "usage: twillctl status [--healthz URL] [--json]\n"
 	          "Print the state of the node whose twilld serves URL (its --healthz-ip and\n"
-	          "--healthz-port; default " CTL_HEALTHZ_DEFAULT "): lease and expiry, backend and\n"
+	          "--healthz-port; default " CTL_HEALTHZ_DEFAULT
+	          "): lease and expiry, backend and\n"
 	          "devices, the etcd endpoint and its errors, remote leases against the routes\n"
 	          "programmed, repairs, iptables, udp drops. --json prints the /v1/status document.\n"
 	          "Exit status 1 when the daemon cannot be reached. Needs no etcd.\n",

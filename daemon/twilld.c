@@ -876,11 +876,21 @@ int twilld_run(const struct twilld_opts *o)
 
 	if (o->healthz_port > 0) {
 		struct twilld_status_src ss = {
-			.store = &d->store, .lm = &d->lm, .cfg = &d->cfg, .be_ops = &d->be_ops,
-			.be = &d->be, .ipt = &d->ipt, .tm = &d->tm, .started = &d->started,
-			.mtu = &d->mtu, .ext = &d->ext, .last_error = d->last_err,
-			.ipt_last_err = d->ipt_last_err, .subnet_file = o->subnet_file,
-			.masq = o->ip_masq, .forward_rules = o->iptables_forward_rules,
+			.store = &d->store,
+			.lm = &d->lm,
+			.cfg = &d->cfg,
+			.be_ops = &d->be_ops,
+			.be = &d->be,
+			.ipt = &d->ipt,
+			.tm = &d->tm,
+			.started = &d->started,
+			.mtu = &d->mtu,
+			.ext = &d->ext,
+			.last_error = d->last_err,
+			.ipt_last_err = d->ipt_last_err,
+			.subnet_file = o->subnet_file,
+			.masq = o->ip_masq,
+			.forward_rules = o->iptables_forward_rules,
 		};
 
 		d->status = twilld_status_new(&ss);
