@@ -110,6 +110,35 @@ assert_eq "$(jq -r .cniVersion <<<"$CNI_OUT")" 0.3.1 "0.3.1 result cniVersion"
 a3=$(jq -r '.ips[0].address' <<<"$CNI_OUT")
 ping_ok "$c" "${a1%/*}" || fail "h2c2 (0.3.1, $a3) cannot ping h1c1"
 
+# IPv6: a subnet file with FLANNEL_IPV6_* (as twilld writes with EnableIPv6) gives the container
+# an address from each range and routes to both networks; two such containers on h1 reach each
+# other over IPv6 through the bridge. (Its own bridge and network name: cni0 is the IPv4 one.)
+sf6=$TW_DIR/h1/subnet6.env
+printf 'FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=198.18.250.1/24\nFLANNEL_IPV6_NETWORK=2001:db8:100::/48\nFLANNEL_IPV6_SUBNET=2001:db8:100:7::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n' \
+	"$TW_OVERLAY" >"$sf6"
+conf6=$(cni_netconf 1 | jq -c --arg sf "$sf6" --arg n "${TW_PREFIX}v6" \
+	'.subnetFile = $sf | .name = $n | .delegate = {bridge: "cni6"}')
+declare -A A6=()
+for j in 3 4; do
+	c=$(ns_cont 1 "$j")
+	netns_add "$c"
+	cni_call 1 ADD "${TW_PREFIX}v6c$j" "/run/netns/$c" "$conf6"
+	cni_expect_ok "h1 ADD dual-stack c$j"
+	assert_eq "$(jq -r '[.ips[].address] | map(split("/")[1]) | join(",")' <<<"$CNI_OUT")" "24,64" \
+		"dual-stack ADD gives an IPv4 and an IPv6 address ($CNI_OUT)"
+	A6[$j]=$(jq -r '.ips[] | select(.address | contains(":")) | .address' <<<"$CNI_OUT")
+	case "${A6[$j]}" in 2001:db8:100:7::*/64) ;; *) fail "IPv6 address ${A6[$j]} outside 2001:db8:100:7::/64" ;; esac
+	assert_eq "$(ip -n "$c" -j -6 route show 2001:db8:100::/48 | jq -r '.[0].gateway // "none"')" \
+		2001:db8:100:7::1 "c$j route to the IPv6 network"
+done
+_ping6() { ip netns exec "$(ns_cont 1 3)" ping -6 -n -c 1 -W 1 "${A6[4]%/*}" >/dev/null 2>&1; }
+wait_for --timeout 5 _ping6 || fail "no IPv6 ping between dual-stack containers (${A6[3]} -> ${A6[4]})"
+for j in 3 4; do
+	cni_call 1 DEL "${TW_PREFIX}v6c$j" "/run/netns/$(ns_cont 1 "$j")" "$conf6"
+	cni_expect_ok "h1 DEL dual-stack c$j"
+done
+log "IPv6: ranges and routes from FLANNEL_IPV6_*, containers reach each other over IPv6"
+
 # DEL: interface, saved config and reservation gone; DEL again; DEL with no subnet file
 for i in 1 2; do
 	c=$(ns_cont "$i" 1)
