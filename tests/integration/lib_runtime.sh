@@ -16,6 +16,8 @@ fi
 TW_LIB_RUNTIME_LOADED=1
 
 TW_DOCKER_IMAGE=twill-busybox
+# dockerd makes /run/docker/plugins whatever its --exec-root: removed after, when this run made it
+[ -e /run/docker ] && TW_HAD_RUN_DOCKER=1 || TW_HAD_RUN_DOCKER=0
 declare -gA TW_DOCKERD_PID=() # host index -> dockerd pid
 TW_RT_CLEANED=0
 
@@ -90,6 +92,9 @@ rt_cleanup() {
 	for i in "${!TW_DOCKERD_PID[@]}"; do
 		stop_dockerd "$i"
 	done
+	if [ "$TW_HAD_RUN_DOCKER" = 0 ]; then
+		rmdir /run/docker/plugins /run/docker 2>/dev/null || true
+	fi
 	[ ${#TW_PODMAN_HOSTS[@]} -eq 0 ] || podman_cleanup
 	return 0
 }
