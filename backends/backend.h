@@ -101,7 +101,7 @@ struct backend_ops {
 	 * logged and do not fail the call).
 	 */
 	int (*resync)(struct backend *be, const struct lease *leases, size_t n);
-	/* Leave kernel state in place (COMPAT: restart must not break traffic) and free. NULL-safe. */
+	/* Leave kernel state in place (docs/compat.md §4) and free. NULL-safe. */
 	void (*stop)(struct backend *be);
 	/*
 	 * Optional (NULL: the backend keeps no such counters): its counters into @ret

@@ -1,5 +1,5 @@
 /*
- * The host-gw backend (COMPAT.md §4 and flannel's host-gw): per remote lease a
+ * The host-gw backend (docs/compat.md §4 and flannel's host-gw): per remote lease a
  * route <subnet> via <PublicIP> dev <external interface>, through the shared
  * route set. Needs every node on one L2 segment, with its public IP on the
  * external interface.

@@ -1,5 +1,5 @@
 /*
- * The udp backend (COMPAT.md §5): a TUN device flannel0 whose IPv4 packets travel
+ * The udp backend (docs/compat.md §5): a TUN device flannel0 whose IPv4 packets travel
  * as the whole payload of UDP datagrams to the PublicIP of the lease covering their
  * destination (flannel's wire format). Worker threads move packets; the event loop
  * thread only changes the forwarding table (published atomically, see udp_table.h).

@@ -1,5 +1,5 @@
 /*
- * The vxlan backend (COMPAT.md §4): device flannel.<VNI>, and per remote lease a
+ * The vxlan backend (docs/compat.md §4): device flannel.<VNI>, and per remote lease a
  * neighbour, an fdb entry and a route (or a direct route with DirectRouting),
  * programmed through the shared route set.
  */

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang llvm
-	libmnl-dev libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libjansson-dev libsystemd-dev
+	libmnl-dev libcurl4-openssl-dev libjansson-dev
 	# unit tests
 	libcriterion-dev
 	# store, integration tests, demo, benchmarks

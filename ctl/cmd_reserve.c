@@ -16,10 +16,34 @@ static bool on_boundary(const struct ipam_prefix *p, const struct ipam_prefix *n
 	return p->len == len && ipam_prefix_is_network(p) && ipam_prefix_contains(net, p);
 }
 
+/* Whether @want is a SubnetLen subnet inside the network of @cfg; false after a message. */
+static bool in_network(struct ctl *c, const struct subnet_config *cfg, const struct lease *l,
+                       const char *subnet)
+{
+	char nb[IPAM_PREFIX_STRLEN];
+
+	if (l->has_ipv4 &&
+	    (!cfg->enable_ipv4 || !on_boundary(&l->subnet, &cfg->network, cfg->subnet_len))) {
+		fprintf(c->err,
+		        "twillctl: cannot reserve %s: not a /%u subnet inside the network %s\n",
+		        subnet, cfg->subnet_len, ipam_prefix_format(&cfg->network, nb));
+		return false;
+	}
+	if (l->has_ipv6 && (!cfg->enable_ipv6 || !on_boundary(&l->ipv6_subnet, &cfg->ipv6_network,
+	                                                      cfg->ipv6_subnet_len))) {
+		fprintf(c->err,
+		        "twillctl: cannot reserve %s: not a /%u subnet inside the IPv6 network %s\n",
+		        subnet, cfg->ipv6_subnet_len,
+		        cfg->enable_ipv6 ? ipam_prefix_format(&cfg->ipv6_network, nb) : "(none)");
+		return false;
+	}
+	return true;
+}
+
 int ctl_reserve(struct ctl *c, const char *subnet, const char *public_ip)
 {
 	char suffix[LEASE_KEY_MAX], key[PATH_MAX + LEASE_KEY_MAX], prefix[PATH_MAX], err[256];
-	char nb[IPAM_PREFIX_STRLEN], ib[IPAM_ADDR_STRLEN];
+	char ib[IPAM_ADDR_STRLEN];
 	struct subnet_config *cfg = NULL;
 	struct lease want, cur = { 0 };
 	struct lease_attrs attrs = { 0 };
@@ -40,22 +64,8 @@ int ctl_reserve(struct ctl *c, const char *subnet, const char *public_ip)
 	cfg = ctl_load_config(c, false);
 	if (!cfg)
 		return 1;
-	if (want.has_ipv4 &&
-	    (!cfg->enable_ipv4 || !on_boundary(&want.subnet, &cfg->network, cfg->subnet_len))) {
-		fprintf(c->err,
-		        "twillctl: cannot reserve %s: not a /%u subnet inside the network %s\n",
-		        subnet, cfg->subnet_len, ipam_prefix_format(&cfg->network, nb));
+	if (!in_network(c, cfg, &want, subnet))
 		goto out;
-	}
-	if (want.has_ipv6 &&
-	    (!cfg->enable_ipv6 ||
-	     !on_boundary(&want.ipv6_subnet, &cfg->ipv6_network, cfg->ipv6_subnet_len))) {
-		fprintf(c->err,
-		        "twillctl: cannot reserve %s: not a /%u subnet inside the IPv6 network %s\n",
-		        subnet, cfg->ipv6_subnet_len,
-		        cfg->enable_ipv6 ? ipam_prefix_format(&cfg->ipv6_network, nb) : "(none)");
-		goto out;
-	}
 	snprintf(prefix, sizeof(prefix), "%s/subnets/", c->prefix);
 	snprintf(key, sizeof(key), "%s%s", prefix, suffix);
 	if (ctl_do_list(c, prefix, &k, "listing leases") < 0)

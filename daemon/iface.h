@@ -1,6 +1,6 @@
 /*
  * The choice of the external (underlay) interface, as flanneld makes it
- * (COMPAT.md §9, flannel's ipmatch.LookupExtIface): --iface (name or IPv4
+ * (docs/compat.md §9, flannel's ipmatch.LookupExtIface): --iface (name or IPv4
  * address, first match wins), then --iface-regex (each regex against every
  * interface's IPv4 addresses, then against the names), then --iface-can-reach
  * (the interface `ip route get ADDR` names); with none of them, the interface

@@ -1,5 +1,5 @@
 /*
- * flannel's iptables rules (COMPAT.md §8), kept in place from the event loop.
+ * flannel's iptables rules (docs/compat.md §8), kept in place from the event loop.
  *
  * Forward rules (filter): FORWARD -> FLANNEL-FWD, which accepts -s NETWORK and
  * -d NETWORK (comment "flanneld forward"). Masquerade (nat): POSTROUTING ->

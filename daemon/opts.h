@@ -1,6 +1,6 @@
 /*
  * twilld's command line: flanneld's flags and FLANNELD_* environment
- * (COMPAT.md §9) plus twill's own (--subnet-lease-ttl).
+ * (docs/compat.md §9) plus twill's own (--subnet-lease-ttl).
  */
 #ifndef TWILL_DAEMON_OPTS_H
 #define TWILL_DAEMON_OPTS_H

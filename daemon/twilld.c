@@ -215,7 +215,7 @@ static void start_backend(struct twilld *d)
 	/*
 	 * Events that arrived while the backend was not started are applied now, but only once the
 	 * remote set has been listed: before that it is empty, and a resync with it would withdraw
-	 * every route a previous twilld left (COMPAT §4: a restart must not break traffic). The
+	 * every route a previous twilld left (docs/compat.md §4: a restart must not break traffic). The
 	 * first resync then comes from on_resync.
 	 */
 	if (d->remote_listed) {

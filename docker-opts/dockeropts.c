@@ -144,6 +144,27 @@ static int opt_cmp(const void *a, const void *b)
 	return strcmp(((const struct opt *)a)->name, ((const struct opt *)b)->name);
 }
 
+/* Every value the env file will quote must be safe to quote (value_problem); 0 or -EINVAL. */
+static int check_values(const struct optlist *l, const char *key, const char *preset, char *err,
+                        size_t errlen)
+{
+	const char *why;
+
+	for (size_t i = 0; i < l->n; i++) {
+		why = value_problem(l->v[i].value);
+		if (why) {
+			errfmt(err, errlen, "environment variable %s %s", l->v[i].name, why);
+			return -EINVAL;
+		}
+	}
+	why = preset ? value_problem(preset) : NULL;
+	if (why) {
+		errfmt(err, errlen, "environment variable %s %s", key, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_opts *o,
                           const char *const *envp, char **ret_buf, size_t *ret_len, char *err,
                           size_t errlen)
@@ -151,7 +172,7 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 	struct optlist l = { 0 };
 	char name[256], val[IPAM_PREFIX_STRLEN + 16], pfx[IPAM_PREFIX_STRLEN];
 	const char *key = o->key ? o->key : DOCKEROPTS_DEFAULT_KEY;
-	const char *preset, *why;
+	const char *preset;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = NULL;
@@ -193,23 +214,10 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 			goto nomem;
 	}
 
-	for (size_t i = 0; i < l.n; i++) {
-		why = value_problem(l.v[i].value);
-		if (why) {
-			errfmt(err, errlen, "environment variable %s %s", l.v[i].name, why);
-			r = -EINVAL;
-			goto out;
-		}
-	}
 	preset = env_get(envp, key);
-	if (preset) {
-		why = value_problem(preset);
-		if (why) {
-			errfmt(err, errlen, "environment variable %s %s", key, why);
-			r = -EINVAL;
-			goto out;
-		}
-	}
+	r = check_values(&l, key, preset, err, errlen);
+	if (r < 0)
+		goto out;
 	qsort(l.v, l.n, sizeof(*l.v), opt_cmp);
 
 	f = open_memstream(&buf, &len);

@@ -1,5 +1,5 @@
 /*
- * twill-docker-opts: Docker daemon options from the subnet file (COMPAT.md §7),
+ * twill-docker-opts: Docker daemon options from the subnet file (docs/compat.md §7),
  * the replacement for flannel's mk-docker-opts.sh, plus a daemon.json merge.
  * Everything here is pure formatting over buffers, except dockeropts_write_atomic().
  * Nothing here logs; errors come back as -errno with a reason in @err.

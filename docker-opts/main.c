@@ -73,7 +73,15 @@ static int read_file(const char *path, char **ret_buf, size_t *ret_len)
 	return r;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+struct cli {
+	struct dockeropts_opts o;
+	const char *subnet_path, *env_path, *json_path;
+	bool env_given, shape_given, write_env;
+};
+
+/* 0 to go on, else the exit status (help, version: 0; usage errors: 2). */
+static int parse_args(int argc, char **argv, struct cli *a)
 {
 	enum { OPT_DAEMON_JSON = 0x100, OPT_VERSION };
 	static const struct option longopts[] = {
@@ -82,51 +90,42 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct dockeropts_opts o = { .ipmasq = true, .key = DOCKEROPTS_DEFAULT_KEY };
-	const char *subnet_path = SUBNETFILE_DEFAULT_PATH;
-	const char *env_path = DOCKEROPTS_DEFAULT_ENV_PATH;
-	const char *json_path = NULL;
-	bool env_given = false, shape_given = false, write_env;
-	char *env_buf = NULL, *json_in = NULL, *json_buf = NULL;
-	size_t env_len = 0, json_in_len = 0, json_len = 0;
-	struct subnetfile sf;
-	char err[512];
-	int c, r, ret = 1;
+	int c;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:f:d:icmk:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			subnet_path = optarg;
+			a->subnet_path = optarg;
 			break;
 		case 'd':
-			env_path = optarg;
-			env_given = true;
+			a->env_path = optarg;
+			a->env_given = true;
 			break;
 		case 'i':
-			o.individual = true;
-			shape_given = true;
+			a->o.individual = true;
+			a->shape_given = true;
 			break;
 		case 'c':
-			o.combined = true;
-			shape_given = true;
+			a->o.combined = true;
+			a->shape_given = true;
 			break;
 		case 'm':
-			o.ipmasq = false;
+			a->o.ipmasq = false;
 			break;
 		case 'k':
-			o.key = optarg;
-			shape_given = true;
+			a->o.key = optarg;
+			a->shape_given = true;
 			break;
 		case OPT_DAEMON_JSON:
-			json_path = optarg;
+			a->json_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			return -1;
 		case OPT_VERSION:
 			printf(PROG " %s\n", TWILL_VERSION);
-			return 0;
+			return -1;
 		case ':':
 			if (optopt == OPT_DAEMON_JSON)
 				return usage_error("option --daemon-json needs a value");
@@ -139,22 +138,35 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (!dockeropts_key_valid(o.key))
-		return usage_error("-k: \"%s\" is not a valid variable name", o.key);
-	if (!*subnet_path || !*env_path || (json_path && !*json_path))
+	return 0;
+}
+
+/* The combinations parse_args() cannot see one flag at a time; 0 or 2. */
+static int check_args(struct cli *a)
+{
+	if (!dockeropts_key_valid(a->o.key))
+		return usage_error("-k: \"%s\" is not a valid variable name", a->o.key);
+	if (!*a->subnet_path || !*a->env_path || (a->json_path && !*a->json_path))
 		return usage_error("empty file name");
-	if (json_path && !env_given && shape_given)
+	if (a->json_path && !a->env_given && a->shape_given)
 		return usage_error("-i, -c and -k shape the env file, which --daemon-json "
 		                   "alone does not write: add -d FILE");
-	if (!o.individual && !o.combined)
-		o.individual = o.combined = true;
-	write_env = !json_path || env_given;
+	if (!a->o.individual && !a->o.combined)
+		a->o.individual = a->o.combined = true;
+	a->write_env = !a->json_path || a->env_given;
+	return 0;
+}
 
-	r = subnetfile_read(subnet_path, &sf, err, sizeof(err));
+/* The subnet file with a FLANNEL_SUBNET; 0 or -1 after a message. */
+static int read_subnet(const char *subnet_path, struct subnetfile *sf)
+{
+	char err[512];
+	int r = subnetfile_read(subnet_path, sf, err, sizeof(err));
+
 	if (r == -ENOENT) {
 		fprintf(stderr, PROG ": subnet file %s does not exist (is twilld running?)\n",
 		        subnet_path);
-		goto out;
+		return -1;
 	}
 	if (r < 0) {
 		/* The reader's message names the line, the key and the value; maybe the path. */
@@ -165,62 +177,103 @@ int main(int argc, char **argv)
 		else
 			fprintf(stderr, PROG ": subnet file %s: %s\n", subnet_path,
 			        r == -EINVAL ? err : strerror(-r));
-		goto out;
+		return -1;
 	}
-	if (!sf.has_subnet) {
+	if (!sf->has_subnet) {
 		fprintf(stderr, PROG ": subnet file %s has no FLANNEL_SUBNET\n", subnet_path);
-		goto out;
+		return -1;
 	}
+	return 0;
+}
 
-	/* Compute everything before writing anything: bad input leaves both files as they were. */
-	if (write_env) {
-		r = dockeropts_format_env(&sf, &o, (const char *const *)environ, &env_buf, &env_len,
-		                          err, sizeof(err));
+/* What will be written, all computed before anything is written. */
+struct outputs {
+	char *env_buf, *json_buf;
+	size_t env_len, json_len;
+};
+
+/* Format the env file and merge daemon.json; 0 or -1 after a message. */
+static int prepare(const struct cli *a, const struct subnetfile *sf, struct outputs *out)
+{
+	char err[512], *json_in = NULL;
+	size_t json_in_len = 0;
+	int r;
+
+	if (a->write_env) {
+		r = dockeropts_format_env(sf, &a->o, (const char *const *)environ, &out->env_buf,
+		                          &out->env_len, err, sizeof(err));
 		if (r < 0) {
 			fprintf(stderr, PROG ": %s\n", err);
-			goto out;
+			return -1;
 		}
 	}
-	if (json_path) {
-		r = read_file(json_path, &json_in, &json_in_len);
-		if (r < 0) {
-			fprintf(stderr, PROG ": cannot read %s: %s\n", json_path, strerror(-r));
-			goto out;
-		}
-		r = dockeropts_merge_daemon_json(json_in, json_in_len, &sf, o.ipmasq, &json_buf,
-		                                 &json_len, err, sizeof(err));
-		if (r < 0) {
-			fprintf(stderr, PROG ": %s: %s; left untouched\n", json_path, err);
-			goto out;
-		}
+	if (!a->json_path)
+		return 0;
+	r = read_file(a->json_path, &json_in, &json_in_len);
+	if (r < 0) {
+		fprintf(stderr, PROG ": cannot read %s: %s\n", a->json_path, strerror(-r));
+		return -1;
 	}
-
-	if (write_env) {
-		if (strcmp(env_path, "-") == 0) {
-			if (fwrite(env_buf, 1, env_len, stdout) != env_len || fflush(stdout) != 0) {
-				fprintf(stderr, PROG ": write to stdout: %s\n", strerror(errno));
-				goto out;
-			}
-		} else {
-			r = dockeropts_write_atomic(env_path, env_buf, env_len, 0644, err,
-			                            sizeof(err));
-			if (r < 0) {
-				fprintf(stderr, PROG ": %s\n", err);
-				goto out;
-			}
-		}
-	}
-	if (json_path) {
-		r = dockeropts_write_atomic(json_path, json_buf, json_len, 0644, err, sizeof(err));
-		if (r < 0) {
-			fprintf(stderr, PROG ": %s\n", err);
-			goto out;
-		}
-	}
-	ret = 0;
-out:
-	free(env_buf);
+	r = dockeropts_merge_daemon_json(json_in, json_in_len, sf, a->o.ipmasq, &out->json_buf,
+	                                 &out->json_len, err, sizeof(err));
 	free(json_in);
-	free(json_buf);
+	if (r < 0) {
+		fprintf(stderr, PROG ": %s: %s; left untouched\n", a->json_path, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write the env file (or stdout) and daemon.json; 0 or -1 after a message. */
+static int write_outputs(const struct cli *a, const struct outputs *out)
+{
+	char err[512];
+	int r;
+
+	if (a->write_env && strcmp(a->env_path, "-") == 0) {
+		if (fwrite(out->env_buf, 1, out->env_len, stdout) != out->env_len ||
+		    fflush(stdout) != 0) {
+			fprintf(stderr, PROG ": write to stdout: %s\n", strerror(errno));
+			return -1;
+		}
+	} else if (a->write_env) {
+		r = dockeropts_write_atomic(a->env_path, out->env_buf, out->env_len, 0644, err,
+		                            sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, PROG ": %s\n", err);
+			return -1;
+		}
+	}
+	if (a->json_path) {
+		r = dockeropts_write_atomic(a->json_path, out->json_buf, out->json_len, 0644, err,
+		                            sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, PROG ": %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli a = { .o = { .ipmasq = true, .key = DOCKEROPTS_DEFAULT_KEY },
+		         .subnet_path = SUBNETFILE_DEFAULT_PATH,
+		         .env_path = DOCKEROPTS_DEFAULT_ENV_PATH };
+	struct outputs out = { 0 };
+	struct subnetfile sf;
+	int r, ret = 1;
+
+	r = parse_args(argc, argv, &a);
+	if (r)
+		return r < 0 ? 0 : r;
+	r = check_args(&a);
+	if (r)
+		return r;
+	if (read_subnet(a.subnet_path, &sf) == 0 && prepare(&a, &sf, &out) == 0 &&
+	    write_outputs(&a, &out) == 0)
+		ret = 0;
+	free(out.env_buf);
+	free(out.json_buf);
 	return ret;
 }

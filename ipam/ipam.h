@@ -1,6 +1,6 @@
 /*
  * Prefix arithmetic for IPv4 and IPv6, and the candidate choice of lease
- * allocation (COMPAT.md §3 step 3). Pure: no I/O, no logging, no globals.
+ * allocation (docs/compat.md §3 step 3). Pure: no I/O, no logging, no globals.
  *
  * Addresses are kept in network byte order in a 16-byte array; IPv4 uses the
  * first 4 bytes and leaves the rest zero, so structs compare with memcmp.
@@ -108,7 +108,7 @@ size_t ipam_candidates(const struct ipam_prefix *min, const struct ipam_prefix *
                        const struct ipam_taken *taken, struct ipam_prefix *ret_cands,
                        size_t max_candidates);
 /*
- * COMPAT §3 step 3: the first IPAM_CANDIDATES_MAX free candidates, one picked with
+ * docs/compat.md §3 step 3: the first IPAM_CANDIDATES_MAX free candidates, one picked with
  * @rnd(@rnd_ctx, count). 0, or -ENOSPC when no subnet is free, -EINVAL for bad
  * arguments (families/lengths disagree, min > max, no @rnd, @rnd out of range).
  */

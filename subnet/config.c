@@ -1,5 +1,5 @@
 /*
- * Network config parser (COMPAT.md §2). flannel decodes the document with Go's
+ * Network config parser (docs/compat.md §2). flannel decodes the document with Go's
  * encoding/json into a struct, so keys match case-insensitively, unknown keys
  * are ignored, null leaves a field at its default, and of several keys naming
  * the same field the last one wins. Validation mirrors flannel's ParseConfig;

@@ -1,5 +1,5 @@
 /*
- * The network config document stored at <prefix>/config (COMPAT.md §2):
+ * The network config document stored at <prefix>/config (docs/compat.md §2):
  * parsed completely and validated, or rejected with a message that says what
  * is wrong and what would be right.
  */

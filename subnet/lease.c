@@ -1,5 +1,5 @@
 /*
- * Lease codec (COMPAT.md §1): flannel's subnet key "10.5.34.0-24[&fc00::-64]"
+ * Lease codec (docs/compat.md §1): flannel's subnet key "10.5.34.0-24[&fc00::-64]"
  * and its LeaseAttrs JSON, which Go's encoding/json reads case-insensitively
  * and writes in field order with <, >, & and U+2028/9 escaped.
  */

@@ -1,5 +1,5 @@
 /*
- * Leases: flannel's etcd key format and lease JSON (COMPAT.md §1), both ways.
+ * Leases: flannel's etcd key format and lease JSON (docs/compat.md §1), both ways.
  */
 #ifndef TWILL_SUBNET_LEASE_H
 #define TWILL_SUBNET_LEASE_H

@@ -1,6 +1,6 @@
 /*
  * The lease manager (see leasemgr.h). Two state machines on one loop:
- * acquisition (list, choose per COMPAT §3, create or rewrite, renew) and the
+ * acquisition (list, choose per docs/compat.md §3, create or rewrite, renew) and the
  * remote set (list, resync, watch, relist on a broken watch). Every valid lease
  * seen is in exactly one of two sorted arrays: `vis`, the set the consumer was
  * told about, or `hid`, the few hidden ones (own key, key being created, own
@@ -313,7 +313,7 @@ static bool in_range(const struct ipam_prefix *p, uint8_t len, const struct ipam
 	       ipam_addr_cmp(&p->addr, &min->addr) >= 0 && ipam_addr_cmp(&p->addr, &max->addr) <= 0;
 }
 
-/* The lease's subnets agree with the config (COMPAT §3: inside SubnetMin..Max, SubnetLen). */
+/* The lease's subnets agree with the config (docs/compat.md §3). */
 static bool fits(const struct leasemgr *m, const struct lease *l)
 {
 	const struct subnet_config *c = &m->cfg;
@@ -826,7 +826,7 @@ static void rewrite_cb(void *ctx, const struct store_result *res)
 		m->outstanding++;
 }
 
-/* Step 1 of COMPAT §3: re-use the lease with our PublicIP. */
+/* Step 1 of docs/compat.md §3: re-use the lease with our PublicIP. */
 static void rewrite(struct leasemgr *m, const struct lease *mine)
 {
 	set_pending(m, mine);

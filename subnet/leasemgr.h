@@ -1,5 +1,5 @@
 /*
- * The lease manager: acquires this node's lease exactly as COMPAT.md §3, renews
+ * The lease manager: acquires this node's lease exactly as docs/compat.md §3, renews
  * it, re-acquires it when lost, and watches every lease, reporting remote ones
  * (the own lease excluded) to a consumer, with no event lost or duplicated
  * across compactions and broken streams.

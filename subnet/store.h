@@ -1,6 +1,6 @@
 /*
  * The key-value store under the lease manager and twillctl. Two implementations:
- * etcd v3 through its JSON gateway (store_etcd.c, see ../shared/ETCD.md), and a
+ * etcd v3 through its JSON gateway (store_etcd.c, see docs/etcd.md), and a
  * local file store with the same semantics (store_local.c) for single-host use
  * and fast unit tests.
  *

@@ -1,6 +1,6 @@
 /*
  * The etcd connection options shared by twilld and twillctl, with flanneld's
- * flag names and FLANNELD_* environment (COMPAT.md §9), and the choice of
+ * flag names and FLANNELD_* environment (docs/compat.md §9), and the choice of
  * store they select: "file:///path" opens the local file store, anything else
  * is a comma-separated list of etcd endpoints.
  */

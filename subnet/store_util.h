@@ -28,7 +28,7 @@ void store_events_free(struct store_event *evs, size_t n);
  */
 int store_prefix_end(const char *prefix, size_t len, char **ret, size_t *ret_len);
 
-/* ---- etcd v3 JSON gateway replies (ETCD.md); implemented in store_etcd.c ---- */
+/* ---- etcd v3 JSON gateway replies (docs/etcd.md); implemented in store_etcd.c ---- */
 
 /* Which reply shape to expect from a 200 answer. */
 enum store_etcd_reply {

@@ -1,5 +1,5 @@
 /*
- * The subnet file (COMPAT.md §6): a shell fragment of KEY=VALUE lines written
+ * The subnet file (docs/compat.md §6): a shell fragment of KEY=VALUE lines written
  * atomically by twilld and read by twilld and twill-docker-opts.
  */
 #include <errno.h>

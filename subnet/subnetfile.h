@@ -1,5 +1,5 @@
 /*
- * The subnet file (COMPAT.md §6, default /run/flannel/subnet.env): written
+ * The subnet file (docs/compat.md §6, default /run/flannel/subnet.env): written
  * atomically by twilld, read back by twilld (lease re-use) and twill-docker-opts.
  */
 #ifndef TWILL_SUBNET_SUBNETFILE_H
@@ -31,7 +31,7 @@ struct subnetfile {
 
 /*
  * Write @f to @path atomically (temp file in the same directory, fsync, rename;
- * directory created 0755, file 0644) in exactly COMPAT §6's format and order.
+ * directory created 0755, file 0644) in exactly docs/compat.md §6's format and order.
  * Fields whose has_* is false are left out. 0 or -errno. Does not log.
  */
 int subnetfile_write(const char *path, const struct subnetfile *f);

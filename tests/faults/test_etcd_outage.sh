@@ -43,7 +43,7 @@ ping_all_pairs 1 1 2 3
 for i in 1 2 3; do route_monitor_start "$i"; done
 
 # --- 11. twilld itself restarted (SIGTERM, then SIGKILL): no route withdrawn ---------------------
-# COMPAT §4: shutdown leaves the kernel state in place "so a restart does not break traffic".
+# docs/compat.md §4: shutdown leaves the kernel state in place, so a restart does not break traffic.
 restart_twilld 1 TERM --subnet-lease-ttl "$TTL"
 wait_state 5 1 2 3
 restart_twilld 1 KILL --subnet-lease-ttl "$TTL"

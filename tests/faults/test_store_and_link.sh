@@ -178,8 +178,8 @@ bad "$P/198.18.218.0-24/extra" "key with a trailing path"
 # A key that would forge a log line if logged raw.
 vx 192.0.2.81 "$(mac 81)" >"$V/cur"
 bad "$P/198.18.219.0-24"$'\n'"FORGED twilld: lease 198.18.99.0/24: added" "newline in the key"
-# Leases whose subnet is not a subnet of the network (COMPAT §1: flannel's watch ignores
-# them). The supernet and the default route would divert traffic if programmed.
+# Leases whose subnet is not a subnet of the network are skipped: the supernet and the default
+# route would divert traffic if programmed.
 vx 192.0.2.78 "$(mac 78)" >"$V/cur"
 bad "$P/198.19.5.0-24" "outside the network"
 vx 192.0.2.79 "$(mac 79)" >"$V/cur"

@@ -820,7 +820,7 @@ vxlan_device() {
 		"\(.linkinfo.info_kind) id \($d.id) local \($d.local) link \($d.link) port \($d.port) learning \($d.learning) group \($d.group // $d.remote // "none") mtu \(.mtu) \(if (.flags | index("UP")) then "up" else "down" end) addr \([.addr_info[] | select(.family == "inet") | "\(.local)/\(.prefixlen)"] | join(",")) mac \(.address)"'
 }
 
-# assert_vxlan_device I [MTU]: flannel.1 on host I is what COMPAT.md §4 says (VNI 1, local =
+# assert_vxlan_device I [MTU]: flannel.1 on host I is what docs/compat.md §4 says (VNI 1, local =
 # host address, dev eth0, port 8472, nolearning, no group, MTU (default 1450), up, address
 # <own subnet network>/32) and its MAC is locally administered unicast and equals the VtepMAC
 # of the host's lease.

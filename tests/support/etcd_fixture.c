@@ -148,7 +148,7 @@ static const char cert_script[] =
 	"openssl req $EC -keyout server.key -out server.csr -subj /CN=etcd-server\n"
 	"openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
 	"-out server.crt -days 2 -extfile server.ext\n"
-	/* no CN: with auth on, etcd's gateway rejects client certs that have one (ETCD.md 7) */
+	/* no CN: with auth on, etcd's gateway rejects client certs that have one (docs/etcd.md) */
 	"openssl req $EC -keyout client.key -out client.csr -subj /O=twill-test\n"
 	"openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
 	"-out client.crt -days 2 -extfile client.ext\n";

@@ -1,4 +1,4 @@
-/* The lease manager on the local store: COMPAT §3 acquisition, renewal, loss, watch. */
+/* The lease manager on the local store: docs/compat.md §3 acquisition, renewal, loss, watch. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
