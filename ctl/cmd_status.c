@@ -171,8 +171,8 @@ static void print_state(json_t *doc, FILE *out)
 	iget(l, "remote", &remote);
 	if (iget(l, "routes_programmed", &routes))
 		row(out, "remote leases",
-		    "%" JSON_INTEGER_FORMAT " known, %" JSON_INTEGER_FORMAT
-		    " routes programmed (%s)%s",
+		    "%" JSON_INTEGER_FORMAT " known; routes programmed: %" JSON_INTEGER_FORMAT
+		    " (%s)%s",
 		    remote, routes, sget(l, "routes_source", "?"),
 		    routes != remote ? "  <- differs" : "");
 	else

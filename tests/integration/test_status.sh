@@ -51,7 +51,7 @@ grep -qE "^lease +$sub, public IP $(host_ip 1), expires in (23h|1d00h)" <<<"$out
 grep -qE '^ready +yes$' <<<"$out" || fail "no ready row: $out"
 grep -qE "^devices +flannel\.1: vxlan, up, MTU 1450$" <<<"$out" || fail "no device row: $out"
 grep -qE "^store +$TW_ETCD_URL \(etcd\)$" <<<"$out" || fail "no store row: $out"
-grep -qE '^remote leases +1 known, 1 routes programmed \(kernel\)$' <<<"$out" || fail "no lease count row: $out"
+grep -qE '^remote leases +1 known; routes programmed: 1 \(kernel\)$' <<<"$out" || fail "no lease count row: $out"
 log "twillctl status table:"
 sed 's/^/    /' <<<"$out"
 out=$(ip netns exec "$h1" "$TWILLCTL" status --json) || fail "twillctl status --json failed"
