@@ -40,8 +40,8 @@ DOCKER_OPTS_BIN=$TWILL_BUILD_DIR/twill-docker-opts
 
 log "case: backend $backend, twilld ${masq/nomasq/without} --ip-masq"
 root_ipt_before=$(root_iptables_lines)
-twargs=()
-[ "$masq" = masq ] && twargs=(--ip-masq)
+twargs=(--healthz-ip=127.0.0.1 --healthz-port=8471)
+[ "$masq" = masq ] && twargs+=(--ip-masq)
 make_topology 2 etcd
 start_etcd
 put_net_config "$(net_config_json "$backend")"
@@ -133,6 +133,16 @@ for pair in "1 c1 2 c2" "2 c2 1 c1"; do
 	assert_eq "$seen" "$want" "source of $sc ($src_ip) as seen by $rc: $why"
 	log "$rc sees $sc as $seen: $why"
 done
+
+# twilld's view of it (/v1/status): one remote lease, its route, the udp data path's packets
+doc=$(ip netns exec "$(ns_host 1)" curl -sf -m 5 http://127.0.0.1:8471/v1/status) || fail "h1 /v1/status"
+assert_eq "$(jq -r '"\(.leases.remote) \(.leases.routes_programmed) \(.iptables.masquerade)"' <<<"$doc")" \
+	"1 1 $want_ipmasq" "h1 status: remote leases, routes programmed, masquerade"
+if [ "$backend" = udp ]; then
+	jq -e '.udp.tx_packets > 0 and .udp.rx_packets > 0' <<<"$doc" >/dev/null ||
+		fail "h1 status: the udp data path carried nothing: $(jq -c .udp <<<"$doc")"
+	log "h1 status: udp $(jq -c .udp <<<"$doc")"
+fi
 
 # Docker's iptables stayed in the host namespaces
 ipt=$(ip netns exec "$(ns_host 1)" iptables-save -t nat)
