@@ -3,7 +3,8 @@
 # into the kernel. twill's batched resync (bench_convergence, the real backend code) vs
 # `ip -batch` + `bridge -batch` installing the same 3N objects, each in a fresh network
 # namespace (unshare -n: nothing outlives the run), in the same run. Prints the ratio
-# reference/twill (> 1: twill is faster), twill's CPU time and peak RSS.
+# twill/reference (< 1: twill is faster; the same definition as bench/convergence_daemon.sh),
+# twill's CPU time and peak RSS.
 #
 # usage: bench/convergence.sh [N...]        (default: 1000 10000; N <= 16383)
 # env:   TWILL_BUILD_DIR (default: ./build)
@@ -44,7 +45,7 @@ for n in $sizes; do
 		cpu=$(sed -n 's/.*cpu_ms=\([0-9.]*\).*/\1/p' <<<"$out")
 		rss=$(sed -n 's/.*maxrss_kb=\([0-9]*\).*/\1/p' <<<"$out")
 		calls=$(sed -n 's/.*sendmsg=\([0-9]*\).*/\1/p' <<<"$out")
-		ratio=$(awk -v r="$ref_ms" -v t="$twill_ms" 'BEGIN { printf "%.2f", r / t }')
+		ratio=$(awk -v r="$ref_ms" -v t="$twill_ms" 'BEGIN { printf "%.2f", t / r }')
 		printf '%-7s %-9s %12s %12s %8s %10s %12s %9s\n' "$n" "$mode" "$ref_ms" "$twill_ms" \
 			"$ratio" "$cpu" "$rss" "$calls"
 	done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds twill twice into fresh build directories and
 # runs the suite in both:
-#   release  (gcc, hardened):        unit, integration (valgrind runs included)
+#   release  (gcc, hardened, -O3 Release as packagers build it, -g for valgrind's reports):
+#                                    unit, integration (valgrind runs included)
 #   sanitize (clang, ASan+UBSan):    unit, integration, fault injection, fuzzing
 # The fault-injection suite runs once, under the sanitizers, where a memory error
 # under a fault is caught too; running it twice would double its ~5 minutes.
@@ -26,7 +27,7 @@ run_suite() { # name, build dir, cmake args...
 	local name=$1 dir=$2
 	shift 2
 	echo "=== [$name] configure and build"
-	cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.cmake.log" 2>&1 ||
+	cmake -S "$src" -B "$dir" "$@" >"$dir.cmake.log" 2>&1 ||
 		{ cat "$dir.cmake.log"; return 1; }
 	cmake --build "$dir" -j "$jobs" 2>&1 | tail -n 30
 	[ "${PIPESTATUS[0]}" -eq 0 ] || return 1
@@ -38,11 +39,12 @@ run_suite() { # name, build dir, cmake args...
 	return $rc
 }
 
-run_suite release "$out/release" -DCMAKE_C_COMPILER=gcc -DTWILL_FAULTS=OFF || status=1
+run_suite release "$out/release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g \
+	-DCMAKE_C_COMPILER=gcc -DTWILL_FAULTS=OFF || status=1
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-	run_suite sanitize "$out/sanitize" -DCMAKE_C_COMPILER=clang -DTWILL_SANITIZE=ON \
-	-DTWILL_FUZZ=ON -DTWILL_FUZZ_SECONDS="${TWILL_FUZZ_SECONDS:-20}" || status=1
+	run_suite sanitize "$out/sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	-DTWILL_SANITIZE=ON -DTWILL_FUZZ=ON -DTWILL_FUZZ_SECONDS="${TWILL_FUZZ_SECONDS:-20}" || status=1
 
 echo "=== summary"
 for s in "${summary[@]}"; do echo "$s"; done

@@ -35,7 +35,10 @@ struct ctl_call {
 void ctl_call_cb(void *ctx, const struct store_result *r);
 /* Free what @k holds and zero it (a zeroed @k is fine). */
 void ctl_call_clear(struct ctl_call *k);
-/* Run the loop until @k is answered (@queued: what queueing returned); 0 or -errno, reported on c->err. */
+/*
+ * Run the loop until @k is answered (@queued: what queueing returned); 0 or
+ * -errno, reported on c->err.
+ */
 int ctl_call_wait(struct ctl *c, struct ctl_call *k, int queued, const char *what);
 /* "<prefix>/<suffix>" into @buf. */
 void ctl_key_path(const struct ctl *c, const char *suffix, char *buf, size_t len);
@@ -43,7 +46,10 @@ void ctl_key_path(const struct ctl *c, const char *suffix, char *buf, size_t len
 int ctl_do_get(struct ctl *c, const char *key, struct ctl_call *k, const char *what);
 int ctl_do_list(struct ctl *c, const char *prefix, struct ctl_call *k, const char *what);
 
-/* The network config, parsed; NULL after a message on c->err (none for a missing one with @quiet_missing). */
+/*
+ * The network config, parsed; NULL after a message on c->err (none for a
+ * missing one with @quiet_missing).
+ */
 struct subnet_config *ctl_load_config(struct ctl *c, bool quiet_missing);
 
 /* ---- lease rows (lease_rows.c) ---- */
@@ -54,7 +60,10 @@ struct ctl_row {
 	int64_t ttl; /* seconds left; -1 unknown */
 };
 
-/* Parse the listed kvs (keys after @plen bytes of prefix) into rows sorted by subnet, times filled; bad ones are reported and skipped. */
+/*
+ * Parse the listed kvs (keys after @plen bytes of prefix) into rows sorted by
+ * subnet, times filled; bad ones are reported and skipped.
+ */
 struct ctl_row *ctl_rows_of(struct ctl *c, const struct ctl_call *k, size_t plen, size_t *ret_n);
 void ctl_rows_free(struct ctl_row *rows, size_t n);
 /* Fill rows[i].ttl (-1 = unknown) for every row with a store lease. */
@@ -69,7 +78,10 @@ void ctl_vtep_mac(const struct lease_attrs *a, char *buf, size_t len);
 void ctl_expires_str(const struct ctl_row *r, char *buf, size_t len);
 /* The JSON object of `leases --json`; NULL on failure. */
 json_t *ctl_row_json(const struct ctl_row *r);
-/* "198.18.3.0/24" or the key form into @ret and its key suffix @keybuf (LEASE_KEY_MAX); -EINVAL reported. */
+/*
+ * "198.18.3.0/24" or the key form into @ret and its key suffix @keybuf
+ * (LEASE_KEY_MAX); -EINVAL reported.
+ */
 int ctl_parse_subnet(struct ctl *c, const char *arg, struct lease *ret, char *keybuf);
 
 /* ---- the command table (commands.c) ---- */

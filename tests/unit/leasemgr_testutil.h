@@ -145,6 +145,7 @@ struct entry {
 
 struct consumer {
 	int acquired, lost, resyncs, errors, dup, unknown_removed, skipped, overflow;
+	int added, removed; /* lease_added / lease_removed events received */
 	int last_err;
 	char last_msg[512];
 	int enospc;           /* errors with -ENOSPC */
@@ -215,6 +216,7 @@ static void on_added(void *ctx, const struct lease *l)
 	struct entry e;
 	ssize_t i;
 
+	c->added++;
 	fmt_entry(l, &e);
 	i = c_find(c, e.subnet);
 	if (i >= 0) {
@@ -234,6 +236,7 @@ static void on_removed(void *ctx, const struct lease *l)
 	struct entry e;
 	ssize_t i;
 
+	c->removed++;
 	fmt_entry(l, &e);
 	i = c_find(c, e.subnet);
 	if (i < 0) {

@@ -39,7 +39,11 @@ static inline int sh(const char *fmt, ...)
 	return r == -1 ? -1 : WEXITSTATUS(r);
 }
 
-/* The JSON output of a command (`ip -j ...`), parsed; an empty output reads as []. */
+/*
+ * The JSON output of a command (`ip -j ...`), parsed; an empty output reads as [].
+ * The test fails when the command fails or prints something that is not JSON:
+ * a failed `ip` must not read as "nothing there".
+ */
 static inline json_t *shj(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline json_t *shj(const char *fmt, ...)
 {
@@ -50,11 +54,11 @@ static inline json_t *shj(const char *fmt, ...)
 	size_t len = 0;
 	json_t *j;
 	json_error_t err;
+	int status;
 
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd) - 16, fmt, ap);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	strcat(cmd, " 2>/dev/null");
 	f = popen(cmd, "r");
 	cr_assert(f, "popen %s", cmd);
 	{
@@ -66,10 +70,11 @@ static inline json_t *shj(const char *fmt, ...)
 			fwrite(chunk, 1, n, m);
 		fclose(m);
 	}
-	pclose(f);
+	status = pclose(f);
+	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "`%s` failed (status %d)", cmd, status);
 	j = len ? json_loadb(buf, len, 0, &err) : json_array();
-	if (!j)
-		j = json_array();
+	cr_assert_not_null(j, "`%s` printed no JSON: %s: %.200s", cmd, err.text, buf);
 	free(buf);
 	return j;
 }

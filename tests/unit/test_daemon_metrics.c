@@ -1,11 +1,13 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "daemon/metrics_daemon.h"
 #include "lib/ev.h"
 #include "lib/metrics.h"
@@ -142,6 +144,55 @@ Test(daemon_metrics, families_and_lease_events)
 	cr_assert_eq(metrics_off_scrape(reg, NULL, NULL), -ENOENT);
 	twilld_metrics_free(NULL);
 	twilld_metrics_lease_event(NULL, "removed");
+	metrics_free(reg);
+}
+
+/* ---- a backend's data path counters come through backend_ops.stats ---- */
+
+static uint64_t fake_tx;
+
+static void fake_stats(struct backend *be, struct be_stats *ret)
+{
+	(void)be;
+	memset(ret, 0, sizeof(*ret));
+	ret->repairs = 2;
+	ret->has_datapath = true;
+	ret->tx_packets = fake_tx;
+	ret->tx_bytes = fake_tx * 100;
+	ret->rx_packets = 5;
+	ret->rx_bytes = 500;
+	ret->drops[0].reason = "no_route";
+	ret->drops[0].n = 7;
+	ret->drops[1].reason = "ttl";
+	ret->drops[1].n = 0;
+	ret->n_drops = 2;
+}
+
+Test(daemon_metrics, datapath_through_backend_stats)
+{
+	static const struct backend_ops fake = { .name = "fake", .stats = fake_stats };
+	const struct backend_ops *ops = &fake;
+	struct backend *be = (struct backend *)(uintptr_t)1; /* never dereferenced by fake_stats */
+	struct metrics *reg = metrics_new();
+	struct twilld_metrics_src src = { .be_ops = &ops, .be = &be, .lease_ttl_s = 60 };
+	struct twilld_metrics *tm = twilld_metrics_new(reg, &src);
+	char *t;
+
+	cr_assert_not_null(tm);
+	fake_tx = 10;
+	t = render(reg);
+	cr_assert_eq(sample(t, "twill_udp_packets_total{dir=\"tx\"}"), 10, "%s", t);
+	cr_assert_eq(sample(t, "twill_udp_packets_total{dir=\"rx\"}"), 5, "%s", t);
+	cr_assert_eq(sample(t, "twill_udp_bytes_total{dir=\"tx\"}"), 1000, "%s", t);
+	cr_assert_eq(sample(t, "twill_udp_dropped_total{reason=\"no_route\"}"), 7, "%s", t);
+	cr_assert_eq(sample(t, "twill_kernel_repairs_total"), 2, "%s", t);
+	free(t);
+	fake_tx = 25; /* counters follow the backend's, once each */
+	t = render(reg);
+	cr_assert_eq(sample(t, "twill_udp_packets_total{dir=\"tx\"}"), 25, "%s", t);
+	cr_assert_eq(sample(t, "twill_udp_dropped_total{reason=\"no_route\"}"), 7, "%s", t);
+	free(t);
+	twilld_metrics_free(tm);
 	metrics_free(reg);
 }
 
