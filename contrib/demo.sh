@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # twill demo: a 3-host overlay network in network namespaces on this machine.
 #
-#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--proxy] [--keep] [--no-deps] [--no-build]
+#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--proxy] [--docker] [--keep] [--no-deps] [--no-build]
 #   sudo bash contrib/demo.sh --teardown PREFIX
 #
 # Installs what is missing (contrib/deps.sh), builds twill into build-demo/, then builds a
@@ -13,6 +13,7 @@
 # and tears everything down (or keeps it with --keep). Exits non-zero if any step fails.
 # --proxy: the CoreOS layout: an `etcd grpc-proxy` on 127.0.0.1:23790 in every host namespace,
 # and twilld and twillctl there talk only to it (--etcd-endpoints=http://127.0.0.1:23790).
+# --docker: real Docker containers instead (dockerd per host with $DOCKER_OPTS, busybox).
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,9 +23,10 @@ deps=1
 build=1
 teardown=
 proxy=0
+docker=0
 
 usage() {
-	sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
 	--backend=*) backend=${1#*=}; shift ;;
 	--keep) keep=1; shift ;;
 	--proxy) proxy=1; shift ;;
+	--docker) docker=1; shift ;;
 	--no-deps) deps=0; shift ;;
 	--no-build) build=0; shift ;;
 	--teardown) teardown=${2:-}; [ -n "$teardown" ] || { echo "demo: --teardown needs the PREFIX" >&2; exit 2; }; shift 2 ;;
@@ -63,6 +66,8 @@ if [ -n "$teardown" ]; then
 	TW_QUIET=1
 	# shellcheck source=../tests/integration/lib.sh
 	. "$src/tests/integration/lib.sh"
+	. "$src/contrib/demo_docker.sh"
+	demo_docker_teardown "$teardown"
 	if teardown_prefix "$teardown"; then
 		exit 0
 	fi
@@ -84,7 +89,7 @@ if [ $build = 1 ]; then
 	blog=$TWILL_BUILD_DIR/demo-build.log
 	cmake -S "$src" -B "$TWILL_BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$blog" 2>&1 ||
 		{ tail -n 30 "$blog"; echo "demo: cmake configure failed (log: $blog)" >&2; exit 1; }
-	cmake --build "$TWILL_BUILD_DIR" -j "$(nproc)" --target twilld twillctl >>"$blog" 2>&1 ||
+	cmake --build "$TWILL_BUILD_DIR" -j "$(nproc)" --target twilld twillctl twill-docker-opts >>"$blog" 2>&1 ||
 		{ grep -E 'error|Error' "$blog" | head -n 20; echo "demo: build failed (log: $blog)" >&2; exit 1; }
 else
 	echo "skipped (--no-build)"
@@ -145,6 +150,11 @@ done
 for i in 1 2 3; do
 	wait_twilld_ready "$i" 20
 done
+if [ "$docker" = 1 ]; then
+	. "$src/contrib/demo_docker.sh"
+	demo_docker
+	exit 0
+fi
 for i in 1 2 3; do
 	echo "  $(ns_host "$i"): $(subnet_file "$i"):"
 	sed 's/^/      /' "$(subnet_file "$i")"

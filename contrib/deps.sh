@@ -14,6 +14,8 @@ PACKAGES=(
 	valgrind python3 jq time
 	# man page and systemd unit tests (groff, man -l, systemd-analyze verify)
 	groff-base man-db systemd
+	# container runtimes for the scenario tests and `demo.sh --docker` (CNI plugins for twill-cni)
+	docker.io containernetworking-plugins podman busybox-static
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -109,6 +109,12 @@ static int run_watch(struct ctl *c, const struct ctl_opts *o, char **args)
 	return ret;
 }
 
+static int run_status(struct ctl *c, const struct ctl_opts *o, char **args)
+{
+	(void)args;
+	return ctl_status(c, o->healthz, o->json);
+}
+
 const struct ctl_cmd ctl_cmds[] = {
 	{ .name = "config get",
 	  .summary = "print the network config (<prefix>/config)",
@@ -179,6 +185,19 @@ const struct ctl_cmd ctl_cmds[] = {
 	          "  removed SUBNET PUBLICIP\n",
 	  .opts = CTL_OPT_COUNT,
 	  .run = run_watch },
+	{ .name = "status",
+	  .synopsis = "[--healthz URL] [--json]",
+	  .summary = "a node's state, from twilld's health port",
+	  .help = "usage: twillctl status [--healthz URL] [--json]\n"
+	          "Print the state of the node whose twilld serves URL (its --healthz-ip and\n"
+	          "--healthz-port; default " CTL_HEALTHZ_DEFAULT
+	          "): lease and expiry, backend and\n"
+	          "devices, the etcd endpoint and its errors, remote leases against the routes\n"
+	          "programmed, repairs, iptables, udp drops. --json prints the /v1/status document.\n"
+	          "Exit status 1 when the daemon cannot be reached. Needs no etcd.\n",
+	  .opts = CTL_OPT_JSON | CTL_OPT_HEALTHZ,
+	  .no_store = true,
+	  .run = run_status },
 };
 
 const size_t ctl_ncmds = sizeof(ctl_cmds) / sizeof(ctl_cmds[0]);

@@ -30,6 +30,8 @@ struct ctl {
 /* Run twillctl with @argv (flags and FLANNELD_* environment as twilld); the exit status. */
 int ctl_main(int argc, char **argv, FILE *out, FILE *err);
 
+/* Fetch a node's /v1/status from @healthz (NULL: the local default) and print it. */
+int ctl_status(struct ctl *c, const char *healthz, bool json);
 /* Print the config document stored at <prefix>/config. */
 int ctl_config_get(struct ctl *c);
 /* Validate @doc (@len bytes, named @what in messages) and store it at <prefix>/config. */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #include "subnet/lease.h"
@@ -90,6 +91,7 @@ enum {
 	CTL_OPT_JSON = 1u << 0,
 	CTL_OPT_PUBLIC_IP = 1u << 1,
 	CTL_OPT_COUNT = 1u << 2,
+	CTL_OPT_HEALTHZ = 1u << 3,
 };
 
 /* The command-specific flag values, as parsed. */
@@ -97,6 +99,7 @@ struct ctl_opts {
 	bool json;
 	char *public_ip;
 	int64_t count;
+	char *healthz; /* status: the node's health URL */
 };
 
 struct ctl_cmd {
@@ -111,6 +114,18 @@ struct ctl_cmd {
 	/* Run with @args (nargs of them); the exit status, errors on c->err. */
 	int (*run)(struct ctl *c, const struct ctl_opts *o, char **args);
 };
+
+/* ---- status (cmd_status.c) ---- */
+
+/* `twillctl status` without --healthz: twilld's health port as contrib/systemd/twilld.default sets it. */
+#define CTL_HEALTHZ_DEFAULT "http://127.0.0.1:8471"
+
+/*
+ * Check a /v1/status document (@len bytes from the network) and print it on @out as a table
+ * or, with @json, as indented JSON. 0, or -EINVAL with the reason in @err (not JSON, not a
+ * twill status document). Fields of the wrong type are shown as unknown, never trusted.
+ */
+int ctl_status_print(const char *body, size_t len, bool json, FILE *out, char *err, size_t errlen);
 
 extern const struct ctl_cmd ctl_cmds[];
 extern const size_t ctl_ncmds;

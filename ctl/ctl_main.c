@@ -33,6 +33,7 @@ static const struct {
 	{ CTL_OPT_JSON, "--json" },
 	{ CTL_OPT_PUBLIC_IP, "--public-ip" },
 	{ CTL_OPT_COUNT, "--count" },
+	{ CTL_OPT_HEALTHZ, "--healthz" },
 };
 
 struct cli {
@@ -60,11 +61,13 @@ static void cli_defs(struct cli *a)
 {
 	store_flags_init(&a->sf);
 	store_flags_add_defs(&a->sf, a->defs, &a->ndefs, sizeof(a->defs) / sizeof(a->defs[0]));
-	add_def(a, "json", FLAG_BOOL, &a->o.json, "leases, lease show: JSON output", 0);
+	add_def(a, "json", FLAG_BOOL, &a->o.json, "leases, lease show, status: JSON output", 0);
 	add_def(a, "public-ip", FLAG_STRING, &a->o.public_ip, "reserve: the public IP of the node",
 	        0);
 	add_def(a, "count", FLAG_INT, &a->o.count, "watch: stop after this many changes",
 	        INT32_MAX);
+	add_def(a, "healthz", FLAG_STRING, &a->o.healthz,
+	        "status: twilld's health URL (default " CTL_HEALTHZ_DEFAULT ")", 0);
 	add_def(a, "help", FLAG_BOOL, &a->help, "show help", 0);
 	add_def(a, "h", FLAG_BOOL, &a->help, "show help", 0);
 	add_def(a, "version", FLAG_BOOL, &a->version, "print the version", 0);
@@ -117,7 +120,7 @@ static const struct ctl_cmd *find_cmd(const struct cli *a, char *name, size_t le
 static unsigned opts_given(const struct ctl_opts *o)
 {
 	return (o->json ? CTL_OPT_JSON : 0) | (o->public_ip ? CTL_OPT_PUBLIC_IP : 0) |
-	       (o->count ? CTL_OPT_COUNT : 0);
+	       (o->count ? CTL_OPT_COUNT : 0) | (o->healthz ? CTL_OPT_HEALTHZ : 0);
 }
 
 /* Arity, flags not valid for @cmd, flags it needs: 0, or 2 after a message. */

@@ -366,7 +366,7 @@ static int route(struct conn *c, const struct http_request *r)
 	char reason[HEALTH_ERR_MAX], body[HEALTH_ERR_MAX + 32];
 
 	if (!path_is(r, "/healthz") && !path_is(r, "/readyz") &&
-	    !(path_is(r, "/metrics") && h->o.metrics))
+	    !(path_is(r, "/metrics") && h->o.metrics) && !(path_is(r, "/v1/status") && h->o.status))
 		return respond_text(c, 404, "not found\n", head);
 	if (r->method == HTTP_OTHER)
 		return respond_text(c, 405, "method not allowed\n", false);
@@ -379,6 +379,17 @@ static int route(struct conn *c, const struct http_request *r)
 		reason[sizeof(reason) - 1] = '\0';
 		snprintf(body, sizeof(body), "not ready: %s\n", reason[0] ? reason : "unknown");
 		return respond_text(c, 503, body, head);
+	}
+	if (path_is(r, "/v1/status")) {
+		char *text = NULL;
+		size_t len = 0;
+		int e = h->o.status(h->o.status_ctx, &text, &len);
+
+		if (e < 0)
+			return respond_text(c, 500, "status unavailable\n", head);
+		e = conn_respond(c, 200, "application/json", text, len, head);
+		free(text);
+		return e;
 	}
 	{
 		char *text = NULL;

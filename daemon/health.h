@@ -7,6 +7,7 @@
  *   GET /readyz   200 "ok" while the readiness callback says ready, else 503
  *                 with its reason in the body
  *   GET /metrics  Prometheus text (lib/metrics.h), text/plain; version=0.0.4
+ *   GET /v1/status  the node status as JSON (daemon/status.h), when a status callback is set
  * HEAD is accepted wherever GET is; other methods get 405, unknown paths 404,
  * malformed requests 400 and oversized ones 413 (then the connection closes).
  *
@@ -33,6 +34,8 @@ struct health;
  * (NUL-terminated, at most @len bytes), e.g. "no lease yet". Runs in the loop.
  */
 typedef bool (*health_ready_fn)(void *ctx, char *reason, size_t len);
+/* /v1/status: a malloc'd JSON body in *@ret_text (@ret_len bytes), or -errno (500). */
+typedef int (*health_status_fn)(void *ctx, char **ret_text, size_t *ret_len);
 
 struct health_opts {
 	const char *ip;          /* listen address, IPv4 or IPv6 text; NULL or "" = 0.0.0.0 */
@@ -40,6 +43,8 @@ struct health_opts {
 	struct metrics *metrics; /* served on /metrics; NULL = 404 there */
 	health_ready_fn ready;   /* NULL = /readyz always 200 */
 	void *ready_ctx;
+	health_status_fn status; /* NULL = 404 on /v1/status */
+	void *status_ctx;
 	unsigned max_conns;  /* 0 = HEALTH_CONNS_MAX */
 	unsigned timeout_ms; /* 0 = HEALTH_TIMEOUT_MS: per request, from accept or last reply */
 	size_t max_request;  /* 0 = HEALTH_REQUEST_MAX (at least 256) */

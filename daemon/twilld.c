@@ -14,6 +14,7 @@
 #include "daemon/iptables.h"
 #include "daemon/metrics_daemon.h"
 #include "daemon/sdnotify.h"
+#include "daemon/status.h"
 #include "daemon/twilld.h"
 #include "daemon/util.h"
 #include "lib/ev.h"
@@ -95,6 +96,7 @@ struct twilld {
 	struct ipt *ipt;
 	char ipt_last_err[IPT_ERR_MAX];
 	struct twilld_metrics *tm;
+	struct twilld_status *status; /* /v1/status */
 	int fatal; /* -errno that stopped the loop, 0 for a signal */
 };
 
@@ -755,6 +757,8 @@ static int start_health(struct twilld *d)
 	ho.metrics = reg;
 	ho.ready = health_ready;
 	ho.ready_ctx = d;
+	ho.status = d->status ? twilld_status_render : NULL;
+	ho.status_ctx = d->status;
 	d->health = health_new(d->loop, &ho, err, sizeof(err));
 	if (!d->health) {
 		int r = errno ? -errno : -EINVAL;
@@ -762,7 +766,7 @@ static int start_health(struct twilld *d)
 		log_error("healthz: %s", err);
 		return r;
 	}
-	log_info("healthz: serving /healthz, /readyz and /metrics on %s:%u",
+	log_info("healthz: serving /healthz, /readyz, /metrics and /v1/status on %s:%u",
 	         ho.ip && *ho.ip ? ho.ip : "0.0.0.0", health_port(d->health));
 	return 0;
 }
@@ -871,6 +875,25 @@ int twilld_run(const struct twilld_opts *o)
 		goto out;
 
 	if (o->healthz_port > 0) {
+		struct twilld_status_src ss = {
+			.store = &d->store,
+			.lm = &d->lm,
+			.cfg = &d->cfg,
+			.be_ops = &d->be_ops,
+			.be = &d->be,
+			.ipt = &d->ipt,
+			.tm = &d->tm,
+			.started = &d->started,
+			.mtu = &d->mtu,
+			.ext = &d->ext,
+			.last_error = d->last_err,
+			.ipt_last_err = d->ipt_last_err,
+			.subnet_file = o->subnet_file,
+			.masq = o->ip_masq,
+			.forward_rules = o->iptables_forward_rules,
+		};
+
+		d->status = twilld_status_new(&ss);
 		r = start_health(d);
 		if (r < 0)
 			goto out;
@@ -899,6 +922,7 @@ out:
 	twilld_metrics_free(d->tm); /* metrics_off_scrape: no scrape may see d after this */
 	ipt_free(d->ipt);
 	health_free(d->health);
+	twilld_status_free(d->status);
 	leasemgr_free(d->lm);
 	if (d->be_ops && d->be)
 		d->be_ops->stop(d->be);

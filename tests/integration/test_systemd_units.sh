@@ -65,11 +65,32 @@ done
 # A drop-in that systemd did not read would verify trivially: check it was merged.
 rm -f "$tmp/units/docker.service.d/"*
 rewrite "$units/docker.service.d/twill.conf" "$tmp/units/docker.service.d/twill.conf"
-printf '[Service]\nExecStopPost=/nonexistent/twill-check\n' >"$tmp/units/docker.service.d/zz.conf"
+printf '[Service]\nExecStartPost=/nonexistent/twill-check\n' >"$tmp/units/docker.service.d/zz.conf"
 out=$(cd "$tmp/units" && SYSTEMD_UNIT_PATH="$tmp/units:" systemd-analyze verify \
 	"$tmp/units/docker.service" 2>&1 || true)
 grep -q nonexistent <<<"$out" || fail "drop-ins in docker.service.d are not read by verify: $out"
 echo "ok: drop-ins are merged by verify"
+
+# Debian's docker.io: its docker.service runs /usr/sbin/dockerd with $DOCKER_OPTS, so the
+# drop-in must not replace ExecStart= (it named /usr/bin/dockerd once, which Debian lacks);
+# verify the drop-in on the packaged unit itself.
+grep -q '^ExecStart=' "$units/docker.service.d/twill.conf" &&
+	fail "docker.service.d/twill.conf overrides ExecStart= (Debian's unit already passes \$DOCKER_OPTS)"
+grep -q '^EnvironmentFile=-/run/docker_opts.env$' "$units/docker.service.d/twill.conf" ||
+	fail "docker.service.d/twill.conf does not read /run/docker_opts.env"
+pkg_unit=/lib/systemd/system/docker.service
+[ -f "$pkg_unit" ] || fail "no $pkg_unit: install docker.io (contrib/deps.sh)"
+exec_start=$(sed -n 's/^ExecStart=//p' "$pkg_unit")
+case "$exec_start" in
+*'$DOCKER_OPTS'*) ;;
+*) fail "$pkg_unit: ExecStart does not pass \$DOCKER_OPTS: $exec_start" ;;
+esac
+[ -x "${exec_start%% *}" ] || fail "$pkg_unit: ${exec_start%% *} is not installed"
+rm -f "$tmp/units/docker.service.d/"*
+cp "$pkg_unit" "$tmp/units/docker.service"
+rewrite "$units/docker.service.d/twill.conf" "$tmp/units/docker.service.d/twill.conf"
+verify "docker drop-in twill.conf on $pkg_unit (ExecStart=$exec_start)" \
+	"$tmp/units/docker.service" "$tmp/units/twilld.service"
 
 # The environment file: comments, FLANNELD_* and TWILLD_ARGS only; every FLANNELD_* a flag.
 help=$("$build/twilld" --help 2>&1)

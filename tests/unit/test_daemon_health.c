@@ -23,8 +23,20 @@ struct fx {
 	struct metrics *reg;
 	bool ready;
 	int ready_calls;
+	bool status_fails;
 	uint16_t port;
 };
+
+static int status_cb(void *ctx, char **ret_text, size_t *ret_len)
+{
+	struct fx *f = ctx;
+
+	if (f->status_fails)
+		return -ENOMEM;
+	*ret_text = strdup("{\"schema\":\"twill.status/v1\"}\n");
+	*ret_len = strlen(*ret_text);
+	return 0;
+}
 
 static bool is_ready(void *ctx, char *reason, size_t len)
 {
@@ -60,6 +72,8 @@ static void fx_start(struct fx *f, unsigned max_conns, unsigned timeout_ms)
 	o.metrics = f->reg;
 	o.ready = is_ready;
 	o.ready_ctx = f;
+	o.status = status_cb;
+	o.status_ctx = f;
 	o.max_conns = max_conns;
 	o.timeout_ms = timeout_ms;
 	f->h = health_new(f->loop, &o, err, sizeof(err));
@@ -468,6 +482,25 @@ Test(health, prometheus_parser_is_strict)
 	             1, "%s", perr);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(prom_parse(bad[i], none, 0), -1, "accepted: %s", bad[i]);
+}
+
+Test(health, status_is_json_from_the_callback)
+{
+	struct fx f;
+	struct resp r;
+
+	fx_start(&f, 0, 0);
+	get(&f, REQ("/v1/status"), &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(strstr(r.head, "\r\nContent-Type: application/json\r\n"), "%s", r.head);
+	cr_assert_eq(r.body_len, strlen("{\"schema\":\"twill.status/v1\"}\n"));
+	cr_assert_eq(memcmp(r.body, "{\"schema\"", 9), 0);
+	f.status_fails = true;
+	get(&f, REQ("/v1/status"), &r);
+	cr_assert_eq(r.status, 500);
+	get(&f, REQ("/v1/statusx"), &r);
+	cr_assert_eq(r.status, 404);
+	fx_stop(&f);
 }
 
 Test(health, unknown_paths_and_methods)
