@@ -138,6 +138,21 @@ static int optlist_set(struct optlist *l, const char *name, const char *value)
 	return 0;
 }
 
+#define NO_V6_SUBNET                                                                               \
+	"no FLANNEL_IPV6_SUBNET (--ipv6 needs a network config with \"EnableIPv6\": true)"
+
+/*
+ * Docker's fixed-cidr-v6 for the node: the network address of the IPv6 lease
+ * with its length (the subnet file holds the ::1 host form, like FLANNEL_SUBNET;
+ * the network form is the one Docker documents). Returns @buf.
+ */
+static char *v6_cidr(const struct subnetfile *sf, char *buf)
+{
+	struct ipam_prefix net = ipam_prefix_network(&sf->ipv6_subnet);
+
+	return ipam_prefix_format(&net, buf);
+}
+
 static int opt_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct opt *)a)->name, ((const struct opt *)b)->name);
@@ -148,7 +163,7 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
                           size_t errlen)
 {
 	struct optlist l = { 0 };
-	char name[256], val[IPAM_PREFIX_STRLEN + 16], pfx[IPAM_PREFIX_STRLEN];
+	char name[256], val[IPAM_PREFIX_STRLEN + 32], pfx[IPAM_PREFIX_STRLEN];
 	const char *key = o->key ? o->key : DOCKEROPTS_DEFAULT_KEY;
 	const char *preset, *why;
 	char *buf = NULL;
@@ -162,6 +177,10 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 	}
 	if (!sf->has_subnet) {
 		errfmt(err, errlen, "no FLANNEL_SUBNET");
+		return -EINVAL;
+	}
+	if (o->ipv6 && !sf->has_ipv6_subnet) {
+		errfmt(err, errlen, "%s", NO_V6_SUBNET);
 		return -EINVAL;
 	}
 
@@ -188,6 +207,16 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 	if (sf->has_ipmasq && o->ipmasq) {
 		r = optlist_set(&l, OPT_MARK "IPMASQ",
 		                sf->ipmasq ? "--ip-masq=false" : "--ip-masq=true");
+		if (r < 0)
+			goto nomem;
+	}
+	if (o->ipv6) {
+		/* dockerd refuses --ipv6 on the default bridge without --fixed-cidr-v6. */
+		r = optlist_set(&l, OPT_MARK "IPV6", "--ipv6");
+		if (r < 0)
+			goto nomem;
+		snprintf(val, sizeof(val), "--fixed-cidr-v6=%s", v6_cidr(sf, pfx));
+		r = optlist_set(&l, OPT_MARK "FIXED_CIDR_V6", val);
 		if (r < 0)
 			goto nomem;
 	}
@@ -259,8 +288,8 @@ static bool blank(const char *s, size_t len)
 }
 
 int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnetfile *sf,
-                                 bool ipmasq, char **ret_buf, size_t *ret_len, char *err,
-                                 size_t errlen)
+                                 bool ipmasq, bool ipv6, char **ret_buf, size_t *ret_len,
+                                 char *err, size_t errlen)
 {
 	char pfx[IPAM_PREFIX_STRLEN];
 	json_error_t jerr;
@@ -271,6 +300,10 @@ int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnet
 
 	if (!sf->has_subnet) {
 		errfmt(err, errlen, "no FLANNEL_SUBNET");
+		return -EINVAL;
+	}
+	if (ipv6 && !sf->has_ipv6_subnet) {
+		errfmt(err, errlen, "%s", NO_V6_SUBNET);
 		return -EINVAL;
 	}
 	if (!in || blank(in, len)) {
@@ -297,6 +330,9 @@ int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnet
 		goto nomem;
 	if (sf->has_ipmasq && ipmasq &&
 	    json_object_set_new(root, "ip-masq", json_boolean(!sf->ipmasq)) < 0)
+		goto nomem;
+	if (ipv6 && (json_object_set_new(root, "ipv6", json_true()) < 0 ||
+	             json_object_set_new(root, "fixed-cidr-v6", json_string(v6_cidr(sf, pfx))) < 0))
 		goto nomem;
 
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

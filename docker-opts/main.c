@@ -23,7 +23,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: " PROG " [-f SUBNET-FILE] [-d DOCKER-ENV-FILE] [-i] [-c] [-m] [-k KEY]\n"
-	        "                         [--daemon-json PATH]\n"
+	        "                         [--ipv6] [--daemon-json PATH]\n"
 	        "\n"
 	        "Generate Docker daemon options from the flannel/twill subnet file.\n"
 	        "\n"
@@ -37,6 +37,10 @@ static void usage(FILE *out)
 	        "); its value\n"
 	        "               in the environment, if any, is kept in front\n"
 	        "  -m           leave out --ip-masq (also \"ip-masq\" in daemon.json)\n"
+	        "  --ipv6       also give Docker the node's IPv6 subnet (FLANNEL_IPV6_SUBNET):\n"
+	        "               --ipv6 --fixed-cidr-v6=NET/LEN (DOCKER_OPT_IPV6,\n"
+	        "               DOCKER_OPT_FIXED_CIDR_V6), in daemon.json \"ipv6\": true and\n"
+	        "               \"fixed-cidr-v6\"; an error when the subnet file has none\n"
 	        "  --daemon-json PATH\n"
 	        "               merge \"bip\", \"mtu\" and \"ip-masq\" into Docker's daemon.json,\n"
 	        "               keeping every other key; then the env file is written only\n"
@@ -108,53 +112,60 @@ out:
 	return r;
 }
 
-int main(int argc, char **argv)
+struct args {
+	struct dockeropts_opts o;
+	const char *subnet_path, *env_path, *json_path;
+	bool write_env;
+};
+
+/* Parse argv into @a. -1 to go on, else the exit status (0 after --help/--version, 2). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
-	enum { OPT_DAEMON_JSON = 0x100, OPT_VERSION };
+	enum { OPT_DAEMON_JSON = 0x100, OPT_VERSION, OPT_IPV6 };
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "daemon-json", required_argument, NULL, OPT_DAEMON_JSON },
+		{ "ipv6", no_argument, NULL, OPT_IPV6 },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct dockeropts_opts o = { .ipmasq = true, .key = DOCKEROPTS_DEFAULT_KEY };
-	const char *subnet_path = SUBNETFILE_DEFAULT_PATH;
-	const char *env_path = DOCKEROPTS_DEFAULT_ENV_PATH;
-	const char *json_path = NULL;
-	bool env_given = false, shape_given = false, write_env;
-	char *env_buf = NULL, *json_in = NULL, *json_buf = NULL;
-	size_t env_len = 0, json_in_len = 0, json_len = 0;
-	struct subnetfile sf;
-	char err[512];
-	int c, r, ret = 1;
+	struct dockeropts_opts *o = &a->o;
+	bool env_given = false, shape_given = false;
+	int c;
 
+	*a = (struct args){ .o = { .ipmasq = true, .key = DOCKEROPTS_DEFAULT_KEY },
+		            .subnet_path = SUBNETFILE_DEFAULT_PATH,
+		            .env_path = DOCKEROPTS_DEFAULT_ENV_PATH };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:f:d:icmk:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			subnet_path = optarg;
+			a->subnet_path = optarg;
 			break;
 		case 'd':
-			env_path = optarg;
+			a->env_path = optarg;
 			env_given = true;
 			break;
 		case 'i':
-			o.individual = true;
+			o->individual = true;
 			shape_given = true;
 			break;
 		case 'c':
-			o.combined = true;
+			o->combined = true;
 			shape_given = true;
 			break;
 		case 'm':
-			o.ipmasq = false;
+			o->ipmasq = false;
 			break;
 		case 'k':
-			o.key = optarg;
+			o->key = optarg;
 			shape_given = true;
 			break;
 		case OPT_DAEMON_JSON:
-			json_path = optarg;
+			a->json_path = optarg;
+			break;
+		case OPT_IPV6:
+			o->ipv6 = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -174,16 +185,35 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (!dockeropts_key_valid(o.key))
-		return usage_error("-k: \"%s\" is not a valid variable name", o.key);
-	if (!*subnet_path || !*env_path || (json_path && !*json_path))
+	if (!dockeropts_key_valid(o->key))
+		return usage_error("-k: \"%s\" is not a valid variable name", o->key);
+	if (!*a->subnet_path || !*a->env_path || (a->json_path && !*a->json_path))
 		return usage_error("empty file name");
-	if (json_path && !env_given && shape_given)
+	if (a->json_path && !env_given && shape_given)
 		return usage_error("-i, -c and -k shape the env file, which --daemon-json "
 		                   "alone does not write: add -d FILE");
-	if (!o.individual && !o.combined)
-		o.individual = o.combined = true;
-	write_env = !json_path || env_given;
+	if (!o->individual && !o->combined)
+		o->individual = o->combined = true;
+	a->write_env = !a->json_path || env_given;
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	char *env_buf = NULL, *json_in = NULL, *json_buf = NULL;
+	size_t env_len = 0, json_in_len = 0, json_len = 0;
+	const char *subnet_path, *env_path, *json_path;
+	struct subnetfile sf;
+	char err[512];
+	int r, ret = 1;
+
+	r = parse_args(argc, argv, &a);
+	if (r >= 0)
+		return r;
+	subnet_path = a.subnet_path;
+	env_path = a.env_path;
+	json_path = a.json_path;
 
 	r = subnetfile_read(subnet_path, &sf, err, sizeof(err));
 	if (r == -ENOENT) {
@@ -206,10 +236,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": subnet file %s has no FLANNEL_SUBNET\n", subnet_path);
 		goto out;
 	}
+	if (a.o.ipv6 && !sf.has_ipv6_subnet) {
+		fprintf(stderr,
+		        PROG ": --ipv6: subnet file %s has no FLANNEL_IPV6_SUBNET (twilld writes "
+		             "it when the network config has \"EnableIPv6\": true)\n",
+		        subnet_path);
+		goto out;
+	}
 
 	/* Compute everything before writing anything: bad input leaves both files as they were. */
-	if (write_env) {
-		r = dockeropts_format_env(&sf, &o, (const char *const *)environ, &env_buf, &env_len,
+	if (a.write_env) {
+		r = dockeropts_format_env(&sf, &a.o, (const char *const *)environ, &env_buf, &env_len,
 		                          err, sizeof(err));
 		if (r < 0) {
 			fprintf(stderr, PROG ": %s\n", err);
@@ -222,15 +259,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, PROG ": cannot read %s: %s\n", json_path, strerror(-r));
 			goto out;
 		}
-		r = dockeropts_merge_daemon_json(json_in, json_in_len, &sf, o.ipmasq, &json_buf,
-		                                 &json_len, err, sizeof(err));
+		r = dockeropts_merge_daemon_json(json_in, json_in_len, &sf, a.o.ipmasq, a.o.ipv6,
+		                                 &json_buf, &json_len, err, sizeof(err));
 		if (r < 0) {
 			fprintf(stderr, PROG ": %s: %s; left untouched\n", json_path, err);
 			goto out;
 		}
 	}
 
-	if (write_env) {
+	if (a.write_env) {
 		if (strcmp(env_path, "-") == 0) {
 			if (fwrite(env_buf, 1, env_len, stdout) != env_len || fflush(stdout) != 0) {
 				fprintf(stderr, PROG ": write to stdout: %s\n", strerror(errno));
