@@ -10,6 +10,7 @@
 #include "backends/backend.h"
 #include "daemon/health.h"
 #include "daemon/iface.h"
+#include "daemon/ip6tables.h"
 #include "daemon/iptables.h"
 #include "daemon/metrics_daemon.h"
 #include "daemon/sdnotify.h"
@@ -103,6 +104,7 @@ struct twilld {
 	struct health *health;
 	struct ipt *ipt;
 	char ipt_last_err[IPT_ERR_MAX];
+	struct ip6t *ip6t; /* set up with the network config (EnableIPv6) */
 	struct twilld_metrics *tm;
 	int fatal; /* -errno that stopped the loop, 0 for a signal */
 };
@@ -377,6 +379,8 @@ static void start_backend(struct twilld *d)
 		if (r < 0)
 			log_warnx("iptables: cannot set network and lease: %s", strerror(-r));
 	}
+	if (d->cfg->enable_ipv6 && d->own.has_ipv6)
+		ip6t_set_lease(d->ip6t, &d->cfg->ipv6_network, &d->own.ipv6_subnet);
 	log_info("subnet file %s: written (lease %s, MTU %d)", d->o->subnet_file, desc, mtu);
 	/*
 	 * Events that arrived while the backend was not started are applied now, but only once the
@@ -648,6 +652,26 @@ static void init_backend(struct twilld *d)
 	log_info("lease manager: acquiring a lease under %s/subnets", d->prefix);
 }
 
+/* ip6tables follows the config's EnableIPv6; -errno (loop stopped) when --ip-masq cannot work. */
+static int start_ip6tables(struct twilld *d)
+{
+	struct ip6t_opts o = {
+		.enable_ipv6 = d->cfg->enable_ipv6,
+		.forward_rules = d->o->iptables_forward_rules,
+		.masq = d->o->ip_masq,
+		.resync_s = (unsigned)d->o->iptables_resync_s,
+		.subnet_file = d->o->subnet_file,
+		.tm = d->tm,
+	};
+	int r = ip6t_start(d->loop, &o, &d->ip6t);
+
+	if (r < 0) {
+		d->fatal = r;
+		ev_loop_stop(d->loop);
+	}
+	return r;
+}
+
 /* A valid config arrived at start-up. */
 static void apply_config(struct twilld *d, struct subnet_config *cfg)
 {
@@ -671,6 +695,8 @@ static void apply_config(struct twilld *d, struct subnet_config *cfg)
 	}
 	d->cfg = cfg;
 	d->last_err[0] = '\0';
+	if (start_ip6tables(d) < 0)
+		return;
 	log_info("network config %s: Network %s%s%s, SubnetLen %u, Backend %s", d->config_key,
 	         cfg->enable_ipv4 ? ipam_prefix_format(&cfg->network, net) : "(IPv4 disabled)",
 	         cfg->enable_ipv6 ? ", IPv6Network " : "",
@@ -1037,6 +1063,7 @@ int twilld_run(const struct twilld_opts *o)
 out:
 	twilld_metrics_free(d->tm); /* metrics_off_scrape: no scrape may see d after this */
 	ipt_free(d->ipt);
+	ip6t_free(d->ip6t);
 	health_free(d->health);
 	leasemgr_free(d->lm);
 	if (d->be_ops && d->be)
