@@ -27,7 +27,8 @@ static void on_done(void *ctx, const struct ipt_result *res)
 		const char *msg = res->msg && *res->msg ? res->msg : strerror(-res->err);
 
 		if (strcmp(msg, t->last_err) != 0)
-			log_warnx("ip6tables: sync failed: %s, retrying in %us", msg, t->o.resync_s);
+			log_warnx("ip6tables: sync failed: %s, retrying in %us", msg,
+			          t->o.resync_s);
 		else
 			log_debug("ip6tables: sync failed again: %s", msg);
 		snprintf(t->last_err, sizeof(t->last_err), "%s", msg);

@@ -899,7 +899,8 @@ static void commit_state(struct ipt *ipt)
 	if (changed || ipt->repaired) {
 		e = state_write(ipt);
 		if (e < 0)
-			log_debug("%s: state file %s: %s", ipt->tool, ipt->state_file, strerror(-e));
+			log_debug("%s: state file %s: %s", ipt->tool, ipt->state_file,
+			          strerror(-e));
 	}
 }
 
@@ -969,8 +970,9 @@ static void step_done(struct ipt *ipt)
 			if (ipt->restore_has_rf && ipt->o.random_fully < 0 && !ipt->rf_retried) {
 				/* iptables knows --random-fully, the kernel may not: as flannel
 				 * would without it */
-				log_debug("%s: restore with --random-fully failed, retrying without",
-				          ipt->tool);
+				log_debug(
+					"%s: restore with --random-fully failed, retrying without",
+					ipt->tool);
 				ipt->rf = false;
 				ipt->rf_retried = true;
 				e = start_restore(ipt);

@@ -138,7 +138,7 @@ static int optlist_set(struct optlist *l, const char *name, const char *value)
 	return 0;
 }
 
-#define NO_V6_SUBNET                                                                               \
+#define NO_V6_SUBNET \
 	"no FLANNEL_IPV6_SUBNET (--ipv6 needs a network config with \"EnableIPv6\": true)"
 
 /*
@@ -288,8 +288,8 @@ static bool blank(const char *s, size_t len)
 }
 
 int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnetfile *sf,
-                                 bool ipmasq, bool ipv6, char **ret_buf, size_t *ret_len,
-                                 char *err, size_t errlen)
+                                 bool ipmasq, bool ipv6, char **ret_buf, size_t *ret_len, char *err,
+                                 size_t errlen)
 {
 	char pfx[IPAM_PREFIX_STRLEN];
 	json_error_t jerr;

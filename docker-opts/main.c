@@ -246,8 +246,8 @@ int main(int argc, char **argv)
 
 	/* Compute everything before writing anything: bad input leaves both files as they were. */
 	if (a.write_env) {
-		r = dockeropts_format_env(&sf, &a.o, (const char *const *)environ, &env_buf, &env_len,
-		                          err, sizeof(err));
+		r = dockeropts_format_env(&sf, &a.o, (const char *const *)environ, &env_buf,
+		                          &env_len, err, sizeof(err));
 		if (r < 0) {
 			fprintf(stderr, PROG ": %s\n", err);
 			goto out;

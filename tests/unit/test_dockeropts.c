@@ -220,8 +220,9 @@ Test(dockeropts, errors)
 
 Test(dockeropts, ipv6_needs_ipv6_subnet)
 {
-	struct dockeropts_opts o = { .individual = true, .combined = true, .ipmasq = true,
-		                     .ipv6 = true };
+	struct dockeropts_opts o = {
+		.individual = true, .combined = true, .ipmasq = true, .ipv6 = true
+	};
 	struct subnetfile sf = full_subnet();
 	char *got = NULL, err[256] = "";
 	size_t len;
@@ -250,17 +251,19 @@ Test(dockeropts, ipv6_fixed_cidr_is_the_network)
 	cr_assert_eq(ipam_prefix_parse("2001:db8:100:ab80::1/57", &sf.ipv6_subnet), 0);
 	cr_assert_eq(dockeropts_format_env(&sf, &o, NULL, &got, &len, err, sizeof(err)), 0, "%s",
 	             err);
-	cr_assert_str_eq(got, "DOCKER_OPT_BIP=\"--bip=10.1.74.1/24\"\n"
-	                      "DOCKER_OPT_FIXED_CIDR_V6=\"--fixed-cidr-v6=2001:db8:100:ab80::/57\"\n"
-	                      "DOCKER_OPT_IPV6=\"--ipv6\"\n"
-	                      "DOCKER_OPT_MTU=\"--mtu=1472\"\n");
+	cr_assert_str_eq(got,
+	                 "DOCKER_OPT_BIP=\"--bip=10.1.74.1/24\"\n"
+	                 "DOCKER_OPT_FIXED_CIDR_V6=\"--fixed-cidr-v6=2001:db8:100:ab80::/57\"\n"
+	                 "DOCKER_OPT_IPV6=\"--ipv6\"\n"
+	                 "DOCKER_OPT_MTU=\"--mtu=1472\"\n");
 	free(got);
 	got = NULL;
 	cr_assert_eq(dockeropts_merge_daemon_json(NULL, 0, &sf, false, true, &got, &len, err,
 	                                          sizeof(err)),
 	             0, "%s", err);
-	cr_assert_str_eq(got, "{\n  \"bip\": \"10.1.74.1/24\",\n  \"mtu\": 1472,\n"
-	                      "  \"ipv6\": true,\n  \"fixed-cidr-v6\": \"2001:db8:100:ab80::/57\"\n}\n");
+	cr_assert_str_eq(got,
+	                 "{\n  \"bip\": \"10.1.74.1/24\",\n  \"mtu\": 1472,\n"
+	                 "  \"ipv6\": true,\n  \"fixed-cidr-v6\": \"2001:db8:100:ab80::/57\"\n}\n");
 	free(got);
 }
 
