@@ -25,6 +25,7 @@
 
 #include "backends/udp.h"
 #include "lib/ev.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/nl.h"
 
@@ -128,6 +129,7 @@ struct backend {
 	struct ev_timer *timer;
 	char *stats_file;
 	char last_stats[4096];
+	bool stats_failed; /* the last write failed (logged once) */
 };
 
 /* ---- Counters ---- */
@@ -1140,24 +1142,20 @@ static int udp_resync(struct backend *be, const struct lease *leases, size_t n)
 static void write_stats_file(struct backend *be)
 {
 	struct udp_stats s;
-	char buf[4096], *tmp = NULL;
+	char buf[4096], err[512];
 	size_t n;
-	FILE *f;
+	int r;
 
 	udp_backend_stats(be, &s);
 	n = udp_stats_format(&s, buf, sizeof(buf));
 	if (n >= sizeof(buf) || strcmp(buf, be->last_stats) == 0)
 		return;
-	if (asprintf(&tmp, "%s.tmp", be->stats_file) < 0)
-		return;
-	f = fopen(tmp, "w");
-	if (f) {
-		bool ok = fwrite(buf, 1, n, f) == n;
-
-		if (fclose(f) == 0 && ok && rename(tmp, be->stats_file) == 0)
-			memcpy(be->last_stats, buf, n + 1);
-	}
-	free(tmp);
+	r = file_write_atomic(be->stats_file, buf, n, 0644, 0, err, sizeof(err));
+	if (r == 0)
+		memcpy(be->last_stats, buf, n + 1);
+	else if (!be->stats_failed) /* once, not every second; retried each tick */
+		log_warnx("udp %s: stats file: %s, retrying", UDP_DEVICE, err);
+	be->stats_failed = r < 0;
 }
 
 static void on_timer(struct ev_timer *t, void *ctx)

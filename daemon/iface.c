@@ -222,523 +222,6 @@ static const struct snap_link *link_by_addr(const struct snap *s, struct in_addr
 	return NULL;
 }
 
-/*
- * The --iface-regex translation (RE2 into POSIX ERE) and its limits.
- *
- * glibc's regcomp() expands repetitions by copying the repeated tree ("x+" is
- * "xx*", "x{m,n}" n copies), so nested repetitions grow exponentially, and the
- * epsilon closures of what matches the empty string (x?, x*, (), anchors) grow
- * with the square of their number, far worse inside loops ("(()*)*"). Go's
- * regexp (flanneld) rejects repeat counts above 1000 (nested ones multiplied)
- * and stacked repetition operators; twill rejects the same, and bounds an
- * estimate of the compiled size: nodes (repetitions expanded) plus the square
- * of the nodes that can be crossed without input.
- */
-#define RX_DEPTH 256           /* nested groups */
-#define RX_CAP   1000000000ULL /* the estimates saturate here */
-
-struct rx_atom {
-	unsigned long long size; /* nodes glibc builds for it, repetitions expanded */
-	unsigned long long eps;  /* of those, the ones crossed without input */
-	unsigned long long prod; /* the largest product of nested counted repetitions */
-	bool nullable;           /* matches the empty string */
-};
-
-/* An open group: its alternatives so far, the atom a repetition would apply to kept apart. */
-struct rx_frame {
-	unsigned long long size, eps, prod;
-	bool nullable;     /* an earlier alternative matches "" */
-	bool alt_nullable; /* the current alternative, without the last atom, matches "" */
-	bool has_last;
-	struct rx_atom last;
-};
-
-struct rx {
-	const char *re2; /* the whole pattern, for messages */
-	char *buf;
-	size_t len, o;
-	char *err;
-	size_t errlen;
-	struct rx_frame st[RX_DEPTH + 1];
-	size_t depth;
-};
-
-static unsigned long long rx_add(unsigned long long a, unsigned long long b)
-{
-	return a + b > RX_CAP ? RX_CAP : a + b;
-}
-
-static unsigned long long rx_mul(unsigned long long a, unsigned long long b)
-{
-	return a && b > RX_CAP / a ? RX_CAP : a * b;
-}
-
-__attribute__((format(printf, 2, 3))) static int rx_fail(struct rx *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!t->err || !t->errlen)
-		return -EINVAL;
-	n = snprintf(t->err, t->errlen, "--iface-regex \"%.*s%s\": ", 64, t->re2,
-	             strlen(t->re2) > 64 ? "..." : "");
-	if (n >= 0 && (size_t)n < t->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(t->err + n, t->errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static int rx_put(struct rx *t, const char *s, size_t l)
-{
-	if (t->o + l >= t->len)
-		return rx_fail(t, "too long to translate (%zu bytes of room)", t->len);
-	memcpy(t->buf + t->o, s, l);
-	t->o += l;
-	return 0;
-}
-
-static void rx_commit(struct rx_frame *f)
-{
-	if (!f->has_last)
-		return;
-	f->size = rx_add(f->size, f->last.size);
-	f->eps = rx_add(f->eps, f->last.eps);
-	if (f->last.prod > f->prod)
-		f->prod = f->last.prod;
-	f->alt_nullable = f->alt_nullable && f->last.nullable;
-	f->has_last = false;
-}
-
-/* A new atom in the innermost group. */
-static void rx_atom(struct rx *t, unsigned long long size, unsigned long long eps, bool nullable)
-{
-	struct rx_frame *f = &t->st[t->depth];
-
-	rx_commit(f);
-	f->last = (struct rx_atom){ .size = size, .eps = eps, .prod = 1, .nullable = nullable };
-	f->has_last = true;
-}
-
-static void rx_frame_init(struct rx_frame *f)
-{
-	memset(f, 0, sizeof(*f));
-	f->prod = 1;
-	f->alt_nullable = true;
-}
-
-/* RE2's decimal count at @p (no leading zeros), or -1; past 10^8 it saturates at RX_CAP. */
-static long long rx_count(const char *p, const char **ret_end)
-{
-	long long x = 0;
-
-	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++)
-		x = x >= 100000000 ? (long long)RX_CAP : x * 10 + (*p - '0');
-	*ret_end = p;
-	return x;
-}
-
-/*
- * RE2's {m}, {m,} or {m,n} at @p: true with *@ret_max -1 for {m,} and
- * *@ret_end past the '}'; false when RE2 reads the '{' as a literal.
- */
-static bool rx_parse_repeat(const char *p, long long *ret_min, long long *ret_max,
-                            const char **ret_end)
-{
-	long long min, max;
-
-	min = rx_count(p + 1, &p);
-	if (min < 0)
-		return false;
-	max = min;
-	if (*p == ',') {
-		p++;
-		if (*p == '}')
-			max = -1;
-		else if ((max = rx_count(p, &p)) < 0)
-			return false;
-	}
-	if (*p != '}')
-		return false;
-	*ret_min = min;
-	*ret_max = max;
-	*ret_end = p + 1;
-	return true;
-}
-
-/*
- * A repetition operator at *@pp ("*", "+", "?" or a counted one, with RE2's
- * non-greedy '?' after it): check it as RE2 does, apply it to the last atom,
- * emit it (without the '?', which changes nothing for a match test).
- */
-static int rx_repeat(struct rx *t, const char **pp, const char *prev_rep)
-{
-	struct rx_frame *f = &t->st[t->depth];
-	const char *p = *pp, *end;
-	long long min, max; /* max -1: unbounded */
-	unsigned long long k, opt, factor = 1;
-	bool counted = *p == '{';
-	struct rx_atom a;
-
-	if (counted) {
-		if (!rx_parse_repeat(p, &min, &max, &end))
-			return 1; /* a literal '{' */
-		if (min > IFACE_REGEX_MAX_REPEAT || max > IFACE_REGEX_MAX_REPEAT)
-			return rx_fail(t, "invalid repeat count \"%.*s\" (counts go up to %d)",
-			               (int)(end - p), p, IFACE_REGEX_MAX_REPEAT);
-		if (max >= 0 && min > max)
-			return rx_fail(t, "invalid repeat count \"%.*s\" (minimum above maximum)",
-			               (int)(end - p), p);
-	} else {
-		min = *p == '+' ? 1 : 0;
-		max = *p == '?' ? 1 : -1;
-		end = p + 1;
-	}
-	if (*end == '?')
-		end++; /* non-greedy */
-	if (prev_rep)
-		return rx_fail(t, "invalid nested repetition operator \"%.*s\"",
-		               (int)(end - prev_rep), prev_rep);
-	if (!f->has_last)
-		return rx_fail(t, "missing argument to repetition operator \"%.*s\"",
-		               (int)(end - p), p);
-	a = f->last;
-	if (counted) {
-		/* RE2's repeatIsValid: nested counts multiply to at most 1000 */
-		if (max == 0)
-			factor = 0;
-		else
-			factor = (unsigned long long)(max > 0 ? max : min > 0 ? min : 1);
-		if ((min >= 2 || max >= 2) && rx_mul(factor, a.prod) > IFACE_REGEX_MAX_REPEAT)
-			return rx_fail(
-				t,
-				"invalid repeat count \"%.*s\" (nested counts multiply to more than %d)",
-				(int)(end - p), p, IFACE_REGEX_MAX_REPEAT);
-	}
-	/* glibc's copies: x* and x? one, x+ two (xx*), x{m,} m+1, x{m,n} n */
-	if (max < 0) {
-		k = (unsigned long long)min + 1;
-		opt = 1;
-	} else {
-		k = (unsigned long long)max;
-		opt = (unsigned long long)(max - min);
-	}
-	f->last.size = rx_add(rx_mul(a.size, k), 1);
-	if (max < 0 && a.nullable) /* a loop over what matches "": one big epsilon cycle */
-		f->last.eps = f->last.size;
-	else
-		f->last.eps = rx_add(rx_mul(a.eps, k), opt);
-	f->last.prod = rx_mul(factor, a.prod);
-	f->last.nullable = min == 0 || a.nullable;
-	*pp = end;
-	if (counted)
-		return rx_put(t, p, (size_t)(end - p) - (end[-1] == '?'));
-	return rx_put(t, p, 1);
-}
-
-/* RE2 escapes outside brackets; *@pp at the backslash, left at the escaped character. */
-static int rx_escape(struct rx *t, const char **pp)
-{
-	const char *p = *pp;
-	unsigned char c = (unsigned char)p[1];
-	const char *cls = NULL;
-	char out[4] = { '\\', (char)c, 0, 0 };
-	static const char ctl_in[] = "afnrtv", ctl_out[] = "\a\f\n\r\t\v";
-
-	switch (c) {
-	case '\0':
-		return rx_fail(t, "trailing backslash at end of expression");
-	case 'd':
-		cls = "[0-9]";
-		break;
-	case 'D':
-		cls = "[^0-9]";
-		break;
-	case 'w':
-		cls = "[[:alnum:]_]";
-		break;
-	case 'W':
-		cls = "[^[:alnum:]_]";
-		break;
-	case 's':
-		cls = "[[:space:]]";
-		break;
-	case 'S':
-		cls = "[^[:space:]]";
-		break;
-	case '<':
-	case '>':
-	case '`':
-	case '\'':
-		/* RE2 literals that glibc's ERE reads as word or buffer anchors */
-		out[0] = '[';
-		out[2] = ']';
-		cls = out;
-		break;
-	default:
-		break;
-	}
-	*pp = p + 1;
-	if (cls) {
-		rx_atom(t, 1, 0, false);
-		return rx_put(t, cls, strlen(cls));
-	}
-	if (strchr("pPbBAzQEx", c))
-		return rx_fail(t,
-		               "\\%c is not supported (twill translates into POSIX ERE: "
-		               "\\d \\w \\s and their negations, (?: and a leading (?i))",
-		               c);
-	if (c >= '0' && c <= '9')
-		return rx_fail(
-			t, "invalid escape sequence \"\\%c\" (no backreferences or octal escapes)",
-			c);
-	if (c && strchr(ctl_in, c)) {
-		rx_atom(t, 1, 0, false);
-		return rx_put(t, &ctl_out[strchr(ctl_in, c) - ctl_in], 1);
-	}
-	if (c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return rx_fail(t, "invalid escape sequence \"\\%c\"", c);
-	rx_atom(t, 1, 0, false);
-	return rx_put(t, out, 2); /* escaped punctuation: a literal in ERE too */
-}
-
-/* A bracket expression; *@pp at the '[', left at the closing ']'. */
-static int rx_bracket(struct rx *t, const char **pp)
-{
-	const char *p = *pp + 1;
-	int r;
-
-	r = rx_put(t, "[", 1);
-	if (r == 0 && *p == '^') {
-		r = rx_put(t, "^", 1);
-		p++;
-	}
-	if (r == 0 && *p == ']') { /* a leading ']' is a literal */
-		r = rx_put(t, "]", 1);
-		p++;
-	}
-	for (; r == 0 && *p && *p != ']'; p++) {
-		if (p[0] == '\\' && p[1]) {
-			const char *cls = NULL;
-
-			switch (p[1]) {
-			case 'd':
-				cls = "0-9";
-				break;
-			case 'w':
-				cls = "[:alnum:]_";
-				break;
-			case 's':
-				cls = "[:space:]";
-				break;
-			case 'D':
-			case 'W':
-			case 'S':
-				return rx_fail(t, "\\%c inside [...] is not supported", p[1]);
-			default:
-				if (strchr("pPbBAzQEx", p[1]))
-					return rx_fail(t, "\\%c is not supported", p[1]);
-				break;
-			}
-			r = cls ? rx_put(t, cls, strlen(cls)) : rx_put(t, p, 2);
-			p++;
-			continue;
-		}
-		if (p[0] == '[' && p[1] == ':') {
-			const char *end = strstr(p + 2, ":]");
-
-			if (end) {
-				r = rx_put(t, p, (size_t)(end + 2 - p));
-				p = end + 1;
-				continue;
-			}
-		}
-		r = rx_put(t, p, 1);
-	}
-	if (r < 0)
-		return r;
-	if (!*p)
-		return rx_fail(t, "missing closing ]");
-	*pp = p;
-	rx_atom(t, 1, 0, false);
-	return rx_put(t, "]", 1);
-}
-
-static int rx_translate(const char *re2, char *buf, size_t len, int *ret_icase, char *err,
-                        size_t errlen)
-{
-	struct rx *t;
-	const char *p, *prev_rep = NULL;
-	struct rx_frame *root;
-	unsigned long long states;
-	size_t n = strlen(re2);
-	int r = 0;
-
-	*ret_icase = 0;
-	if (errlen)
-		err[0] = '\0';
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	t->re2 = re2;
-	t->buf = buf;
-	t->len = len;
-	t->err = err;
-	t->errlen = errlen;
-	rx_frame_init(&t->st[0]);
-	if (n > IFACE_REGEX_MAX_LEN) {
-		r = rx_fail(t, "too long (%zu bytes; limit %d)", n, IFACE_REGEX_MAX_LEN);
-		goto out;
-	}
-	p = re2;
-	if (strncmp(p, "(?i)", 4) == 0) {
-		*ret_icase = 1;
-		p += 4;
-	}
-	for (; r == 0 && *p; p++) {
-		const char *rep = prev_rep;
-		struct rx_frame *f = &t->st[t->depth];
-
-		prev_rep = NULL;
-		switch (*p) {
-		case '\\':
-			r = rx_escape(t, &p);
-			break;
-		case '[':
-			r = rx_bracket(t, &p);
-			break;
-		case '(':
-			if (p[1] == '?') {
-				if (p[2] != ':') {
-					r = rx_fail(
-						t,
-						"\"%.3s\" is not supported (only (?: and a leading (?i))",
-						p);
-					break;
-				}
-				p += 2;
-			}
-			if (t->depth >= RX_DEPTH) {
-				r = rx_fail(t, "nests too deeply (more than %d groups)", RX_DEPTH);
-				break;
-			}
-			rx_commit(f);
-			rx_frame_init(&t->st[++t->depth]);
-			r = rx_put(t, "(", 1);
-			break;
-		case ')': {
-			bool nullable;
-
-			if (t->depth == 0) {
-				r = rx_fail(t, "unexpected )");
-				break;
-			}
-			rx_commit(f);
-			nullable = f->nullable || f->alt_nullable;
-			t->depth--;
-			rx_atom(t, f->size ? f->size : 1, f->size ? f->eps : 1, nullable);
-			t->st[t->depth].last.prod = f->prod;
-			r = rx_put(t, ")", 1);
-			break;
-		}
-		case '|':
-			rx_commit(f);
-			f->nullable = f->nullable || f->alt_nullable;
-			f->alt_nullable = true;
-			f->size = rx_add(f->size, 1);
-			r = rx_put(t, "|", 1);
-			break;
-		case '*':
-		case '+':
-		case '?':
-		case '{': {
-			const char *op = p;
-
-			r = rx_repeat(t, &p, rep);
-			if (r == 1) { /* RE2 reads this '{' as a literal; ERE needs it escaped */
-				rx_atom(t, 1, 0, false);
-				r = rx_put(t, "\\{", 2);
-				break;
-			}
-			prev_rep = op;
-			p--; /* past the operator */
-			break;
-		}
-		case '^':
-		case '$':
-			rx_atom(t, 1, 1, true);
-			r = rx_put(t, p, 1);
-			break;
-		default:
-			rx_atom(t, 1, 0, false);
-			r = rx_put(t, p, 1);
-			break;
-		}
-	}
-	if (r < 0)
-		goto out;
-	if (t->depth > 0) {
-		r = rx_fail(t, "missing closing )");
-		goto out;
-	}
-	root = &t->st[0];
-	rx_commit(root);
-	states = rx_add(root->size, rx_mul(root->eps, root->eps));
-	if (states > IFACE_REGEX_MAX_STATES) {
-		r = rx_fail(t, "too complex (would expand to %llu%s states; limit %d)", states,
-		            states >= RX_CAP ? "+" : "", IFACE_REGEX_MAX_STATES);
-		goto out;
-	}
-	buf[t->o] = '\0';
-out:
-	free(t);
-	return r;
-}
-
-int iface_regex_translate(const char *re2, char *buf, size_t len, int *ret_icase)
-{
-	return rx_translate(re2, buf, len, ret_icase, NULL, 0);
-}
-
-/* Every --iface-regex translates into this much ERE at most (\W: 2 bytes, 13 in ERE). */
-#define ERE_MAX (IFACE_REGEX_MAX_LEN * 7 + 1)
-
-static int regex_compile(const char *re2, regex_t *re, char *err, size_t errlen)
-{
-	char *ere = malloc(ERE_MAX);
-	int icase, r;
-
-	if (!ere)
-		return -ENOMEM;
-	r = rx_translate(re2, ere, ERE_MAX, &icase, err, errlen);
-	if (r < 0)
-		goto out;
-	r = regcomp(re, ere, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0));
-	if (r != 0) {
-		char msg[128];
-
-		regerror(r, re, msg, sizeof(msg));
-		snprintf(err, errlen, "--iface-regex \"%s\": %s", re2, msg);
-		r = -EINVAL;
-	}
-out:
-	free(ere);
-	return r;
-}
-
-int iface_regex_check(const char *re2, char *err, size_t errlen)
-{
-	regex_t re;
-	int r = regex_compile(re2, &re, err, errlen);
-
-	if (r == 0)
-		regfree(&re);
-	return r;
-}
-
 /* flannel: each regex against every interface's addresses, then against the names. */
 static const struct snap_link *match_regex(const struct snap *s, const regex_t *re,
                                            struct in_addr *ret_addr, bool *ret_has_addr)
@@ -920,6 +403,128 @@ static int choose_default(const struct snap *s, const struct iface_sel *sel, str
 	return fill(s, l, NULL, sel, ret, err, errlen);
 }
 
+/* A search step found nothing (and said so in the tried list): go on with the next. */
+#define NO_MATCH 1
+
+/* The chosen interface and where results go, for the search steps below. */
+struct choice {
+	const struct snap *s;
+	const struct iface_sel *sel;
+	struct tried *t;
+	struct be_extif *ret;
+	char *err;
+	size_t errlen;
+};
+
+/* --iface: names or addresses, first match wins. */
+static int by_iface(struct choice *c)
+{
+	struct tried *t = c->t;
+
+	for (size_t i = 0; i < c->sel->n_ifaces; i++) {
+		const char *spec = c->sel->ifaces[i];
+		const struct snap_link *l;
+		struct in_addr a;
+
+		if (inet_pton(AF_INET, spec, &a) == 1) {
+			l = link_by_addr(c->s, a);
+			if (l)
+				return fill(c->s, l, &a, c->sel, c->ret, c->err, c->errlen);
+			tried_add(t, "%s--iface %s: no interface has this address",
+			          t->used ? "; " : "", spec);
+			continue;
+		}
+		l = link_by_name(c->s, spec);
+		if (!l) {
+			tried_add(t, "%s--iface %s: no such interface", t->used ? "; " : "", spec);
+			continue;
+		}
+		if (!usable_addr(c->s, l->ifindex, 0, &a)) {
+			tried_add(t, "%s--iface %s: no IPv4 address", t->used ? "; " : "", spec);
+			continue;
+		}
+		return fill(c->s, l, &a, c->sel, c->ret, c->err, c->errlen);
+	}
+	return NO_MATCH;
+}
+
+/* --iface-regex, compiled in @res. */
+static int by_regex(struct choice *c, const regex_t *res, size_t n_res)
+{
+	struct tried *t = c->t;
+
+	for (size_t i = 0; i < n_res; i++) {
+		struct in_addr a;
+		bool has_addr = false;
+		const struct snap_link *l = match_regex(c->s, &res[i], &a, &has_addr);
+
+		if (l && (has_addr || usable_addr(c->s, l->ifindex, 0, &a)))
+			return fill(c->s, l, &a, c->sel, c->ret, c->err, c->errlen);
+		if (l)
+			tried_add(t, "%s--iface-regex %s: matches %s, which has no IPv4 address",
+			          t->used ? "; " : "", c->sel->regexes[i], l->name);
+		else
+			tried_add(t, "%s--iface-regex %s: matches no interface",
+			          t->used ? "; " : "", c->sel->regexes[i]);
+	}
+	return NO_MATCH;
+}
+
+/* --iface-can-reach: the interface of the route to it. */
+static int by_route(struct choice *c)
+{
+	const char *dst_s = c->sel->can_reach;
+	struct tried *t = c->t;
+	const struct snap_link *l;
+	struct route_get g = { 0 };
+	struct in_addr dst;
+	int r;
+
+	if (!dst_s || !*dst_s)
+		return NO_MATCH;
+	if (inet_pton(AF_INET, dst_s, &dst) != 1) {
+		tried_add(t, "%s--iface-can-reach %s: not an IPv4 address", t->used ? "; " : "",
+		          dst_s);
+		return NO_MATCH;
+	}
+	r = route_get(c->s->sk, dst, &g);
+	if (r < 0) {
+		tried_add(t, "%s--iface-can-reach %s: %s%s%s", t->used ? "; " : "", dst_s,
+		          strerror(-r), g.extack[0] ? ": " : "", g.extack);
+		return NO_MATCH;
+	}
+	l = link_by_index(c->s, g.oif);
+	if (l)
+		return fill(c->s, l, g.has_src ? &g.src : NULL, c->sel, c->ret, c->err, c->errlen);
+	tried_add(t, "%s--iface-can-reach %s: route via unknown interface index %d",
+	          t->used ? "; " : "", dst_s, g.oif);
+	return NO_MATCH;
+}
+
+/* The regexes compiled into *@ret_res (the caller regfree()s *@ret_n of them and frees). */
+static int compile_regexes(const struct iface_sel *sel, regex_t **ret_res, size_t *ret_n, char *err,
+                           size_t errlen)
+{
+	regex_t *res;
+	int r;
+
+	*ret_res = NULL;
+	*ret_n = 0;
+	if (!sel->n_regexes)
+		return 0;
+	res = calloc(sel->n_regexes, sizeof(*res));
+	if (!res)
+		return -ENOMEM;
+	*ret_res = res;
+	for (size_t i = 0; i < sel->n_regexes; i++) {
+		r = iface_regex_compile(sel->regexes[i], &res[i], err, errlen);
+		if (r < 0)
+			return r;
+		(*ret_n)++;
+	}
+	return 0;
+}
+
 int iface_choose(const struct iface_sel *sel, struct be_extif *ret, char *err, size_t errlen)
 {
 	struct snap s;
@@ -927,98 +532,29 @@ int iface_choose(const struct iface_sel *sel, struct be_extif *ret, char *err, s
 	size_t n_res = 0;
 	char tbuf[IFACE_ERR_MAX];
 	struct tried t = { tbuf, sizeof(tbuf), 0 };
+	struct choice c = { &s, sel, &t, ret, err, errlen };
 	int r;
 
 	tbuf[0] = '\0';
 	if (errlen)
 		err[0] = '\0';
-	if (sel->n_regexes) {
-		res = calloc(sel->n_regexes, sizeof(*res));
-		if (!res)
-			return -ENOMEM;
-		for (; n_res < sel->n_regexes; n_res++) {
-			r = regex_compile(sel->regexes[n_res], &res[n_res], err, errlen);
-			if (r < 0)
-				goto out;
-		}
-	}
+	r = compile_regexes(sel, &res, &n_res, err, errlen);
+	if (r < 0)
+		goto out;
 	r = snap_take(&s, err, errlen);
 	if (r < 0)
 		goto out;
-
 	if (sel->n_ifaces == 0 && sel->n_regexes == 0 && !(sel->can_reach && *sel->can_reach)) {
 		r = choose_default(&s, sel, ret, err, errlen);
 		goto out_snap;
 	}
-
-	for (size_t i = 0; i < sel->n_ifaces; i++) {
-		const char *spec = sel->ifaces[i];
-		const struct snap_link *l;
-		struct in_addr a;
-
-		if (inet_pton(AF_INET, spec, &a) == 1) {
-			l = link_by_addr(&s, a);
-			if (l) {
-				r = fill(&s, l, &a, sel, ret, err, errlen);
-				goto out_snap;
-			}
-			tried_add(&t, "%s--iface %s: no interface has this address",
-			          t.used ? "; " : "", spec);
-			continue;
-		}
-		l = link_by_name(&s, spec);
-		if (!l) {
-			tried_add(&t, "%s--iface %s: no such interface", t.used ? "; " : "", spec);
-			continue;
-		}
-		if (!usable_addr(&s, l->ifindex, 0, &a)) {
-			tried_add(&t, "%s--iface %s: no IPv4 address", t.used ? "; " : "", spec);
-			continue;
-		}
-		r = fill(&s, l, &a, sel, ret, err, errlen);
+	r = by_iface(&c);
+	if (r == NO_MATCH)
+		r = by_regex(&c, res, n_res);
+	if (r == NO_MATCH)
+		r = by_route(&c);
+	if (r != NO_MATCH)
 		goto out_snap;
-	}
-
-	for (size_t i = 0; i < n_res; i++) {
-		struct in_addr a;
-		bool has_addr = false;
-		const struct snap_link *l = match_regex(&s, &res[i], &a, &has_addr);
-
-		if (l && (has_addr || usable_addr(&s, l->ifindex, 0, &a))) {
-			r = fill(&s, l, &a, sel, ret, err, errlen);
-			goto out_snap;
-		}
-		if (l)
-			tried_add(&t, "%s--iface-regex %s: matches %s, which has no IPv4 address",
-			          t.used ? "; " : "", sel->regexes[i], l->name);
-		else
-			tried_add(&t, "%s--iface-regex %s: matches no interface",
-			          t.used ? "; " : "", sel->regexes[i]);
-	}
-
-	if (sel->can_reach && *sel->can_reach) {
-		struct route_get g;
-		struct in_addr dst;
-
-		if (inet_pton(AF_INET, sel->can_reach, &dst) != 1) {
-			tried_add(&t, "%s--iface-can-reach %s: not an IPv4 address",
-			          t.used ? "; " : "", sel->can_reach);
-		} else if ((r = route_get(s.sk, dst, &g)) < 0) {
-			tried_add(&t, "%s--iface-can-reach %s: %s%s%s", t.used ? "; " : "",
-			          sel->can_reach, strerror(-r), g.extack[0] ? ": " : "", g.extack);
-		} else {
-			const struct snap_link *l = link_by_index(&s, g.oif);
-
-			if (l) {
-				r = fill(&s, l, g.has_src ? &g.src : NULL, sel, ret, err, errlen);
-				goto out_snap;
-			}
-			tried_add(&t,
-			          "%s--iface-can-reach %s: route via unknown interface index %d",
-			          t.used ? "; " : "", sel->can_reach, g.oif);
-		}
-	}
-
 	tried_add(&t, "; interfaces: ");
 	list_ifaces(&s, &t);
 	snprintf(err, errlen,

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "backends/backend.h"
+#include "daemon/iface_regex.h" /* the --iface-regex checks and limits */
 #include "ipam/ipam.h"
 
 #define IFACE_ERR_MAX 1024
@@ -34,30 +35,5 @@ struct iface_sel {
  * (IFACE_ERR_MAX bytes is enough). Logs at debug only.
  */
 int iface_choose(const struct iface_sel *sel, struct be_extif *ret, char *err, size_t errlen);
-
-/* Limits on an --iface-regex (see iface_regex_translate). */
-#define IFACE_REGEX_MAX_LEN    1024  /* bytes */
-#define IFACE_REGEX_MAX_REPEAT 1000  /* a repeat count, and nested counts multiplied (RE2's) */
-#define IFACE_REGEX_MAX_STATES 10000 /* the estimated size of the compiled expression */
-
-/*
- * Translate a Go (RE2) regular expression into POSIX ERE for regcomp(): \d \w \s
- * and their negations become bracket expressions, "(?:" becomes "(", a leading
- * "(?i)" sets *@ret_icase, a '{' RE2 reads as a literal becomes "\{". Rejects
- * what RE2 rejects here (counts above IFACE_REGEX_MAX_REPEAT, stacked
- * repetition operators such as "a**" or "a{2}{3}", a repetition without an
- * argument, unbalanced parentheses, backreferences), what ERE cannot express,
- * patterns longer than IFACE_REGEX_MAX_LEN, and those whose compiled form
- * (glibc copies every repetition) is estimated above IFACE_REGEX_MAX_STATES.
- * 0, or -EINVAL (also when @len is too small), -ENOMEM.
- */
-int iface_regex_translate(const char *re2, char *buf, size_t len, int *ret_icase);
-
-/*
- * Check an --iface-regex as iface_choose() will use it (translation, limits,
- * regcomp), without compiling anything large. 0, or -EINVAL with
- * "--iface-regex \"RE\": PROBLEM" in @err (IFACE_ERR_MAX is enough), -ENOMEM.
- */
-int iface_regex_check(const char *re2, char *err, size_t errlen);
 
 #endif

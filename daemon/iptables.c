@@ -1,31 +1,23 @@
-#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/iptables.h"
 #include "lib/ev.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
+#include "lib/proc.h"
 
-extern char **environ;
-
-/* argv strings: posix_spawn takes char *const[] */
+/* argv strings: proc_start (posix_spawn) takes char *const[] */
 static char arg_t[] = "-t", arg_w[] = "-w", arg_5[] = "5", arg_noflush[] = "--noflush",
 	    arg_version[] = "--version", arg_filter[] = "filter", arg_nat[] = "nat";
 
 #define LINE_MAX_LEN    256
 #define WANT_MAX        8
 #define OUT_MAX         (64u << 20) /* iptables-save output cap */
-#define POLL_MS         20          /* waitpid polling when there is no pidfd */
 #define DEFAULT_PATH    "/usr/sbin:/sbin:/usr/local/sbin:/usr/bin:/bin"
 #define KUBE_PROXY_MARK "0x4000/0x4000"
 
@@ -63,27 +55,6 @@ enum step {
 	STEP_RESTORE,
 };
 
-struct job {
-	pid_t pid;
-	int pidfd;
-	struct ev_io *pid_io;
-	bool exited;
-	int status;
-	bool timed_out;
-	uint64_t deadline_ms;
-	int in_fd;
-	struct ev_io *in_io;
-	struct buf in;
-	size_t in_off;
-	int out_fd;
-	struct ev_io *out_io;
-	struct buf out;
-	int err_fd;
-	struct ev_io *err_io;
-	struct buf err;
-	bool overflow;
-};
-
 struct ipt {
 	struct ev_loop *loop;
 	struct ipt_opts o;
@@ -102,12 +73,11 @@ struct ipt {
 	bool first_pending; /* the next successful sync is the first after set_lease */
 
 	struct ev_timer *resync;
-	struct ev_timer *jtimer; /* child timeout, and waitpid polling without pidfd */
 	enum step step;
 	int table;   /* STEP_SAVE: the table being read */
 	bool queued; /* another sync was asked for while this one ran */
 	struct table_state ts[T_COUNT];
-	struct job job;
+	struct proc *job; /* the iptables child running, if any */
 	unsigned repaired, removed;
 	bool restore_has_rf;
 	char errmsg[IPT_ERR_MAX];
@@ -366,11 +336,10 @@ static void state_read(struct ipt *ipt)
 
 static int state_write(struct ipt *ipt)
 {
-	char tmp[PATH_MAX], n[IPAM_PREFIX_STRLEN], sn[IPAM_PREFIX_STRLEN];
+	char buf[512], n[IPAM_PREFIX_STRLEN], sn[IPAM_PREFIX_STRLEN];
 	struct ipam_prefix n4 = ipam_prefix_network(&ipt->network);
 	struct ipam_prefix s4 = ipam_prefix_network(&ipt->subnet);
-	FILE *f;
-	int fd, e = 0;
+	int len = 0;
 
 	if (!ipt->state_file)
 		return 0;
@@ -379,337 +348,47 @@ static int state_write(struct ipt *ipt)
 			return -errno;
 		return 0;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", ipt->state_file) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "w");
-	if (!f) {
-		e = -errno;
-		close(fd);
-		unlink(tmp);
-		return e;
-	}
 	ipam_prefix_format(&n4, n);
 	ipam_prefix_format(&s4, sn);
-	fprintf(f, "# chains twilld installed (network subnet); read at start-up\n");
+	len += snprintf(buf + len, sizeof(buf) - (size_t)len,
+	                "# chains twilld installed (network subnet); read at start-up\n");
 	if (ipt->had[T_FILTER])
-		fprintf(f, "filter %s %s\n", IPT_FWD_CHAIN, n);
+		len += snprintf(buf + len, sizeof(buf) - (size_t)len, "filter %s %s\n",
+		                IPT_FWD_CHAIN, n);
 	if (ipt->had[T_NAT])
-		fprintf(f, "nat %s %s %s\n", IPT_MASQ_CHAIN, n, sn);
-	if (fflush(f) != 0 || ferror(f))
-		e = -EIO;
-	if (fclose(f) != 0 && !e)
-		e = -errno;
-	if (!e && rename(tmp, ipt->state_file) < 0)
-		e = -errno;
-	if (e)
-		unlink(tmp);
-	return e;
+		len += snprintf(buf + len, sizeof(buf) - (size_t)len, "nat %s %s %s\n",
+		                IPT_MASQ_CHAIN, n, sn);
+	return file_write_atomic(ipt->state_file, buf, (size_t)len, 0644, 0, NULL, 0);
 }
 
 /* ---- Children ---- */
 
+static void step_done(struct ipt *ipt, const struct proc_result *r);
+
+static void on_job_done(void *ctx, const struct proc_result *r)
+{
+	step_done(ctx, r);
+}
+
 static void job_reset(struct ipt *ipt)
 {
-	struct job *j = &ipt->job;
-
-	ev_io_free(j->pid_io);
-	ev_io_free(j->in_io);
-	ev_io_free(j->out_io);
-	ev_io_free(j->err_io);
-	if (j->pidfd >= 0)
-		close(j->pidfd);
-	if (j->in_fd >= 0)
-		close(j->in_fd);
-	if (j->out_fd >= 0)
-		close(j->out_fd);
-	if (j->err_fd >= 0)
-		close(j->err_fd);
-	buf_free(&j->in);
-	buf_free(&j->out);
-	buf_free(&j->err);
-	memset(j, 0, sizeof(*j));
-	j->pid = -1;
-	j->pidfd = j->in_fd = j->out_fd = j->err_fd = -1;
-	ev_timer_stop(ipt->jtimer);
-}
-
-static void step_done(struct ipt *ipt);
-
-static void job_maybe_done(struct ipt *ipt)
-{
-	struct job *j = &ipt->job;
-
-	if (j->exited && j->out_fd < 0 && j->err_fd < 0)
-		step_done(ipt);
-}
-
-static void job_reap(struct ipt *ipt)
-{
-	struct job *j = &ipt->job;
-	int status;
-	pid_t r;
-
-	if (j->exited)
-		return;
-	r = waitpid(j->pid, &status, WNOHANG);
-	if (r == 0)
-		return;
-	j->exited = true;
-	j->status = r < 0 ? -1 : status;
-	ev_io_free(j->pid_io);
-	j->pid_io = NULL;
-	if (j->pidfd >= 0) {
-		close(j->pidfd);
-		j->pidfd = -1;
-	}
-	/* stdin nobody reads any more */
-	ev_io_free(j->in_io);
-	j->in_io = NULL;
-	if (j->in_fd >= 0) {
-		close(j->in_fd);
-		j->in_fd = -1;
-	}
-	job_maybe_done(ipt);
-}
-
-static void on_pidfd(struct ev_io *io, int fd, uint32_t revents, void *ctx)
-{
-	(void)io;
-	(void)fd;
-	(void)revents;
-	job_reap(ctx);
-}
-
-static void on_jtimer(struct ev_timer *t, void *ctx)
-{
-	struct ipt *ipt = ctx;
-	struct job *j = &ipt->job;
-
-	(void)t;
-	if (j->pid <= 0 || j->exited)
-		return;
-	if (ev_now_ms() >= j->deadline_ms && !j->timed_out) {
-		j->timed_out = true;
-		kill(j->pid, SIGKILL); /* our own, unreaped child: the pid cannot be reused */
-	}
-	job_reap(ipt);
-}
-
-static void read_pipe(struct ipt *ipt, int *fdp, struct ev_io **iop, struct buf *b)
-{
-	struct job *j = &ipt->job;
-	char chunk[8192];
-	ssize_t r;
-
-	for (;;) {
-		r = read(*fdp, chunk, sizeof(chunk));
-		if (r > 0) {
-			if (b->len + (size_t)r > OUT_MAX || buf_add(b, chunk, (size_t)r) < 0)
-				j->overflow = true;
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		break; /* EOF or error */
-	}
-	ev_io_free(*iop);
-	*iop = NULL;
-	close(*fdp);
-	*fdp = -1;
-	job_maybe_done(ipt);
-}
-
-static void on_out(struct ev_io *io, int fd, uint32_t revents, void *ctx)
-{
-	struct ipt *ipt = ctx;
-
-	(void)io;
-	(void)fd;
-	(void)revents;
-	read_pipe(ipt, &ipt->job.out_fd, &ipt->job.out_io, &ipt->job.out);
-}
-
-static void on_err(struct ev_io *io, int fd, uint32_t revents, void *ctx)
-{
-	struct ipt *ipt = ctx;
-
-	(void)io;
-	(void)fd;
-	(void)revents;
-	read_pipe(ipt, &ipt->job.err_fd, &ipt->job.err_io, &ipt->job.err);
-}
-
-static void close_in(struct job *j)
-{
-	ev_io_free(j->in_io);
-	j->in_io = NULL;
-	if (j->in_fd >= 0)
-		close(j->in_fd);
-	j->in_fd = -1;
-}
-
-static void on_in(struct ev_io *io, int fd, uint32_t revents, void *ctx)
-{
-	struct ipt *ipt = ctx;
-	struct job *j = &ipt->job;
-	ssize_t w;
-
-	(void)io;
-	(void)revents;
-	while (j->in_off < j->in.len) {
-		w = write(fd, j->in.p + j->in_off, j->in.len - j->in_off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (w < 0) {
-			close_in(j); /* EPIPE: the child died; its exit status tells */
-			return;
-		}
-		j->in_off += (size_t)w;
-	}
-	close_in(j);
-}
-
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
+	proc_free(ipt->job);
+	ipt->job = NULL;
 }
 
 /* Start @argv with @input (may be NULL) on stdin; stdout and stderr are collected. */
 static int job_start(struct ipt *ipt, char *const argv[], const char *input)
 {
-	struct job *j = &ipt->job;
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, def;
-	int e;
-
 	job_reset(ipt);
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-	    (input && pipe2(in, O_CLOEXEC) < 0)) {
-		e = -errno;
-		goto fail_pipes;
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&def);
-	sigdelset(&def, SIGKILL);
-	sigdelset(&def, SIGSTOP);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &def);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (input)
-		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	else
-		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	e = posix_spawn(&j->pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (e) {
-		j->pid = -1;
-		e = -e;
-		goto fail_pipes;
-	}
-	close(out[1]);
-	close(err[1]);
-	if (input)
-		close(in[0]);
-	j->out_fd = out[0];
-	j->err_fd = err[0];
-	j->in_fd = input ? in[1] : -1;
-	j->deadline_ms = ev_now_ms() + IPT_CHILD_TIMEOUT_MS;
-	if (input && buf_str(&j->in, input) < 0)
-		goto fail_started;
-	if (set_nonblock(j->out_fd) < 0 || set_nonblock(j->err_fd) < 0 ||
-	    (input && set_nonblock(j->in_fd) < 0))
-		goto fail_started;
-	j->out_io = ev_io_new(ipt->loop, j->out_fd, EPOLLIN, on_out, ipt);
-	j->err_io = ev_io_new(ipt->loop, j->err_fd, EPOLLIN, on_err, ipt);
-	if (!j->out_io || !j->err_io)
-		goto fail_started;
-	if (input) {
-		j->in_io = ev_io_new(ipt->loop, j->in_fd, EPOLLOUT, on_in, ipt);
-		if (!j->in_io)
-			goto fail_started;
-	}
-	j->pidfd = pidfd_open(j->pid, 0);
-	if (j->pidfd >= 0) {
-		j->pid_io = ev_io_new(ipt->loop, j->pidfd, EPOLLIN, on_pidfd, ipt);
-		if (!j->pid_io)
-			goto fail_started;
-		/* the timer only enforces the deadline */
-		if (ev_timer_start(ipt->jtimer, IPT_CHILD_TIMEOUT_MS, POLL_MS * 50) < 0)
-			goto fail_started;
-	} else if (ev_timer_start(ipt->jtimer, POLL_MS, POLL_MS) < 0) {
-		goto fail_started;
-	}
-	return 0;
-
-fail_started:
-	e = errno ? -errno : -ENOMEM;
-	kill(j->pid, SIGKILL);
-	waitpid(j->pid, NULL, 0);
-	j->pid = -1;
-	job_reset(ipt);
-	return e;
-fail_pipes:
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0)
-			close(in[i]);
-		if (out[i] >= 0)
-			close(out[i]);
-		if (err[i] >= 0)
-			close(err[i]);
-	}
-	return e;
+	ipt->job =
+		proc_start(ipt->loop, argv, input, IPT_CHILD_TIMEOUT_MS, OUT_MAX, on_job_done, ipt);
+	return ipt->job ? 0 : -errno;
 }
 
 /* The child's failure as text: "iptables-restore: exit status 1: <stderr>". */
-static int job_failure(struct ipt *ipt, const char *what)
+static int job_failure(struct ipt *ipt, const struct proc_result *r, const char *what)
 {
-	struct job *j = &ipt->job;
-	char how[64];
-	size_t n;
-
-	if (j->timed_out)
-		snprintf(how, sizeof(how), "timed out after %ds", IPT_CHILD_TIMEOUT_MS / 1000);
-	else if (j->status < 0)
-		snprintf(how, sizeof(how), "exit status unknown");
-	else if (WIFEXITED(j->status))
-		snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(j->status));
-	else if (WIFSIGNALED(j->status))
-		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(j->status));
-	else
-		snprintf(how, sizeof(how), "failed");
-	n = j->err.len;
-	while (n && (j->err.p[n - 1] == '\n' || j->err.p[n - 1] == ' '))
-		n--;
-	snprintf(ipt->errmsg, sizeof(ipt->errmsg), "%.100s: %s%s%.*s", what, how, n ? ": " : "",
-	         (int)(n > 300 ? 300 : n), n ? j->err.p : "");
-	for (char *p = ipt->errmsg; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-	return j->timed_out ? -ETIMEDOUT : -EIO;
-}
-
-static bool job_ok(const struct job *j)
-{
-	return !j->timed_out && j->status >= 0 && WIFEXITED(j->status) &&
-	       WEXITSTATUS(j->status) == 0 && !j->overflow;
+	return proc_describe(r, what, ipt->errmsg, sizeof(ipt->errmsg));
 }
 
 /* ---- The sync state machine ---- */
@@ -899,8 +578,8 @@ static void commit_state(struct ipt *ipt)
 	if (changed || ipt->repaired) {
 		e = state_write(ipt);
 		if (e < 0)
-			log_debug("%s: state file %s: %s", ipt->tool, ipt->state_file,
-			          strerror(-e));
+			log_warnx("%s: cannot write the state file %s: %s", ipt->tool,
+			          ipt->state_file, strerror(-e));
 	}
 }
 
@@ -937,26 +616,24 @@ static void next_save_or_restore(struct ipt *ipt)
 	finish(ipt, 0);
 }
 
-static void step_done(struct ipt *ipt)
+static void step_done(struct ipt *ipt, const struct proc_result *r)
 {
-	struct job *j = &ipt->job;
 	int e;
 
 	switch (ipt->step) {
 	case STEP_VERSION:
 		ipt->rf_probed = true;
-		ipt->rf = job_ok(j) && version_has_random_fully(j->out.p);
+		ipt->rf = proc_ok(r) && version_has_random_fully(r->out);
 		log_debug("%s: %s--random-fully", ipt->tool, ipt->rf ? "" : "no ");
 		ipt->table = 0;
 		next_save_or_restore(ipt);
 		return;
 	case STEP_SAVE:
-		if (!job_ok(j)) {
-			finish(ipt, job_failure(ipt, ipt->save_bin));
+		if (!proc_ok(r)) {
+			finish(ipt, job_failure(ipt, r, ipt->save_bin));
 			return;
 		}
-		e = parse_save(ipt->table, j->out.p ? j->out.p : "", j->out.len,
-		               &ipt->ts[ipt->table]);
+		e = parse_save(ipt->table, r->out, r->out_len, &ipt->ts[ipt->table]);
 		if (e < 0) {
 			snprintf(ipt->errmsg, sizeof(ipt->errmsg), "out of memory");
 			finish(ipt, e);
@@ -966,7 +643,7 @@ static void step_done(struct ipt *ipt)
 		next_save_or_restore(ipt);
 		return;
 	case STEP_RESTORE:
-		if (!job_ok(j)) {
+		if (!proc_ok(r)) {
 			if (ipt->restore_has_rf && ipt->o.random_fully < 0 && !ipt->rf_retried) {
 				/* iptables knows --random-fully, the kernel may not: as flannel
 				 * would without it */
@@ -981,7 +658,7 @@ static void step_done(struct ipt *ipt)
 				finish(ipt, e < 0 ? e : 0);
 				return;
 			}
-			finish(ipt, job_failure(ipt, ipt->restore_bin));
+			finish(ipt, job_failure(ipt, r, ipt->restore_bin));
 			return;
 		}
 		commit_state(ipt);
@@ -1074,8 +751,6 @@ struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err
 	ipt->o.path = NULL;
 	ipt->o.family = opts->family ? opts->family : AF_INET;
 	ipt->tool = ipt->o.family == AF_INET6 ? "ip6tables" : "iptables";
-	ipt->job.pid = -1;
-	ipt->job.pidfd = ipt->job.in_fd = ipt->job.out_fd = ipt->job.err_fd = -1;
 	ipt->rf = opts->random_fully == 1;
 	ipt->rf_probed = opts->random_fully >= 0;
 	if (opts->state_file) {
@@ -1085,8 +760,7 @@ struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err
 		state_read(ipt);
 	}
 	ipt->resync = ev_timer_new(loop, on_resync, ipt);
-	ipt->jtimer = ev_timer_new(loop, on_jtimer, ipt);
-	if (!ipt->resync || !ipt->jtimer) {
+	if (!ipt->resync) {
 		e = errno ? errno : ENOMEM;
 		snprintf(err, errlen, "event loop: %s", strerror(e));
 		goto fail;
@@ -1161,16 +835,10 @@ void ipt_free(struct ipt *ipt)
 
 	if (!ipt)
 		return;
-	if (ipt->job.pid > 0 && !ipt->job.exited) {
-		kill(ipt->job.pid, SIGKILL);
-		waitpid(ipt->job.pid, NULL, 0);
-	}
-	if (ipt->jtimer)
-		job_reset(ipt);
+	job_reset(ipt);
 	for (t = 0; t < T_COUNT; t++)
 		table_state_clear(&ipt->ts[t]);
 	ev_timer_free(ipt->resync);
-	ev_timer_free(ipt->jtimer);
 	free(ipt->state_file);
 	free(ipt);
 }

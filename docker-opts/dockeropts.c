@@ -18,6 +18,7 @@
 
 #include "docker-opts/dockeropts.h"
 #include "lib/errfmt.h"
+#include "lib/fileio.h"
 #include "lib/jsonutil.h"
 
 #define OPT_MARK "DOCKER_OPT_"
@@ -359,152 +360,11 @@ out:
 	return r;
 }
 
-/* mkdir -p with mode 0755; 0 or -errno. Modifies @dir temporarily. */
-static int mkdir_p(char *dir)
-{
-	struct stat st;
-	int r;
-
-	if (stat(dir, &st) == 0)
-		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-	for (char *p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		r = mkdir(dir, 0755);
-		*p = '/';
-		if (r < 0 && errno != EEXIST)
-			return -errno;
-	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int dockeropts_write_atomic(const char *path, const char *buf, size_t len, mode_t mode, char *err,
                             size_t errlen)
 {
-	char *target = NULL, *dir = NULL, *tmp = NULL, *slash;
-	const char *base;
-	bool have_old = false;
-	struct stat st;
-	int fd = -1, dfd = -1, r;
-
-	if (!path || !*path) {
-		errfmt(err, errlen, "empty path");
-		return -EINVAL;
-	}
-	/* Replace the file a symlink points to, as the script's shell redirection does. */
-	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-		target = realpath(path, NULL);
-	if (!target)
-		target = strdup(path);
-	if (!target)
-		goto nomem;
-
-	slash = strrchr(target, '/');
-	if (slash) {
-		dir = strndup(target, slash == target ? 1 : (size_t)(slash - target));
-		base = slash + 1;
-	} else {
-		dir = strdup(".");
-		base = target;
-	}
-	if (!dir)
-		goto nomem;
-	if (!*base) {
-		errfmt(err, errlen, "%s: not a file name", path);
-		r = -EISDIR;
-		goto out;
-	}
-	r = mkdir_p(dir);
-	if (r < 0) {
-		errfmt(err, errlen, "cannot create directory %s: %s", dir, strerror(-r));
-		goto out;
-	}
-	if (stat(target, &st) == 0) {
-		if (!S_ISREG(st.st_mode)) {
-			errfmt(err, errlen, "%s exists and is not a regular file", target);
-			r = -EEXIST;
-			goto out;
-		}
-		mode = st.st_mode & 07777;
-		have_old = true;
-	}
-	if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) < 0) {
-		tmp = NULL;
-		goto nomem;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		r = -errno;
-		errfmt(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(-r));
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
-	if (fchmod(fd, mode) < 0) {
-		r = -errno;
-		errfmt(err, errlen, "chmod %s: %s", tmp, strerror(-r));
-		goto out;
-	}
-	/* Keep the owner of the file we replace; only root can, and only root needs to. */
-	if (have_old && geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) {
-		r = -errno;
-		errfmt(err, errlen, "chown %s: %s", tmp, strerror(-r));
-		goto out;
-	}
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, buf + off, len - off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			errfmt(err, errlen, "write %s: %s", tmp, strerror(-r));
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) < 0) {
-		r = -errno;
-		errfmt(err, errlen, "fsync %s: %s", tmp, strerror(-r));
-		goto out;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		r = -errno;
-		errfmt(err, errlen, "close %s: %s", tmp, strerror(-r));
-		goto out;
-	}
-	if (rename(tmp, target) < 0) {
-		r = -errno;
-		errfmt(err, errlen, "rename %s to %s: %s", tmp, target, strerror(-r));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	/* The rename is durable once the directory is; a failure here loses nothing already visible. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	r = 0;
-	goto out;
-
-nomem:
-	errfmt(err, errlen, "out of memory");
-	r = -ENOMEM;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp) {
-		unlink(tmp);
-		free(tmp);
-	}
-	free(dir);
-	free(target);
-	return r;
+	return file_write_atomic(path, buf, len, mode,
+	                         FILE_ATOMIC_MKDIR | FILE_ATOMIC_KEEP_MODE | FILE_ATOMIC_FOLLOW |
+	                                 FILE_ATOMIC_REGULAR,
+	                         err, errlen);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "docker-opts/dockeropts.h"
+#include "lib/fileio.h"
 #include "subnet/subnetfile.h"
 
 #define PROG "twill-docker-opts"
@@ -66,49 +67,13 @@ static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ..
 /* Read a whole file; *ret_buf NULL when it does not exist. 0 or -errno. */
 static int read_file(const char *path, char **ret_buf, size_t *ret_len)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	FILE *f;
-	int r = 0;
+	int r = file_read_all(path, FILE_READ_MAX, ret_buf, ret_len);
 
-	f = fopen(path, "re");
-	if (!f) {
-		if (errno == ENOENT) {
-			*ret_buf = NULL;
-			*ret_len = 0;
-			return 0;
-		}
-		return -errno;
+	if (r == -ENOENT) {
+		*ret_buf = NULL;
+		*ret_len = 0;
+		return 0;
 	}
-	for (;;) {
-		size_t n;
-
-		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap + 65536);
-
-			if (!nb) {
-				r = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-			cap += 65536;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		r = -EIO;
-		goto out;
-	}
-	buf[len] = '\0';
-	*ret_buf = buf;
-	*ret_len = len;
-	buf = NULL;
-out:
-	free(buf);
-	fclose(f);
 	return r;
 }
 

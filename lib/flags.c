@@ -202,78 +202,56 @@ static int dup_defaults(const struct flag_def *defs, size_t ndefs)
 	return 0;
 }
 
-int flags_parse(const struct flag_def *defs, size_t ndefs, int argc, char **argv,
-                const char *env_prefix, int *ret_argind, char *err, size_t errlen)
+/*
+ * Apply the flag at argv[*i] (which starts with '-' and is not "-" or "--"),
+ * consuming its value argument if it takes one: 0 or -EINVAL/-ENOMEM with @err.
+ */
+static int parse_one(const struct flag_def *defs, size_t ndefs, int argc, char **argv, int *i,
+                     bool *seen, char *err, size_t errlen)
 {
-	bool *seen = NULL;
+	const char *arg = argv[*i], *name, *eq, *value = NULL;
+	const struct flag_def *d;
 	char src[160];
-	int i = 1, r;
+	size_t len;
 
-	if (errlen)
-		err[0] = '\0';
-	r = dup_defaults(defs, ndefs);
-	if (r < 0)
-		goto nomem;
-	seen = calloc(ndefs + 1, sizeof(*seen));
-	if (!seen) {
-		r = -ENOMEM;
-		goto nomem;
+	name = arg + (arg[1] == '-' ? 2 : 1);
+	if (name[0] == '\0' || name[0] == '-' || name[0] == '=') {
+		snprintf(err, errlen, "bad flag syntax: %s", arg);
+		return -EINVAL;
 	}
-
-	for (; i < argc; i++) {
-		const char *arg = argv[i], *name, *eq, *value = NULL;
-		const struct flag_def *d;
-		size_t len;
-
-		if (arg[0] != '-' || arg[1] == '\0')
-			break;
-		if (strcmp(arg, "--") == 0) {
-			i++;
-			break;
-		}
-		name = arg + (arg[1] == '-' ? 2 : 1);
-		if (name[0] == '\0' || name[0] == '-' || name[0] == '=') {
-			snprintf(err, errlen, "bad flag syntax: %s", arg);
-			r = -EINVAL;
-			goto out;
-		}
-		eq = strchr(name, '=');
-		len = eq ? (size_t)(eq - name) : strlen(name);
-		if (eq)
-			value = eq + 1;
-		d = find_def(defs, ndefs, name, len);
-		if (!d) {
-			snprintf(err, errlen, "unknown flag -%.*s", (int)len, name);
-			r = -EINVAL;
-			goto out;
-		}
-		snprintf(src, sizeof(src), "flag -%s", d->name);
-		if (d->type == FLAG_BOOL && !value) {
-			*(bool *)d->target = true;
-		} else {
-			if (!value) {
-				if (i + 1 >= argc) {
-					snprintf(err, errlen, "flag -%s needs a value", d->name);
-					r = -EINVAL;
-					goto out;
-				}
-				value = argv[++i];
-			}
-			r = set_value(d, value, src, err, errlen);
-			if (r == -ENOMEM)
-				goto nomem;
-			if (r < 0)
-				goto out;
-		}
-		seen[d - defs] = true;
+	eq = strchr(name, '=');
+	len = eq ? (size_t)(eq - name) : strlen(name);
+	if (eq)
+		value = eq + 1;
+	d = find_def(defs, ndefs, name, len);
+	if (!d) {
+		snprintf(err, errlen, "unknown flag -%.*s", (int)len, name);
+		return -EINVAL;
 	}
-	*ret_argind = i;
+	seen[d - defs] = true;
+	if (d->type == FLAG_BOOL && !value) {
+		*(bool *)d->target = true;
+		return 0;
+	}
+	if (!value) {
+		if (*i + 1 >= argc) {
+			snprintf(err, errlen, "flag -%s needs a value", d->name);
+			return -EINVAL;
+		}
+		value = argv[++*i];
+	}
+	snprintf(src, sizeof(src), "flag -%s", d->name);
+	return set_value(d, value, src, err, errlen);
+}
 
-	r = 0;
-	if (!env_prefix)
-		goto out;
+static int apply_env(const struct flag_def *defs, size_t ndefs, const char *env_prefix,
+                     const bool *seen, char *err, size_t errlen)
+{
+	char src[160];
+
 	for (size_t k = 0; k < ndefs; k++) {
 		const char *v;
+		int r;
 
 		if (seen[k] || defs[k].no_env)
 			continue;
@@ -282,19 +260,79 @@ int flags_parse(const struct flag_def *defs, size_t ndefs, int argc, char **argv
 		if (!v || !*v)
 			continue;
 		r = set_value(&defs[k], v, src, err, errlen);
-		if (r == -ENOMEM)
-			goto nomem;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * The common body: with @ret_pos NULL, stop at the first positional argument;
+ * otherwise collect positional arguments into @ret_pos and go on.
+ */
+static int parse_args(const struct flag_def *defs, size_t ndefs, int argc, char **argv,
+                      const char *env_prefix, int *ret_argind, char **ret_pos, int *ret_npos,
+                      char *err, size_t errlen)
+{
+	bool *seen = NULL;
+	int i = 1, npos = 0, r;
+
+	if (errlen)
+		err[0] = '\0';
+	r = dup_defaults(defs, ndefs);
+	if (r < 0)
+		goto out;
+	seen = calloc(ndefs + 1, sizeof(*seen));
+	if (!seen) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (strcmp(arg, "--") == 0) {
+			i++;
+			break;
+		}
+		if (arg[0] != '-' || arg[1] == '\0') {
+			if (!ret_pos)
+				break;
+			ret_pos[npos++] = argv[i];
+			continue;
+		}
+		r = parse_one(defs, ndefs, argc, argv, &i, seen, err, errlen);
 		if (r < 0)
 			goto out;
 	}
-	r = 0;
-	goto out;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	r = -ENOMEM;
+	if (ret_pos)
+		while (i < argc)
+			ret_pos[npos++] = argv[i++];
+	r = env_prefix ? apply_env(defs, ndefs, env_prefix, seen, err, errlen) : 0;
+	if (r < 0)
+		goto out;
+	if (ret_argind)
+		*ret_argind = i;
+	if (ret_npos)
+		*ret_npos = npos;
 out:
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
 	free(seen);
 	return r;
+}
+
+int flags_parse(const struct flag_def *defs, size_t ndefs, int argc, char **argv,
+                const char *env_prefix, int *ret_argind, char *err, size_t errlen)
+{
+	return parse_args(defs, ndefs, argc, argv, env_prefix, ret_argind, NULL, NULL, err, errlen);
+}
+
+int flags_parse_interspersed(const struct flag_def *defs, size_t ndefs, int argc, char **argv,
+                             const char *env_prefix, char **ret_pos, int *ret_npos, char *err,
+                             size_t errlen)
+{
+	return parse_args(defs, ndefs, argc, argv, env_prefix, NULL, ret_pos, ret_npos, err,
+	                  errlen);
 }
 
 static void print_default(const struct flag_def *d, FILE *f)

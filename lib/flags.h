@@ -56,6 +56,15 @@ struct flag_def {
  */
 int flags_parse(const struct flag_def *defs, size_t ndefs, int argc, char **argv,
                 const char *env_prefix, int *ret_argind, char *err, size_t errlen);
+/*
+ * As flags_parse(), but flags may come anywhere among the positional arguments
+ * (twillctl leases --json): every argument that is not a flag or a flag's value
+ * is stored, in order, in @ret_pos (room for @argc entries, borrowed from @argv)
+ * and counted in *@ret_npos. "-" is positional; after "--" every argument is.
+ */
+int flags_parse_interspersed(const struct flag_def *defs, size_t ndefs, int argc, char **argv,
+                             const char *env_prefix, char **ret_pos, int *ret_npos, char *err,
+                             size_t errlen);
 /* Print the flag list (Go's PrintDefaults layout) with defaults and variable names to @file (FILE *). */
 void flags_usage(const struct flag_def *defs, size_t ndefs, const char *env_prefix, void *file);
 /*

@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "lib/ev.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "subnet/store.h"
 #include "subnet/store_local.h"
@@ -420,10 +421,9 @@ static void note_file(struct local_store *s, const struct stat *st)
 static int save(struct local_store *s)
 {
 	json_t *root = NULL, *kvs, *leases;
-	char tmp[PATH_MAX + 32];
 	struct stat st;
-	int fd = -1, ret = -ENOMEM;
-	char *text = NULL;
+	int ret = -ENOMEM;
+	char *text = NULL, *line;
 	size_t tlen;
 
 	root = json_pack("{s:I,s:I}", "revision", (json_int_t)s->rev, "next_lease_id",
@@ -467,43 +467,19 @@ static int save(struct local_store *s)
 	if (!text)
 		goto out;
 	tlen = strlen(text);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", s->path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = -errno;
+	line = realloc(text, tlen + 2);
+	if (!line)
 		goto out;
-	}
-	for (size_t off = 0; off < tlen;) {
-		ssize_t w = write(fd, text + off, tlen - off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			goto out_unlink;
-		}
-		off += (size_t)w;
-	}
-	if (write(fd, "\n", 1) != 1 || fsync(fd) < 0) {
-		ret = errno ? -errno : -EIO;
-		goto out_unlink;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, s->path) < 0) {
-		ret = -errno;
-		goto out_unlink;
-	}
+	text = line;
+	memcpy(text + tlen, "\n", 2);
+	ret = file_write_atomic(s->path, text, tlen + 1, 0600, 0, NULL, 0);
+	if (ret < 0)
+		goto out;
 	if (stat(s->path, &st) == 0)
 		note_file(s, &st);
 	s->dirty = false;
 	ret = 0;
-	goto out;
-out_unlink:
-	unlink(tmp);
 out:
-	if (fd >= 0)
-		close(fd);
 	free(text);
 	json_decref(root);
 	return ret;
@@ -1317,10 +1293,9 @@ struct store *store_local_new(struct ev_loop *loop, const char *path)
 	}
 	if (!s->base_name)
 		goto fail;
-	if (mkdir(s->dir, 0755) < 0 && errno != EEXIST) {
-		err = errno;
+	err = -file_mkdir_p(s->dir, 0755);
+	if (err)
 		goto fail;
-	}
 	s->lockfd = open(s->lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lockfd < 0) {
 		err = errno;

@@ -2,7 +2,6 @@
  * The subnet file (COMPAT.md §6): a shell fragment of KEY=VALUE lines written
  * atomically by twilld and read by twilld and twill-docker-opts.
  */
-#define _GNU_SOURCE /* mkostemp */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +14,7 @@
 
 #include "subnet/subnetfile.h"
 #include "lib/errfmt.h"
+#include "lib/fileio.h"
 
 #define SUBNETFILE_MAX_SIZE (64 * 1024)
 #define VALUE_MAX           128
@@ -51,112 +51,17 @@ static int format_file(const struct subnetfile *f, char *buf, size_t size)
 	return (int)n;
 }
 
-/* mkdir -p with mode 0755 for the directories it creates. */
-static int mkdir_parents(const char *dir)
-{
-	char path[PATH_MAX];
-	size_t n = strlen(dir), i;
-
-	if (n == 0 || n >= sizeof(path))
-		return n == 0 ? 0 : -ENAMETOOLONG;
-	memcpy(path, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0755) == 0) {
-			if (chmod(path, 0755) < 0)
-				return -errno;
-		} else if (errno != EEXIST) {
-			return -errno;
-		}
-		path[i] = i == n ? '\0' : '/';
-	}
-	return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, buf, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int subnetfile_write(const char *path, const struct subnetfile *f)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX], buf[1024];
-	const char *slash, *base;
-	int fd = -1, dfd, r, n;
+	char buf[1024];
+	int n;
 
 	if (!path || !f || !path[0])
 		return -EINVAL;
 	n = format_file(f, buf, sizeof(buf));
 	if (n < 0)
 		return n;
-	slash = strrchr(path, '/');
-	if (slash) {
-		if ((size_t)(slash - path) >= sizeof(dir))
-			return -ENAMETOOLONG;
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = '\0';
-		if (slash == path)
-			snprintf(dir, sizeof(dir), "/");
-		base = slash + 1;
-	} else {
-		snprintf(dir, sizeof(dir), ".");
-		base = path;
-	}
-	if (!base[0])
-		return -EISDIR;
-	r = mkdir_parents(dir);
-	if (r < 0)
-		return r;
-	r = snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base);
-	if (r < 0 || (size_t)r >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, buf, (size_t)n);
-	if (r < 0)
-		goto fail;
-	if (fsync(fd) < 0 || fchmod(fd, 0644) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (rename(tmp, path) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	/* Make the rename durable; a failure here cannot undo it, so it is not reported. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return r;
+	return file_write_atomic(path, buf, (size_t)n, 0644, FILE_ATOMIC_MKDIR, NULL, 0);
 }
 
 static bool is_space(char c)
@@ -329,46 +234,21 @@ int subnetfile_read(const char *path, struct subnetfile *ret, char *err, size_t 
 {
 	char *buf = NULL;
 	size_t n = 0;
-	ssize_t r;
-	int fd, ret_r;
+	int r;
 
 	errfmt(err, errlen, "no error");
 	if (!path || !ret)
 		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret_r = -errno;
-		errfmt(err, errlen, "cannot open: %s", strerror(errno));
-		return ret_r;
+	r = file_read_all(path, SUBNETFILE_MAX_SIZE, &buf, &n);
+	if (r == -EFBIG) {
+		errfmt(err, errlen, "larger than %d bytes: not a subnet file", SUBNETFILE_MAX_SIZE);
+		return -EINVAL;
 	}
-	buf = malloc(SUBNETFILE_MAX_SIZE + 1);
-	if (!buf) {
-		ret_r = -ENOMEM;
-		errfmt(err, errlen, "out of memory");
-		goto out;
+	if (r < 0) {
+		errfmt(err, errlen, "cannot open: %s", strerror(-r));
+		return r;
 	}
-	for (;;) {
-		r = read(fd, buf + n, SUBNETFILE_MAX_SIZE + 1 - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			ret_r = -errno;
-			errfmt(err, errlen, "cannot read: %s", strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > SUBNETFILE_MAX_SIZE) {
-			errfmt(err, errlen, "larger than %d bytes: not a subnet file",
-			       SUBNETFILE_MAX_SIZE);
-			ret_r = -EINVAL;
-			goto out;
-		}
-	}
-	ret_r = subnetfile_parse(buf, n, ret, err, errlen);
-out:
+	r = subnetfile_parse(buf, n, ret, err, errlen);
 	free(buf);
-	close(fd);
-	return ret_r;
+	return r;
 }
