@@ -25,6 +25,7 @@ static void fuzz_attrs(const char *buf, size_t len)
 		return;
 	}
 	(void)lease_vxlan_data(&a, &vni, mac);
+	(void)lease_vxlan_v6_data(&a, &vni, mac);
 	/* What we write parses back to the same attributes and the same bytes. */
 	s = lease_attrs_format(&a);
 	if (!s)
