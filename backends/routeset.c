@@ -21,11 +21,18 @@
 #define RS_HEAL_DELAY_MS  100  /* debounce of self-healing */
 #define RS_RETRY_DELAY_MS 1000 /* after a failed reconcile */
 
+/* An address of the set's family: IPv4 in the first 4 bytes, the rest zero. */
+union rs_ip {
+	struct in_addr v4;
+	struct in6_addr v6;
+	uint8_t b[16];
+};
+
 struct rs_entry {
 	struct rs_entry *next_net, *next_mac, *next_dirty;
-	struct in_addr net; /* subnet network address */
+	union rs_ip net; /* subnet network address */
 	uint8_t len;
-	struct in_addr pub;
+	union rs_ip pub;
 	uint8_t mac[6];
 	bool overlay;
 	bool wanted; /* false: removal queued */
@@ -54,7 +61,7 @@ struct rs_op {
 	struct rs_entry *e; /* NULL for stale objects */
 	uint8_t what;
 	bool del;
-	struct in_addr addr;
+	union rs_ip addr;
 	uint8_t len;
 	uint8_t mac[6];
 	uint32_t id;
@@ -71,6 +78,7 @@ struct rs_stale {
 
 struct routeset {
 	struct rs_params p;
+	uint8_t family; /* AF_INET or AF_INET6 */
 	char name[64];
 	struct nl_sock *sk, *evsk;
 	struct nl_batch *batch;
@@ -94,9 +102,12 @@ static struct rs_entry **next_of(struct rs_entry *e, bool by_mac)
 	return by_mac ? &e->next_mac : &e->next_net;
 }
 
-static uint32_t hash_net(struct in_addr a)
+static uint32_t hash_net(const union rs_ip *a)
 {
-	uint32_t x = a.s_addr;
+	uint32_t w[4], x;
+
+	memcpy(w, a->b, sizeof(w));
+	x = w[0] ^ (w[1] * 0x9e3779b1u) ^ (w[2] * 0x85ebca77u) ^ (w[3] * 0xc2b2ae3du);
 
 	x ^= x >> 16;
 	x *= 0x45d9f3bu;
@@ -115,7 +126,7 @@ static uint32_t hash_mac(const uint8_t *m)
 
 static size_t bucket_of(const struct rs_table *t, const struct rs_entry *e)
 {
-	return (t->by_mac ? hash_mac(e->mac) : hash_net(e->net)) & (t->nb - 1);
+	return (t->by_mac ? hash_mac(e->mac) : hash_net(&e->net)) & (t->nb - 1);
 }
 
 static int tbl_insert(struct rs_table *t, struct rs_entry *e)
@@ -165,14 +176,29 @@ static void tbl_remove(struct rs_table *t, struct rs_entry *e)
 	}
 }
 
-static struct rs_entry *net_find(const struct routeset *rs, struct in_addr net)
+static bool ip_eq(const union rs_ip *a, const union rs_ip *b)
+{
+	return memcmp(a->b, b->b, sizeof(a->b)) == 0;
+}
+
+/* @src (4 or 16 bytes, by the set's family) as a union. */
+static union rs_ip ip_of(const struct routeset *rs, const void *src)
+{
+	union rs_ip a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(a.b, src, rs->family == AF_INET6 ? 16 : 4);
+	return a;
+}
+
+static struct rs_entry *net_find(const struct routeset *rs, const union rs_ip *net)
 {
 	struct rs_entry *e;
 
 	if (!rs->by_net.nb)
 		return NULL;
 	for (e = rs->by_net.b[hash_net(net) & (rs->by_net.nb - 1)]; e; e = e->next_net)
-		if (e->net.s_addr == net.s_addr)
+		if (ip_eq(&e->net, net))
 			return e;
 	return NULL;
 }
@@ -206,43 +232,59 @@ static void entry_free(struct routeset *rs, struct rs_entry *e)
 
 /* ---- Wanted kernel objects of an entry ---- */
 
-static uint32_t network_base(const struct routeset *rs)
+/* The first 4 (IPv4) or 8 (IPv6) bytes of @b as a number. */
+static uint64_t ip_head(const struct routeset *rs, const uint8_t *b)
 {
-	const uint8_t *b = rs->p.network.addr.bytes;
+	unsigned n = rs->family == AF_INET6 ? 8 : 4;
+	uint64_t v = 0;
 
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | b[i];
+	return v;
 }
 
-/* Deterministic nexthop id: the subnet's offset in Network in /30 units; 0 = plain route. */
+/*
+ * Deterministic nexthop id: the subnet's offset in Network in /30 units (IPv4) or /64
+ * units (IPv6: leases are /64 or shorter); 0 = plain route.
+ */
 static uint32_t e_nh(const struct routeset *rs, const struct rs_entry *e)
 {
-	uint32_t net = ntohl(e->net.s_addr), base = network_base(rs), idx;
+	bool v6 = rs->family == AF_INET6;
+	uint64_t net = ip_head(rs, e->net.b), base = ip_head(rs, rs->p.network.addr.bytes), idx;
 
-	if (!rs->nh || e->len > 30 || net < base)
+	if (!rs->nh || e->len > (v6 ? 64 : 30) || net < base)
 		return 0;
-	idx = (net - base) >> 2;
-	return idx < RS_NH_RANGE ? rs->p.nh_base + idx : 0;
+	idx = v6 ? net - base : (net - base) >> 2;
+	return idx < RS_NH_RANGE ? rs->p.nh_base + (uint32_t)idx : 0;
 }
 
-static struct in_addr id_net(const struct routeset *rs, uint32_t id)
+static union rs_ip id_net(const struct routeset *rs, uint32_t id)
 {
-	struct in_addr a = { .s_addr = htonl(network_base(rs) + ((id - rs->p.nh_base) << 2)) };
+	bool v6 = rs->family == AF_INET6;
+	uint64_t v = ip_head(rs, rs->p.network.addr.bytes) +
+	             ((uint64_t)(id - rs->p.nh_base) << (v6 ? 0 : 2));
+	union rs_ip a;
+	int n = v6 ? 8 : 4;
 
+	memset(&a, 0, sizeof(a));
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		a.b[i] = (uint8_t)v;
 	return a;
 }
 
 static void e_nexthop(const struct routeset *rs, const struct rs_entry *e, struct nl_nexthop *nh)
 {
 	memset(nh, 0, sizeof(*nh));
+	nh->family = rs->family;
 	nh->id = e_nh(rs, e);
 	nh->has_gw = true;
 	if (e_l2(e)) {
 		nh->oif = rs->dev;
-		nh->gw = e->net;
+		memcpy(&nh->gw6, e->net.b, 16);
 		nh->flags = RTNH_F_ONLINK;
 	} else {
 		nh->oif = rs->p.ext_ifindex;
-		nh->gw = e->pub;
+		memcpy(&nh->gw6, e->pub.b, 16);
 	}
 }
 
@@ -252,12 +294,13 @@ static void e_route(const struct routeset *rs, const struct rs_entry *e, struct 
 
 	e_nexthop(rs, e, &nh);
 	memset(r, 0, sizeof(*r));
-	r->dst = e->net;
+	r->family = rs->family;
+	memcpy(&r->dst6, e->net.b, 16);
 	r->dst_len = e->len;
 	r->nh_id = nh.id;
 	r->oif = nh.oif;
 	r->has_gw = true;
-	r->gw = nh.gw;
+	r->gw6 = nh.gw6;
 	r->flags = nh.flags;
 }
 
@@ -307,7 +350,7 @@ static void batch_err(void *ctx, void *cookie, int err, const char *extack)
 {
 	struct routeset *rs = ctx;
 	struct rs_op *op = op_of(rs, cookie);
-	char a[INET_ADDRSTRLEN];
+	char a[INET6_ADDRSTRLEN];
 
 	if (!op) {
 		log_warnx("%s: netlink request failed: %s%s%s", rs->name, strerror(-err),
@@ -324,7 +367,7 @@ static void batch_err(void *ctx, void *cookie, int err, const char *extack)
 	/* Removing what is already gone is success. */
 	if (op->del && (err == -ENOENT || err == -ESRCH || err == -ENODEV))
 		return;
-	inet_ntop(AF_INET, &op->addr, a, sizeof(a));
+	inet_ntop(rs->family, op->addr.b, a, sizeof(a));
 	if (op->e) {
 		op->e->failed = true;
 		log_warnx("%s: lease %s-%u: %s %s failed: %s%s%s", rs->name, a, op->len,
@@ -352,7 +395,7 @@ static void batch_reply(void *ctx, void *cookie, const struct nlmsghdr *nlh)
 	struct nl_route r;
 
 	if (!op || op->what != W_LOOKUP || !op->e || nlh->nlmsg_type != RTM_NEWROUTE ||
-	    nl_parse_route(nlh, &r) < 0)
+	    nl_parse_route(nlh, &r) < 0 || r.family != rs->family)
 		return;
 	op->e->direct = r.type == RTN_UNICAST && !r.has_gw && r.oif == rs->p.ext_ifindex;
 	op->e->direct_known = true;
@@ -371,12 +414,13 @@ static int emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool nei
 	if (nh && x.id)
 		ret = nl_batch_nexthop(rs->batch, NL_OP_REPLACE, &x, push_op(rs, e, W_NH, false));
 	if (!ret && e_l2(e) && neigh) {
-		n = (struct nl_neigh){ .family = AF_INET,
+		n = (struct nl_neigh){ .family = rs->family,
 			               .ifindex = rs->dev,
 			               .state = NUD_PERMANENT,
 			               .has_dst = true,
-			               .dst = e->net,
+			               .dst_family = rs->family,
 			               .has_lladdr = true };
+		memcpy(&n.dst6, e->net.b, 16);
 		memcpy(n.lladdr, e->mac, 6);
 		ret = nl_batch_neigh(rs->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_NEIGH, false));
 	}
@@ -386,8 +430,9 @@ static int emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool nei
 			               .state = NUD_PERMANENT,
 			               .flags = NTF_SELF,
 			               .has_dst = true,
-			               .dst = e->pub,
+			               .dst_family = rs->family,
 			               .has_lladdr = true };
+		memcpy(&n.dst6, e->pub.b, 16);
 		memcpy(n.lladdr, e->mac, 6);
 		ret = nl_batch_neigh(rs->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_FDB, false));
 	}
@@ -398,14 +443,18 @@ static int emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool nei
 	return ret;
 }
 
-static int emit_del_neigh(struct routeset *rs, struct rs_entry *e, struct in_addr dst)
+static int emit_del_neigh(struct routeset *rs, struct rs_entry *e, const union rs_ip *dst)
 {
-	struct nl_neigh n = { .family = AF_INET, .ifindex = rs->dev, .has_dst = true, .dst = dst };
+	struct nl_neigh n = { .family = rs->family,
+		              .ifindex = rs->dev,
+		              .has_dst = true,
+		              .dst_family = rs->family };
 	struct rs_op *op;
 	void *c = push_op(rs, e, W_NEIGH, true);
 
+	memcpy(&n.dst6, dst->b, 16);
 	if ((op = op_of(rs, c)))
-		op->addr = dst, op->len = 32;
+		op->addr = *dst, op->len = (uint8_t)ipam_family_bits(rs->family);
 	return nl_batch_neigh(rs->batch, NL_OP_DELETE, &n, c);
 }
 
@@ -434,14 +483,16 @@ static int emit_del_nh(struct routeset *rs, struct rs_entry *e, uint32_t id)
 	return nl_batch_nexthop(rs->batch, NL_OP_DELETE, &x, c);
 }
 
-static int emit_del_route(struct routeset *rs, struct rs_entry *e, struct in_addr dst, uint8_t len)
+static int emit_del_route(struct routeset *rs, struct rs_entry *e, const union rs_ip *dst,
+                          uint8_t len)
 {
-	struct nl_route r = { .dst = dst, .dst_len = len };
+	struct nl_route r = { .family = rs->family, .dst_len = len };
 	struct rs_op *op;
 	void *c = push_op(rs, e, W_ROUTE, true);
 
+	memcpy(&r.dst6, dst->b, 16);
 	if ((op = op_of(rs, c)))
-		op->addr = dst, op->len = len;
+		op->addr = *dst, op->len = len;
 	return nl_batch_route(rs->batch, NL_OP_DELETE, &r, c);
 }
 
@@ -485,7 +536,8 @@ static int lookup_direct(struct routeset *rs, bool all)
 				continue;
 			e->direct = false;
 			e->direct_known = false;
-			ret = nl_batch_getroute(rs->batch, e->pub, push_op(rs, e, W_LOOKUP, false));
+			ret = nl_batch_getroute_af(rs->batch, rs->family, e->pub.b,
+			                           push_op(rs, e, W_LOOKUP, false));
 			if (ret < 0)
 				return ret;
 			any = true;
@@ -519,19 +571,19 @@ int routeset_flush(struct routeset *rs)
 			uint32_t nh = e->p_valid ? e->p_nh : e_nh(rs, e);
 
 			if (l2 && rs->dev) {
-				ret = emit_del_neigh(rs, e, e->net);
+				ret = emit_del_neigh(rs, e, &e->net);
 				if (ret >= 0 && !mac_find(rs, mac, e))
 					ret = emit_del_fdb(rs, e, mac);
 			}
 			if (ret >= 0)
-				ret = emit_del_route(rs, e, e->net, e->len);
+				ret = emit_del_route(rs, e, &e->net, e->len);
 			if (ret >= 0 && nh)
 				ret = emit_del_nh(rs, e, nh);
 		} else if (e->p_valid) {
 			bool want_l2 = e_l2(e);
 
 			if (e->p_l2 && !want_l2)
-				ret = emit_del_neigh(rs, e, e->net);
+				ret = emit_del_neigh(rs, e, &e->net);
 			if (ret >= 0 && e->p_l2 && (!want_l2 || memcmp(e->p_mac, e->mac, 6)) &&
 			    !mac_find(rs, e->p_mac, e))
 				ret = emit_del_fdb(rs, e, e->p_mac);
@@ -589,22 +641,23 @@ static void schedule_flush(struct routeset *rs)
 /* Update or create the entry for @l; no flush. */
 static int set_entry(struct routeset *rs, const struct rs_lease *l)
 {
-	struct in_addr net, pub;
+	union rs_ip net, pub;
 	struct ipam_prefix np;
 	struct rs_entry *e;
 	char buf[IPAM_PREFIX_STRLEN];
 	int ret;
 
-	if (l->subnet.addr.family != AF_INET || l->public_ip.family != AF_INET ||
-	    l->subnet.len > 32) {
-		log_warnx("%s: lease %s: not an IPv4 lease, ignored", rs->name,
-		          ipam_prefix_format(&l->subnet, buf));
+	if (l->subnet.addr.family != rs->family || l->public_ip.family != rs->family ||
+	    l->subnet.len > ipam_family_bits(rs->family)) {
+		log_warnx("%s: lease %s: not an %s lease, ignored", rs->name,
+		          ipam_prefix_format(&l->subnet, buf),
+		          rs->family == AF_INET6 ? "IPv6" : "IPv4");
 		return -EINVAL;
 	}
 	np = ipam_prefix_network(&l->subnet);
-	memcpy(&net, np.addr.bytes, 4);
-	memcpy(&pub, l->public_ip.bytes, 4);
-	e = net_find(rs, net);
+	net = ip_of(rs, np.addr.bytes);
+	pub = ip_of(rs, l->public_ip.bytes);
+	e = net_find(rs, &net);
 	if (!e) {
 		e = calloc(1, sizeof(*e));
 		if (!e)
@@ -615,11 +668,11 @@ static int set_entry(struct routeset *rs, const struct rs_lease *l)
 			free(e);
 			return ret;
 		}
-	} else if (e->wanted && e->len == np.len && e->pub.s_addr == pub.s_addr &&
+	} else if (e->wanted && e->len == np.len && ip_eq(&e->pub, &pub) &&
 	           e->overlay == l->overlay && (!l->overlay || !memcmp(e->mac, l->mac, 6))) {
 		return 0; /* unchanged */
 	}
-	if (e->pub.s_addr != pub.s_addr)
+	if (!ip_eq(&e->pub, &pub))
 		e->direct_known = false;
 	if (e->in_mac && (!l->overlay || memcmp(e->mac, l->mac, 6))) {
 		tbl_remove(&rs->by_mac, e);
@@ -653,13 +706,13 @@ int routeset_set(struct routeset *rs, const struct rs_lease *l)
 int routeset_unset(struct routeset *rs, const struct ipam_prefix *subnet)
 {
 	struct ipam_prefix np = ipam_prefix_network(subnet);
-	struct in_addr net;
+	union rs_ip net;
 	struct rs_entry *e;
 
-	if (np.addr.family != AF_INET)
+	if (np.addr.family != rs->family)
 		return 0;
-	memcpy(&net, np.addr.bytes, 4);
-	e = net_find(rs, net);
+	net = ip_of(rs, np.addr.bytes);
+	e = net_find(rs, &net);
 	if (!e || !e->wanted || e->len != np.len)
 		return 0;
 	e->wanted = false;
@@ -686,12 +739,18 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-static bool in_network(const struct routeset *rs, struct in_addr dst, uint8_t len)
+static bool in_network(const struct routeset *rs, const union rs_ip *dst, uint8_t len)
 {
-	struct ipam_prefix p = { .addr = { .family = AF_INET }, .len = len };
+	struct ipam_prefix p = { .addr = { .family = rs->family }, .len = len };
 
-	memcpy(p.addr.bytes, &dst, 4);
+	memcpy(p.addr.bytes, dst->b, 16);
 	return len > rs->p.network.len && ipam_prefix_contains(&rs->p.network, &p);
+}
+
+/* The metric the kernel gives a route added without one (IPv6: IP6_RT_PRIO_USER). */
+static uint32_t route_metric(const struct routeset *rs)
+{
+	return rs->family == AF_INET6 ? 1024 : 0;
 }
 
 static int route_cb(const struct nlmsghdr *nlh, void *ctx)
@@ -699,20 +758,22 @@ static int route_cb(const struct nlmsghdr *nlh, void *ctx)
 	struct routeset *rs = ctx;
 	struct nl_route r;
 	struct rs_entry *e;
+	union rs_ip dst;
 
-	if (nl_parse_route(nlh, &r) < 0 || r.table != RT_TABLE_MAIN || r.type != RTN_UNICAST ||
-	    r.protocol == RTPROT_KERNEL || !r.dst_len)
+	if (nl_parse_route(nlh, &r) < 0 || r.family != rs->family || r.table != RT_TABLE_MAIN ||
+	    r.type != RTN_UNICAST || r.protocol == RTPROT_KERNEL || !r.dst_len)
 		return 0;
 	if (!((rs->dev && r.oif == rs->dev) || r.oif == rs->p.ext_ifindex))
 		return 0;
-	e = net_find(rs, r.dst);
+	dst = ip_of(rs, &r.dst6);
+	e = net_find(rs, &dst);
 	if (e && e->wanted && e->len == r.dst_len) {
 		struct nl_route w;
 
 		e_route(rs, e, &w);
-		if (r.priority == 0 &&
+		if (r.priority == route_metric(rs) &&
 		    (w.nh_id ? r.nh_id == w.nh_id
-		             : (!r.nh_id && r.has_gw && r.gw.s_addr == w.gw.s_addr &&
+		             : (!r.nh_id && r.has_gw && !memcmp(&r.gw6, &w.gw6, 16) &&
 		                r.oif == w.oif &&
 		                !(r.flags & RTNH_F_ONLINK) == !(w.flags & RTNH_F_ONLINK))))
 			e->k_route = true;
@@ -721,7 +782,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *ctx)
 	if (e && e->wanted)
 		return 0; /* same address, other length: not ours to judge */
 	if ((rs->dev && r.oif == rs->dev) ||
-	    ((r.has_gw || r.nh_id) && in_network(rs, r.dst, r.dst_len))) {
+	    ((r.has_gw || r.nh_id) && in_network(rs, &dst, r.dst_len))) {
 		if (grow((void **)&rs->stale.routes, &rs->stale.croutes, rs->stale.nroutes,
 		         sizeof(r)) < 0)
 			return -ENOMEM;
@@ -735,27 +796,31 @@ static int neigh_cb(const struct nlmsghdr *nlh, void *ctx)
 	struct routeset *rs = ctx;
 	struct nl_neigh n;
 	struct rs_entry *e;
+	union rs_ip dst;
 
 	if (nl_parse_neigh(nlh, &n) < 0 || n.ifindex != rs->dev)
 		return 0;
-	if (n.family == AF_INET) {
+	dst = ip_of(rs, &n.dst6);
+	if (n.family == rs->family) {
 		if (!n.has_dst || !(n.state & NUD_PERMANENT))
 			return 0;
-		e = net_find(rs, n.dst);
+		e = net_find(rs, &dst);
 		if (e && e->wanted && e_l2(e)) {
 			if (n.has_lladdr && memcmp(n.lladdr, e->mac, 6) == 0)
 				e->k_neigh = true;
 			return 0;
 		}
-	} else {
+	} else if (n.family == AF_BRIDGE) {
 		if (!(n.flags & NTF_SELF) || !n.has_lladdr || (n.lladdr[0] & 1))
 			return 0;
 		e = mac_find(rs, n.lladdr, NULL);
 		if (e) {
-			if (n.has_dst && n.dst.s_addr == e->pub.s_addr)
+			if (n.has_dst && n.dst_family == rs->family && ip_eq(&dst, &e->pub))
 				e->k_fdb = true;
 			return 0;
 		}
+	} else {
+		return 0;
 	}
 	if (grow((void **)&rs->stale.neighs, &rs->stale.cneighs, rs->stale.nneighs, sizeof(n)) < 0)
 		return -ENOMEM;
@@ -768,17 +833,19 @@ static int nh_cb(const struct nlmsghdr *nlh, void *ctx)
 	struct routeset *rs = ctx;
 	struct nl_nexthop x;
 	struct rs_entry *e;
+	union rs_ip nid;
 
 	if (nl_parse_nexthop(nlh, &x) < 0 || x.id < rs->p.nh_base ||
 	    x.id - rs->p.nh_base >= RS_NH_RANGE)
 		return 0;
-	e = net_find(rs, id_net(rs, x.id));
+	nid = id_net(rs, x.id);
+	e = net_find(rs, &nid);
 	if (e && e->wanted && e_nh(rs, e) == x.id) {
 		struct nl_nexthop w;
 
 		e_nexthop(rs, e, &w);
-		if (!x.group && !x.blackhole && x.oif == w.oif && x.has_gw &&
-		    x.gw.s_addr == w.gw.s_addr &&
+		if (!x.group && !x.blackhole && x.family == rs->family && x.oif == w.oif &&
+		    x.has_gw && !memcmp(&x.gw6, &w.gw6, 16) &&
 		    !(x.flags & RTNH_F_ONLINK) == !(w.flags & RTNH_F_ONLINK))
 			e->k_nh = true;
 		return 0;
@@ -848,9 +915,9 @@ int routeset_reconcile(struct routeset *rs)
 			e->k_route = e->k_neigh = e->k_fdb = false, e->k_nh = !e_nh(rs, e),
 			e->failed = false;
 
-	ret = nl_dump(rs->sk, RTM_GETROUTE, AF_INET, route_cb, rs);
+	ret = nl_dump(rs->sk, RTM_GETROUTE, rs->family, route_cb, rs);
 	if (!ret && rs->dev)
-		ret = nl_dump(rs->sk, RTM_GETNEIGH, AF_INET, neigh_cb, rs);
+		ret = nl_dump(rs->sk, RTM_GETNEIGH, rs->family, neigh_cb, rs);
 	if (!ret && rs->dev)
 		ret = nl_dump(rs->sk, RTM_GETNEIGH, AF_BRIDGE, neigh_cb, rs);
 	if (!ret && rs->nh_kernel)
@@ -861,18 +928,21 @@ int routeset_reconcile(struct routeset *rs)
 		return ret;
 	}
 
-	for (size_t i = 0; i < rs->stale.nroutes && ret >= 0; i++)
-		ret = emit_del_route(rs, NULL, rs->stale.routes[i].dst,
-		                     rs->stale.routes[i].dst_len);
+	for (size_t i = 0; i < rs->stale.nroutes && ret >= 0; i++) {
+		union rs_ip d = ip_of(rs, &rs->stale.routes[i].dst6);
+
+		ret = emit_del_route(rs, NULL, &d, rs->stale.routes[i].dst_len);
+	}
 	for (size_t i = 0; i < rs->stale.nnhs && ret >= 0; i++)
 		ret = emit_del_nh(rs, NULL, rs->stale.nhs[i]);
 	for (size_t i = 0; i < rs->stale.nneighs && ret >= 0; i++) {
 		const struct nl_neigh *n = &rs->stale.neighs[i];
+		union rs_ip d = ip_of(rs, &n->dst6);
 
 		if (n->family == AF_BRIDGE)
 			ret = emit_del_fdb(rs, NULL, n->lladdr);
 		else
-			ret = emit_del_neigh(rs, NULL, n->dst);
+			ret = emit_del_neigh(rs, NULL, &d);
 	}
 	for (size_t i = 0; i < rs->by_net.nb && ret >= 0; i++) {
 		for (struct rs_entry *e = rs->by_net.b[i]; e && ret >= 0; e = e->next_net) {
@@ -943,9 +1013,16 @@ int routeset_lease_added(struct routeset *rs, const struct lease *l, rs_lease_fn
 
 int routeset_lease_removed(struct routeset *rs, const struct lease *l)
 {
+	if (rs->family == AF_INET6)
+		return l->has_ipv6 ? routeset_unset(rs, &l->ipv6_subnet) : 0;
 	if (!l->has_ipv4)
 		return 0;
 	return routeset_unset(rs, &l->subnet);
+}
+
+uint8_t routeset_family(const struct routeset *rs)
+{
+	return rs->family;
 }
 
 int routeset_lease_resync(struct routeset *rs, const struct lease *leases, size_t n,
@@ -1015,36 +1092,44 @@ static bool event_hurts(struct routeset *rs, const struct nlmsghdr *nlh)
 	case RTM_DELADDR: {
 		struct nl_addr a;
 
-		return rs->dev && nl_parse_addr(nlh, &a) == 0 && a.ifindex == rs->dev;
+		return rs->dev && nl_parse_addr(nlh, &a) == 0 && a.ifindex == rs->dev &&
+		       a.family == rs->family && a.scope != RT_SCOPE_LINK;
 	}
 	case RTM_DELROUTE: {
 		struct nl_route r;
 		struct rs_entry *e;
+		union rs_ip d;
 
-		if (nl_parse_route(nlh, &r) < 0 || r.table != RT_TABLE_MAIN)
+		if (nl_parse_route(nlh, &r) < 0 || r.family != rs->family ||
+		    r.table != RT_TABLE_MAIN)
 			return false;
-		e = net_find(rs, r.dst);
+		d = ip_of(rs, &r.dst6);
+		e = net_find(rs, &d);
 		return e && e->wanted && e->len == r.dst_len;
 	}
 	case RTM_DELNEIGH: {
 		struct nl_neigh n;
 		struct rs_entry *e;
+		union rs_ip d;
 
 		if (!rs->dev || nl_parse_neigh(nlh, &n) < 0 || n.ifindex != rs->dev)
 			return false;
 		if (n.family == AF_BRIDGE)
 			return n.has_lladdr && mac_find(rs, n.lladdr, NULL);
-		e = n.has_dst ? net_find(rs, n.dst) : NULL;
+		d = ip_of(rs, &n.dst6);
+		e = n.has_dst && n.family == rs->family ? net_find(rs, &d) : NULL;
 		return e && e->wanted && e_l2(e);
 	}
 	case RTM_DELNEXTHOP: {
 		struct nl_nexthop x;
 		struct rs_entry *e;
+		union rs_ip d;
 
 		if (nl_parse_nexthop(nlh, &x) < 0 || x.id < rs->p.nh_base ||
 		    x.id - rs->p.nh_base >= RS_NH_RANGE)
 			return false;
-		e = net_find(rs, id_net(rs, x.id));
+		d = id_net(rs, x.id);
+		e = net_find(rs, &d);
 		return e && e->wanted && e_nh(rs, e) == x.id;
 	}
 	default:
@@ -1088,6 +1173,7 @@ struct routeset *routeset_new(const struct rs_params *p)
 	if (!rs)
 		return NULL;
 	rs->p = *p;
+	rs->family = p->family == AF_INET6 ? AF_INET6 : AF_INET;
 	rs->p.network = ipam_prefix_network(&p->network);
 	snprintf(rs->name, sizeof(rs->name), "%s", p->name ? p->name : "routes");
 	rs->p.name = rs->name;
@@ -1116,8 +1202,11 @@ fail_errno:
 
 int routeset_start(struct routeset *rs)
 {
-	static const unsigned groups[] = { RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR,
-		                           RTNLGRP_IPV4_ROUTE, RTNLGRP_NEXTHOP };
+	static const unsigned groups4[] = { RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR,
+		                            RTNLGRP_IPV4_ROUTE, RTNLGRP_NEXTHOP };
+	static const unsigned groups6[] = { RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV6_IFADDR,
+		                            RTNLGRP_IPV6_ROUTE, RTNLGRP_NEXTHOP };
+	const unsigned *groups = rs->family == AF_INET6 ? groups6 : groups4;
 	int ret;
 
 	if (rs->p.loop && !rs->evsk) {
@@ -1180,6 +1269,16 @@ size_t routeset_count(const struct routeset *rs)
 	for (size_t i = 0; i < rs->by_net.nb; i++)
 		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net)
 			n += e->wanted;
+	return n;
+}
+
+size_t routeset_objects(const struct routeset *rs)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rs->by_net.nb; i++)
+		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net)
+			n += e->wanted ? (e_l2(e) ? 3 : 1) : 0;
 	return n;
 }
 

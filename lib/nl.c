@@ -460,11 +460,27 @@ static void put_in_addr(struct nlmsghdr *nlh, uint16_t type, struct in_addr a)
 	mnl_attr_put(nlh, type, sizeof(a), &a);
 }
 
+static bool is6(uint8_t family)
+{
+	return family == AF_INET6;
+}
+
+static uint8_t fam(uint8_t family)
+{
+	return is6(family) ? AF_INET6 : AF_INET;
+}
+
+/* An address of @family from a 16-byte union (IPv4 in the first 4 bytes). */
+static void put_ip(struct nlmsghdr *nlh, uint16_t type, uint8_t family, const void *a)
+{
+	mnl_attr_put(nlh, type, is6(family) ? 16 : 4, a);
+}
+
 static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_route *r)
 {
 	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 
-	rtm->rtm_family = AF_INET;
+	rtm->rtm_family = fam(r->family);
 	rtm->rtm_dst_len = r->dst_len;
 	rtm->rtm_table = r->table ? r->table : RT_TABLE_MAIN;
 	if (op == NL_OP_DELETE) {
@@ -475,7 +491,7 @@ static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_rou
 		rtm->rtm_type = r->type ? r->type : RTN_UNICAST;
 		rtm->rtm_flags = r->nh_id ? 0 : r->flags;
 	}
-	put_in_addr(nlh, RTA_DST, r->dst);
+	put_ip(nlh, RTA_DST, r->family, &r->dst6);
 	if (r->priority)
 		mnl_attr_put_u32(nlh, RTA_PRIORITY, r->priority);
 	if (op == NL_OP_DELETE)
@@ -487,7 +503,7 @@ static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_rou
 	if (r->oif)
 		mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)r->oif);
 	if (r->has_gw)
-		put_in_addr(nlh, RTA_GATEWAY, r->gw);
+		put_ip(nlh, RTA_GATEWAY, r->family, &r->gw6);
 }
 
 int nl_batch_route(struct nl_batch *b, enum nl_op op, const struct nl_route *r, void *cookie)
@@ -516,7 +532,7 @@ int nl_batch_neigh(struct nl_batch *b, enum nl_op op, const struct nl_neigh *n, 
 	ndm->ndm_state = n->state ? n->state : NUD_PERMANENT;
 	ndm->ndm_flags = n->flags;
 	if (n->has_dst && (!fdb || op != NL_OP_DELETE))
-		put_in_addr(nlh, NDA_DST, n->dst);
+		put_ip(nlh, NDA_DST, fdb ? n->dst_family : n->family, &n->dst6);
 	if (n->has_lladdr && (fdb || op != NL_OP_DELETE))
 		mnl_attr_put(nlh, NDA_LLADDR, 6, n->lladdr);
 	return 0;
@@ -534,15 +550,15 @@ int nl_batch_nexthop(struct nl_batch *b, enum nl_op op, const struct nl_nexthop 
 	mnl_attr_put_u32(nlh, NHA_ID, nh->id);
 	if (op == NL_OP_DELETE)
 		return 0;
-	nhm->nh_family = AF_INET;
+	nhm->nh_family = fam(nh->family);
 	nhm->nh_flags = nh->flags;
 	mnl_attr_put_u32(nlh, NHA_OIF, (uint32_t)nh->oif);
 	if (nh->has_gw)
-		put_in_addr(nlh, NHA_GATEWAY, nh->gw);
+		put_ip(nlh, NHA_GATEWAY, nh->family, &nh->gw6);
 	return 0;
 }
 
-int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie)
+int nl_batch_getroute_af(struct nl_batch *b, uint8_t family, const void *dst, void *cookie)
 {
 	struct nlmsghdr *nlh = batch_begin(b, RTM_GETROUTE, 0, cookie);
 	struct rtmsg *rtm;
@@ -550,10 +566,15 @@ int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie)
 	if (!nlh)
 		return -errno;
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = AF_INET;
-	rtm->rtm_dst_len = 32;
-	put_in_addr(nlh, RTA_DST, dst);
+	rtm->rtm_family = fam(family);
+	rtm->rtm_dst_len = is6(family) ? 128 : 32;
+	put_ip(nlh, RTA_DST, family, dst);
 	return 0;
+}
+
+int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie)
+{
+	return nl_batch_getroute_af(b, AF_INET, &dst, cookie);
 }
 
 /* ---- Parsers ---- */
@@ -563,6 +584,17 @@ static bool attr_in_addr(const struct nlattr *a, struct in_addr *ret)
 	if (mnl_attr_get_payload_len(a) != sizeof(*ret))
 		return false;
 	memcpy(ret, mnl_attr_get_payload(a), sizeof(*ret));
+	return true;
+}
+
+/* An address attribute of @family into a 16-byte union (zeroed by the caller). */
+static bool attr_ip(const struct nlattr *a, uint8_t family, void *ret)
+{
+	size_t n = is6(family) ? 16 : 4;
+
+	if (mnl_attr_get_payload_len(a) != n)
+		return false;
+	memcpy(ret, mnl_attr_get_payload(a), n);
 	return true;
 }
 
@@ -583,9 +615,10 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*rtm))
 		return -EINVAL;
 	rtm = mnl_nlmsg_get_payload(nlh);
-	if (rtm->rtm_family != AF_INET)
+	if (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6)
 		return -EAFNOSUPPORT;
 	memset(ret, 0, sizeof(*ret));
+	ret->family = rtm->rtm_family;
 	ret->dst_len = rtm->rtm_dst_len;
 	ret->table = rtm->rtm_table;
 	ret->protocol = rtm->rtm_protocol;
@@ -595,11 +628,11 @@ int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
 	mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
 		switch (mnl_attr_get_type(a)) {
 		case RTA_DST:
-			if (!attr_in_addr(a, &ret->dst))
+			if (!attr_ip(a, ret->family, &ret->dst6))
 				return -EINVAL;
 			break;
 		case RTA_GATEWAY:
-			if (!attr_in_addr(a, &ret->gw))
+			if (!attr_ip(a, ret->family, &ret->gw6))
 				return -EINVAL;
 			ret->has_gw = true;
 			break;
@@ -636,7 +669,8 @@ int nl_parse_neigh(const struct nlmsghdr *nlh, struct nl_neigh *ret)
 	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ndm))
 		return -EINVAL;
 	ndm = mnl_nlmsg_get_payload(nlh);
-	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_BRIDGE)
+	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_INET6 &&
+	    ndm->ndm_family != AF_BRIDGE)
 		return -EAFNOSUPPORT;
 	memset(ret, 0, sizeof(*ret));
 	ret->family = ndm->ndm_family;
@@ -646,8 +680,11 @@ int nl_parse_neigh(const struct nlmsghdr *nlh, struct nl_neigh *ret)
 	mnl_attr_for_each(a, nlh, sizeof(*ndm)) {
 		switch (mnl_attr_get_type(a)) {
 		case NDA_DST:
-			/* an fdb remote may be IPv6: then it is not ours */
-			ret->has_dst = attr_in_addr(a, &ret->dst);
+			/* an fdb remote is either family: its length says which */
+			ret->dst_family = mnl_attr_get_payload_len(a) == 16 ? AF_INET6 : AF_INET;
+			if (ret->family != AF_BRIDGE && ret->dst_family != ret->family)
+				break;
+			ret->has_dst = attr_ip(a, ret->dst_family, &ret->dst6);
 			break;
 		case NDA_LLADDR:
 			if (mnl_attr_get_payload_len(a) == 6) {
@@ -672,6 +709,7 @@ int nl_parse_nexthop(const struct nlmsghdr *nlh, struct nl_nexthop *ret)
 		return -EINVAL;
 	nhm = mnl_nlmsg_get_payload(nlh);
 	memset(ret, 0, sizeof(*ret));
+	ret->family = nhm->nh_family;
 	ret->flags = nhm->nh_flags;
 	mnl_attr_for_each(a, nlh, sizeof(*nhm)) {
 		switch (mnl_attr_get_type(a)) {
@@ -685,7 +723,8 @@ int nl_parse_nexthop(const struct nlmsghdr *nlh, struct nl_nexthop *ret)
 			ret->oif = (int)v;
 			break;
 		case NHA_GATEWAY:
-			ret->has_gw = nhm->nh_family == AF_INET && attr_in_addr(a, &ret->gw);
+			ret->has_gw = (nhm->nh_family == AF_INET || nhm->nh_family == AF_INET6) &&
+			              attr_ip(a, nhm->nh_family, &ret->gw6);
 			break;
 		case NHA_BLACKHOLE:
 			ret->blackhole = true;
@@ -709,18 +748,23 @@ int nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *ret)
 	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ifa))
 		return -EINVAL;
 	ifa = mnl_nlmsg_get_payload(nlh);
-	if (ifa->ifa_family != AF_INET)
+	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
 		return -EAFNOSUPPORT;
 	memset(ret, 0, sizeof(*ret));
+	ret->family = ifa->ifa_family;
 	ret->ifindex = (int)ifa->ifa_index;
 	ret->prefixlen = ifa->ifa_prefixlen;
+	ret->scope = ifa->ifa_scope;
+	ret->flags = ifa->ifa_flags;
 	mnl_attr_for_each(a, nlh, sizeof(*ifa)) {
 		uint16_t t = mnl_attr_get_type(a);
 
 		if (t == IFA_LOCAL)
-			local = attr_in_addr(a, &ret->local);
+			local = attr_ip(a, ret->family, &ret->local6);
 		else if (t == IFA_ADDRESS && !local)
-			attr_in_addr(a, &ret->local);
+			attr_ip(a, ret->family, &ret->local6);
+		else if (t == IFA_FLAGS)
+			attr_u32(a, &ret->flags);
 	}
 	return 0;
 }
@@ -736,7 +780,12 @@ static void parse_vxlan(const struct nlattr *data, struct nl_vxlan *v)
 			attr_u32(a, &v->vni);
 			break;
 		case IFLA_VXLAN_LOCAL:
-			attr_in_addr(a, &v->local);
+			if (attr_in_addr(a, &v->local))
+				v->family = AF_INET;
+			break;
+		case IFLA_VXLAN_LOCAL6:
+			if (attr_ip(a, AF_INET6, &v->local6))
+				v->family = AF_INET6;
 			break;
 		case IFLA_VXLAN_LINK:
 			if (attr_u32(a, &u))
@@ -884,7 +933,9 @@ int nl_link_vxlan_create(struct nl_sock *sk, const char *name, const struct nl_v
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vxlan");
 	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
 	mnl_attr_put_u32(nlh, IFLA_VXLAN_ID, v->vni);
-	if (v->local.s_addr)
+	if (is6(v->family))
+		put_ip(nlh, IFLA_VXLAN_LOCAL6, AF_INET6, &v->local6);
+	else if (v->local.s_addr)
 		put_in_addr(nlh, IFLA_VXLAN_LOCAL, v->local);
 	if (v->link > 0)
 		mnl_attr_put_u32(nlh, IFLA_VXLAN_LINK, (uint32_t)v->link);
@@ -924,6 +975,7 @@ int nl_link_set_up(struct nl_sock *sk, int ifindex, int mtu)
 }
 
 struct addr_ctx {
+	uint8_t family;
 	int ifindex;
 	struct nl_addr *out;
 	size_t max, n;
@@ -936,7 +988,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *ctx)
 
 	if (nlh->nlmsg_type != RTM_NEWADDR || nl_parse_addr(nlh, &a) < 0)
 		return 0;
-	if (a.ifindex != ac->ifindex)
+	if ((ac->ifindex && a.ifindex != ac->ifindex) || a.family != ac->family)
 		return 0;
 	if (ac->n < ac->max)
 		ac->out[ac->n] = a;
@@ -944,14 +996,20 @@ static int addr_cb(const struct nlmsghdr *nlh, void *ctx)
 	return 0;
 }
 
-int nl_addr_list(struct nl_sock *sk, int ifindex, struct nl_addr *ret, size_t max)
+int nl_addr_list_af(struct nl_sock *sk, uint8_t family, int ifindex, struct nl_addr *ret,
+                    size_t max)
 {
-	struct addr_ctx ac = { .ifindex = ifindex, .out = ret, .max = max };
-	int r = nl_dump(sk, RTM_GETADDR, AF_INET, addr_cb, &ac);
+	struct addr_ctx ac = { .family = fam(family), .ifindex = ifindex, .out = ret, .max = max };
+	int r = nl_dump(sk, RTM_GETADDR, ac.family, addr_cb, &ac);
 
 	if (r < 0)
 		return r;
 	return (int)(ac.n < max ? ac.n : max);
+}
+
+int nl_addr_list(struct nl_sock *sk, int ifindex, struct nl_addr *ret, size_t max)
+{
+	return ifindex ? nl_addr_list_af(sk, AF_INET, ifindex, ret, max) : 0;
 }
 
 int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a)
@@ -962,11 +1020,13 @@ int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a)
 	struct ifaddrmsg *ifa;
 
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET;
+	ifa->ifa_family = fam(a->family);
 	ifa->ifa_prefixlen = a->prefixlen;
 	ifa->ifa_index = (uint32_t)a->ifindex;
-	put_in_addr(nlh, IFA_LOCAL, a->local);
-	put_in_addr(nlh, IFA_ADDRESS, a->local);
+	if (is6(a->family) && op != NL_OP_DELETE)
+		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD); /* a /128 on a tunnel: no DAD */
+	put_ip(nlh, IFA_LOCAL, a->family, &a->local6);
+	put_ip(nlh, IFA_ADDRESS, a->family, &a->local6);
 	return nl_request(sk, nlh, NULL, NULL);
 }
 
