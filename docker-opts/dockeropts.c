@@ -159,12 +159,39 @@ static int opt_cmp(const void *a, const void *b)
 	return strcmp(((const struct opt *)a)->name, ((const struct opt *)b)->name);
 }
 
+/* The options the subnet file gives (they replace same-named ones from the environment). */
+static int subnet_opts(struct optlist *l, const struct subnetfile *sf,
+                       const struct dockeropts_opts *o)
+{
+	char val[IPAM_PREFIX_STRLEN + 32], pfx[IPAM_PREFIX_STRLEN];
+	int r;
+
+	snprintf(val, sizeof(val), "--bip=%s", ipam_prefix_format(&sf->subnet, pfx));
+	r = optlist_set(l, OPT_MARK "BIP", val);
+	if (r == 0 && sf->has_mtu) {
+		snprintf(val, sizeof(val), "--mtu=%d", sf->mtu);
+		r = optlist_set(l, OPT_MARK "MTU", val);
+	}
+	/* Docker masquerades exactly when twilld does not. */
+	if (r == 0 && sf->has_ipmasq && o->ipmasq)
+		r = optlist_set(l, OPT_MARK "IPMASQ",
+		                sf->ipmasq ? "--ip-masq=false" : "--ip-masq=true");
+	if (r == 0 && o->ipv6) {
+		/* dockerd refuses --ipv6 on the default bridge without --fixed-cidr-v6. */
+		r = optlist_set(l, OPT_MARK "IPV6", "--ipv6");
+		snprintf(val, sizeof(val), "--fixed-cidr-v6=%s", v6_cidr(sf, pfx));
+		if (r == 0)
+			r = optlist_set(l, OPT_MARK "FIXED_CIDR_V6", val);
+	}
+	return r;
+}
+
 int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_opts *o,
                           const char *const *envp, char **ret_buf, size_t *ret_len, char *err,
                           size_t errlen)
 {
 	struct optlist l = { 0 };
-	char name[256], val[IPAM_PREFIX_STRLEN + 32], pfx[IPAM_PREFIX_STRLEN];
+	char name[256];
 	const char *key = o->key ? o->key : DOCKEROPTS_DEFAULT_KEY;
 	const char *preset, *why;
 	char *buf = NULL;
@@ -194,33 +221,9 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 			goto nomem;
 	}
 
-	snprintf(val, sizeof(val), "--bip=%s", ipam_prefix_format(&sf->subnet, pfx));
-	r = optlist_set(&l, OPT_MARK "BIP", val);
+	r = subnet_opts(&l, sf, o);
 	if (r < 0)
 		goto nomem;
-	if (sf->has_mtu) {
-		snprintf(val, sizeof(val), "--mtu=%d", sf->mtu);
-		r = optlist_set(&l, OPT_MARK "MTU", val);
-		if (r < 0)
-			goto nomem;
-	}
-	/* Docker masquerades exactly when twilld does not. */
-	if (sf->has_ipmasq && o->ipmasq) {
-		r = optlist_set(&l, OPT_MARK "IPMASQ",
-		                sf->ipmasq ? "--ip-masq=false" : "--ip-masq=true");
-		if (r < 0)
-			goto nomem;
-	}
-	if (o->ipv6) {
-		/* dockerd refuses --ipv6 on the default bridge without --fixed-cidr-v6. */
-		r = optlist_set(&l, OPT_MARK "IPV6", "--ipv6");
-		if (r < 0)
-			goto nomem;
-		snprintf(val, sizeof(val), "--fixed-cidr-v6=%s", v6_cidr(sf, pfx));
-		r = optlist_set(&l, OPT_MARK "FIXED_CIDR_V6", val);
-		if (r < 0)
-			goto nomem;
-	}
 
 	for (size_t i = 0; i < l.n; i++) {
 		why = value_problem(l.v[i].value);
