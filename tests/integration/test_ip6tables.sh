@@ -66,10 +66,12 @@ wait_for --timeout 5 filter6_ok || fail "ip6tables filter rules in h1:
 $(rules ip6tables filter)
 want:
 $(want_filter6)"
-v4_ok || fail "IPv4 rules missing beside the IPv6 ones: $(rules iptables nat)"
+wait_for --timeout 5 v4_ok || fail "IPv4 rules missing beside the IPv6 ones: $(rules iptables nat)"
 ! rules ip6tables nat | grep -q 198.18 || fail "an IPv4 prefix in ip6tables"
 ! rules iptables nat | grep -q 2001:db8 || fail "an IPv6 prefix in iptables"
-grep -q 'ip6tables: rules in place for the IPv6 network' "$(twilld_log 1)" ||
+# the log line follows the restore's exit: poll for it too
+logged() { grep -q -- "$1" "$(twilld_log 1)"; }
+wait_for --timeout 5 logged 'ip6tables: rules in place for the IPv6 network' ||
 	fail "twilld did not log the ip6tables rules"
 log "ip6tables: flannel's rules for $NET6 in place in h1 (lease $net6sub)"
 
@@ -80,7 +82,7 @@ t0=$(now_ms)
 wait_for --timeout 4 nat6_ok || fail "ip6tables nat rule not restored: $(rules ip6tables nat)"
 wait_for --timeout 4 filter6_ok || fail "ip6tables forward jump not restored: $(rules ip6tables filter)"
 log "deleted ip6tables rules restored in $(($(now_ms) - t0)) ms"
-grep -q 'ip6tables: .* missing or changed rules restored' "$(twilld_log 1)" ||
+wait_for --timeout 5 logged 'ip6tables: .* missing or changed rules restored' ||
 	fail "twilld did not log the ip6tables repair"
 
 # ---- SIGTERM keeps them; EnableIPv6 off: the IPv6 chains go, the IPv4 ones stay ----
@@ -95,7 +97,8 @@ no6() { [ -z "$(rules ip6tables nat)$(rules ip6tables filter)" ]; }
 wait_for --timeout 5 no6 || fail "ip6tables chains still there with EnableIPv6 off:
 $(rules ip6tables nat)$(rules ip6tables filter)"
 v4_ok || fail "IPv4 rules gone with EnableIPv6 off: $(rules iptables nat)"
-[ ! -e "$TW_DIR/h1/twill-ip6tables.state" ] || fail "ip6tables state file left behind"
+no_state6() { [ ! -e "$TW_DIR/h1/twill-ip6tables.state" ]; }
+wait_for --timeout 5 no_state6 || fail "ip6tables state file left behind"
 log "EnableIPv6 off: ip6tables chains removed, IPv4 rules kept"
 stop_twilld 1
 
@@ -137,7 +140,7 @@ log "--ip-masq + EnableIPv6 without ip6tables: exit 1: $(grep -o 'E twilld: --ip
 # forward rules only: logged, twilld runs (and the IPv4 rules are still made)
 start_twilld 1 --public-ipv6=$IP6_H1
 wait_twilld_ready 1 15
-grep -q 'ip6tables: .*not found.*continuing without ip6tables rules' "$(twilld_log 1)" ||
+wait_for --timeout 5 logged 'ip6tables: .*not found.*continuing without ip6tables rules' ||
 	{ show_log "$(twilld_log 1)" 20; fail "the missing ip6tables is not logged"; }
 finish_twilld_all
 log "PASS"

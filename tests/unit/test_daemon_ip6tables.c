@@ -351,7 +351,9 @@ Test(ip6tables, twilld_glue_follows_enable_ipv6)
 	cr_assert_not_null(t);
 	cr_assert_eq(ip6t_set_lease(t, &n, &s), 0);
 	t0 = ev_now_ms();
-	while (!strstr(save("ip6tables", "nat"), "MASQUERADE") && ev_now_ms() - t0 < 10000)
+	/* the state file is written once the restore has exited: poll for both */
+	while ((!strstr(save("ip6tables", "nat"), "MASQUERADE") || access(state, F_OK) != 0) &&
+	       ev_now_ms() - t0 < 10000)
 		ev_loop_run_until(loop, &(bool){ false }, 50);
 	/* random-fully in auto mode: Debian 12's iptables is 1.8.9 and the kernel accepts it */
 	cr_assert_str_eq(save("ip6tables", "nat"), want6_nat(NET6, SUB6, true));
