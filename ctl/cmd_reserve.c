@@ -237,6 +237,30 @@ int ctl_release(struct ctl *c, const char *subnet)
 	if (ctl_call_wait(c, &k, c->store->ops->del(c->store, key, 0, ctl_call_cb, &k),
 	                  "deleting the lease") < 0)
 		goto out;
+	if (!k.succeeded && l.has_ipv4 && !l.has_ipv6) {
+		/* an IPv4 subnet names a dual-stack lease too: "<v4 key>&<v6 key>" */
+		char dual[PATH_MAX + 2];
+
+		snprintf(dual, sizeof(dual), "%s&", key);
+		ctl_call_clear(&k);
+		if (ctl_do_list(c, dual, &k, "reading the lease") < 0)
+			goto out;
+		if (k.n_kvs != 1) {
+			if (k.n_kvs > 1)
+				fprintf(c->err,
+				        "twillctl: %zu dual-stack keys start with %s: name one of them\n",
+				        k.n_kvs, dual);
+			else
+				fprintf(c->err, "twillctl: no lease for %s (no key %s)\n", subnet,
+				        key);
+			goto out;
+		}
+		snprintf(key, sizeof(key), "%s", k.kvs[0].key);
+		ctl_call_clear(&k);
+		if (ctl_call_wait(c, &k, c->store->ops->del(c->store, key, 0, ctl_call_cb, &k),
+		                  "deleting the lease") < 0)
+			goto out;
+	}
 	if (!k.succeeded) {
 		fprintf(c->err, "twillctl: no lease for %s (no key %s)\n", subnet, key);
 		goto out;

@@ -175,8 +175,8 @@ const struct ctl_cmd ctl_cmds[] = {
 	  .synopsis = "SUBNET",
 	  .summary = "delete the lease or reservation of SUBNET",
 	  .help = "usage: twillctl release SUBNET\n"
-	          "Delete the lease or reservation of SUBNET. A running node whose lease it\n"
-	          "was acquires one again.\n",
+	          "Delete the lease or reservation of SUBNET (an IPv4 subnet names a dual-stack\n"
+	          "lease too). A running node whose lease it was acquires one again.\n",
 	  .nargs = 1,
 	  .run = run_release },
 	{ .name = "watch",

@@ -517,6 +517,13 @@ Test(ctl, dualstack_leases_and_show)
 	}
 	cr_assert_eq(ctl_lease_show(&c, "198.18.9.0/24", false), 1);
 	cr_assert(strstr(errs(), "no lease for 198.18.9.0/24"));
+	/* release by the IPv4 subnet alone finds the dual-stack key too */
+	cr_assert_eq(ctl_release(&c, "198.18.3.0/24"), 0, "%s", errs());
+	cr_assert(strstr(out(), "released 198.18.3.0/24 "
+	                        "(/coreos.com/network/subnets/198.18.3.0-24&2001:db8:100:3::-64)"));
+	cr_assert_eq(ctl_lease_show(&c, "198.18.3.0/24", false), 1);
+	cr_assert_eq(ctl_release(&c, "198.18.3.0/24"), 1);
+	cr_assert(strstr(errs(), "no lease for 198.18.3.0/24"));
 }
 
 /* The raw value ("attrs") of the lease @key, as compact JSON. */
