@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # twilld's ip6tables rules for a dual-stack network (EnableIPv6): flannel's FLANNEL-FWD and
 # FLANNEL-POSTRTG for the IPv6 network in ip6tables-save of the host namespace (multicast
-# ff00::/8), beside the IPv4 rules; deleted by hand and restored within --iptables-resync;
+# ff00::/8), beside the IPv4 rules; the masquerade works for IPv6 (a container reaches an
+# outside IPv6 host that has no route back to the overlay, which sees the host's address);
+# deleted by hand and restored within --iptables-resync;
 # SIGTERM leaves them; a restart with EnableIPv6 turned off removes them (state file) and keeps
 # the IPv4 ones; --ip-masq with EnableIPv6 on a host without ip6tables-save/-restore is a fatal
 # start-up error with a clear message (forward rules alone are not).
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/lib_dualstack.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_dualstack.sh"
 
-NET6=2001:db8:100::/48
-IP6_H1=2001:db8:0:1::11
+NET6=$TW_OVERLAY6
+IP6_H1=$(host_ip6 1)
+OUT6=2001:db8:0:1::99
 config6() {
 	printf '{"Network":"%s","SubnetLen":24,"EnableIPv6":%s,"IPv6Network":"%s","Backend":{"Type":"host-gw"}}' \
 		"$TW_OVERLAY" "$1" "$NET6"
@@ -18,7 +23,7 @@ config6() {
 
 make_topology 1 etcd
 h=$(ns_host 1)
-ip -n "$h" addr add "$IP6_H1/64" dev eth0 nodad || fail "IPv6 underlay address in $h"
+ds_underlay6 1
 start_etcd
 put_net_config "$(config6 true)"
 
@@ -75,6 +80,40 @@ wait_for --timeout 5 logged 'ip6tables: rules in place for the IPv6 network' ||
 	fail "twilld did not log the ip6tables rules"
 log "ip6tables: flannel's rules for $NET6 in place in h1 (lease $net6sub)"
 
+# ---- the IPv6 masquerade: an outside host on the IPv6 underlay without a route to the overlay
+setup_containers 1 1
+ds_setup_containers6 1 1
+c=$(ns_cont 1 1)
+out=${TW_PREFIX}o
+netns_add "$out"
+_tw_attach "$out" 192.0.2.99 out
+ip -n "$out" -6 addr add "$OUT6/64" dev eth0 nodad || fail "IPv6 address in $out"
+! ip -n "$out" -6 route get "$(cont_ip6 1 1)" >/dev/null 2>&1 || fail "the outside has a route to the overlay"
+ping6_ok "$c" "$OUT6" 5 || fail "container $(cont_ip6 1 1) cannot ping $OUT6 through the IPv6 masquerade"
+listener_out=$TW_DIR/listener6.out
+bg_start "$out" "$listener_out" "udp6 listener" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("'"$OUT6"'", 9999))
+s.settimeout(10)
+data, peer = s.recvfrom(100)
+print("peer", peer[0], data.decode(), flush=True)
+'
+listener_pid=$TW_BG_PID
+got_peer() { grep -q '^peer ' "$listener_out"; }
+for _ in $(seq 1 40); do
+	ip netns exec "$c" python3 -c '
+import socket
+socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b"hello", ("'"$OUT6"'", 9999))
+' || true
+	if wait_for --timeout 0.25 got_peer; then break; fi
+done
+got_peer || fail "the outside received nothing from the container over IPv6"
+stop_pid "$listener_pid" 2
+peer=$(awk '/^peer /{print $2; exit}' "$listener_out")
+[ "$peer" = "$IP6_H1" ] || fail "the outside saw $peer, want h1's $IP6_H1 (IPv6 masquerade)"
+log "IPv6 masquerade: the outside saw $peer for container $(cont_ip6 1 1)"
+
 # ---- repair: deleted by hand, back within --iptables-resync=1 ----
 ip netns exec "$h" ip6tables -t nat -D FLANNEL-POSTRTG 4
 ip netns exec "$h" ip6tables -D FORWARD 1
@@ -99,6 +138,8 @@ $(rules ip6tables nat)$(rules ip6tables filter)"
 v4_ok || fail "IPv4 rules gone with EnableIPv6 off: $(rules iptables nat)"
 no_state6() { [ ! -e "$TW_DIR/h1/twill-ip6tables.state" ]; }
 wait_for --timeout 5 no_state6 || fail "ip6tables state file left behind"
+# the control: without the IPv6 masquerade the outside cannot answer the overlay address
+! ping6_ok "$c" "$OUT6" 1 || fail "container reaches $OUT6 over IPv6 without the masquerade"
 log "EnableIPv6 off: ip6tables chains removed, IPv4 rules kept"
 stop_twilld 1
 
