@@ -27,7 +27,7 @@ ds_underlay6 1
 start_etcd
 put_net_config "$(config6 true)"
 
-start_twilld 1 --ip-masq --iptables-resync=1 --public-ipv6=$IP6_H1
+start_twilld 1 --ip-masq --iptables-resync=1 --public-ipv6="$IP6_H1"
 wait_twilld_ready 1 15
 sub6=$(subnet_var 1 FLANNEL_IPV6_SUBNET) || fail "no FLANNEL_IPV6_SUBNET in $(subnet_file 1)"
 net6sub=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_interface(sys.argv[1]).network)' "$sub6")
@@ -167,7 +167,7 @@ exec unshare -m --propagation private sh -c '
 EOF
 chmod +x "$TWILLD"
 rm -f "$(subnet_file 1)"
-start_twilld 1 --ip-masq --public-ipv6=$IP6_H1
+start_twilld 1 --ip-masq --public-ipv6="$IP6_H1"
 pid=${TW_TWILLD_PID[1]}
 gone() { ! _tw_alive "$pid"; }
 wait_for --timeout 10 gone || fail "twilld --ip-masq without ip6tables still runs after 10 s"
@@ -179,7 +179,7 @@ grep -q -- '--ip-masq with EnableIPv6 needs ip6tables-save and ip6tables-restore
 log "--ip-masq + EnableIPv6 without ip6tables: exit 1: $(grep -o 'E twilld: --ip-masq.*' "$(twilld_log 1)")"
 
 # forward rules only: logged, twilld runs (and the IPv4 rules are still made)
-start_twilld 1 --public-ipv6=$IP6_H1
+start_twilld 1 --public-ipv6="$IP6_H1"
 wait_twilld_ready 1 15
 wait_for --timeout 5 logged 'ip6tables: .*not found.*continuing without ip6tables rules' ||
 	{ show_log "$(twilld_log 1)" 20; fail "the missing ip6tables is not logged"; }
