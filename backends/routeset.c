@@ -58,7 +58,8 @@ enum rs_what { W_ROUTE, W_NEIGH, W_FDB, W_NH, W_LOOKUP };
 
 /* One message of the current batch, found again from its cookie (index + 1). */
 struct rs_op {
-	struct rs_entry *e; /* NULL for stale objects */
+	struct routeset *rs; /* the set whose message this is */
+	struct rs_entry *e;  /* NULL for stale objects */
 	uint8_t what;
 	bool del;
 	union rs_ip addr;
@@ -76,21 +77,34 @@ struct rs_stale {
 	size_t nnhs, cnhs;
 };
 
+/*
+ * The netlink socket and batch of a route set, shared with the set of the other family
+ * (rs_params.share), so that the objects of both reach the kernel in the same batches.
+ */
+struct rs_batch {
+	struct nl_sock *sk;
+	struct nl_batch *batch;
+	struct rs_op *ops; /* the messages of the current batch, found again by cookie */
+	size_t nops, cops;
+	struct routeset *members[2];
+	size_t nmembers;
+	unsigned hold; /* routeset_hold depth: flushes and reconciles wait for the release */
+};
+
 struct routeset {
 	struct rs_params p;
 	uint8_t family; /* AF_INET or AF_INET6 */
 	char name[64];
-	struct nl_sock *sk, *evsk;
-	struct nl_batch *batch;
+	struct rs_batch *rb;
+	struct nl_sock *evsk;
 	struct ev_io *io;
 	struct ev_timer *flush_timer, *heal_timer;
 	struct rs_table by_net, by_mac;
 	struct rs_entry *dirty;
-	struct rs_op *ops;
-	size_t nops, cops;
 	struct rs_stale stale;
 	int dev;
 	bool started, synced, nh_kernel, nh, ext_up;
+	bool want_reconcile; /* a resync while held: reconcile at the release */
 	uint64_t reconciles;
 	uint64_t repairs; /* entries found missing or changed in a reconcile after programming */
 };
@@ -308,19 +322,21 @@ static void e_route(const struct routeset *rs, const struct rs_entry *e, struct 
 
 static void *push_op(struct routeset *rs, struct rs_entry *e, enum rs_what what, bool del)
 {
+	struct rs_batch *rb = rs->rb;
 	struct rs_op *op;
 
-	if (rs->nops == rs->cops) {
-		size_t c = rs->cops ? rs->cops * 2 : 256;
-		struct rs_op *ops = realloc(rs->ops, c * sizeof(*ops));
+	if (rb->nops == rb->cops) {
+		size_t c = rb->cops ? rb->cops * 2 : 256;
+		struct rs_op *ops = realloc(rb->ops, c * sizeof(*ops));
 
 		if (!ops)
 			return NULL;
-		rs->ops = ops;
-		rs->cops = c;
+		rb->ops = ops;
+		rb->cops = c;
 	}
-	op = &rs->ops[rs->nops++];
+	op = &rb->ops[rb->nops++];
 	memset(op, 0, sizeof(*op));
+	op->rs = rs;
 	op->e = e;
 	op->what = (uint8_t)what;
 	op->del = del;
@@ -328,14 +344,19 @@ static void *push_op(struct routeset *rs, struct rs_entry *e, enum rs_what what,
 		op->addr = e->net;
 		op->len = e->len;
 	}
-	return (void *)(uintptr_t)rs->nops;
+	return (void *)(uintptr_t)rb->nops;
+}
+
+static struct rs_op *rb_op(struct rs_batch *rb, void *cookie)
+{
+	uintptr_t i = (uintptr_t)cookie;
+
+	return i && i <= rb->nops ? &rb->ops[i - 1] : NULL;
 }
 
 static struct rs_op *op_of(struct routeset *rs, void *cookie)
 {
-	uintptr_t i = (uintptr_t)cookie;
-
-	return i && i <= rs->nops ? &rs->ops[i - 1] : NULL;
+	return rb_op(rs->rb, cookie);
 }
 
 static const char *what_name(uint8_t what)
@@ -348,8 +369,9 @@ static const char *what_name(uint8_t what)
 
 static void batch_err(void *ctx, void *cookie, int err, const char *extack)
 {
-	struct routeset *rs = ctx;
-	struct rs_op *op = op_of(rs, cookie);
+	struct rs_batch *rb = ctx;
+	struct rs_op *op = rb_op(rb, cookie);
+	struct routeset *rs = op ? op->rs : rb->members[0];
 	char a[INET6_ADDRSTRLEN];
 
 	if (!op) {
@@ -390,8 +412,8 @@ static void batch_err(void *ctx, void *cookie, int err, const char *extack)
 
 static void batch_reply(void *ctx, void *cookie, const struct nlmsghdr *nlh)
 {
-	struct routeset *rs = ctx;
-	struct rs_op *op = op_of(rs, cookie);
+	struct rs_op *op = rb_op(ctx, cookie);
+	struct routeset *rs = op ? op->rs : NULL;
 	struct nl_route r;
 
 	if (!op || op->what != W_LOOKUP || !op->e || nlh->nlmsg_type != RTM_NEWROUTE ||
@@ -412,7 +434,7 @@ static int emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool nei
 
 	e_nexthop(rs, e, &x);
 	if (nh && x.id)
-		ret = nl_batch_nexthop(rs->batch, NL_OP_REPLACE, &x, push_op(rs, e, W_NH, false));
+		ret = nl_batch_nexthop(rs->rb->batch, NL_OP_REPLACE, &x, push_op(rs, e, W_NH, false));
 	if (!ret && e_l2(e) && neigh) {
 		n = (struct nl_neigh){ .family = rs->family,
 			               .ifindex = rs->dev,
@@ -422,7 +444,7 @@ static int emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool nei
 			               .has_lladdr = true };
 		memcpy(&n.dst6, e->net.b, 16);
 		memcpy(n.lladdr, e->mac, 6);
-		ret = nl_batch_neigh(rs->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_NEIGH, false));
+		ret = nl_batch_neigh(rs->rb->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_NEIGH, false));
 	}
 	if (!ret && e_l2(e) && fdb) {
 		n = (struct nl_neigh){ .family = AF_BRIDGE,
@@ -434,11 +456,11 @@ static int emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool nei
 			               .has_lladdr = true };
 		memcpy(&n.dst6, e->pub.b, 16);
 		memcpy(n.lladdr, e->mac, 6);
-		ret = nl_batch_neigh(rs->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_FDB, false));
+		ret = nl_batch_neigh(rs->rb->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_FDB, false));
 	}
 	if (!ret && route) {
 		e_route(rs, e, &r);
-		ret = nl_batch_route(rs->batch, NL_OP_REPLACE, &r, push_op(rs, e, W_ROUTE, false));
+		ret = nl_batch_route(rs->rb->batch, NL_OP_REPLACE, &r, push_op(rs, e, W_ROUTE, false));
 	}
 	return ret;
 }
@@ -455,7 +477,7 @@ static int emit_del_neigh(struct routeset *rs, struct rs_entry *e, const union r
 	memcpy(&n.dst6, dst->b, 16);
 	if ((op = op_of(rs, c)))
 		op->addr = *dst, op->len = (uint8_t)ipam_family_bits(rs->family);
-	return nl_batch_neigh(rs->batch, NL_OP_DELETE, &n, c);
+	return nl_batch_neigh(rs->rb->batch, NL_OP_DELETE, &n, c);
 }
 
 static int emit_del_fdb(struct routeset *rs, struct rs_entry *e, const uint8_t *mac)
@@ -469,7 +491,7 @@ static int emit_del_fdb(struct routeset *rs, struct rs_entry *e, const uint8_t *
 	memcpy(n.lladdr, mac, 6);
 	if ((op = op_of(rs, c)))
 		memcpy(op->mac, mac, 6);
-	return nl_batch_neigh(rs->batch, NL_OP_DELETE, &n, c);
+	return nl_batch_neigh(rs->rb->batch, NL_OP_DELETE, &n, c);
 }
 
 static int emit_del_nh(struct routeset *rs, struct rs_entry *e, uint32_t id)
@@ -480,7 +502,7 @@ static int emit_del_nh(struct routeset *rs, struct rs_entry *e, uint32_t id)
 
 	if ((op = op_of(rs, c)))
 		op->id = id;
-	return nl_batch_nexthop(rs->batch, NL_OP_DELETE, &x, c);
+	return nl_batch_nexthop(rs->rb->batch, NL_OP_DELETE, &x, c);
 }
 
 static int emit_del_route(struct routeset *rs, struct rs_entry *e, const union rs_ip *dst,
@@ -493,24 +515,32 @@ static int emit_del_route(struct routeset *rs, struct rs_entry *e, const union r
 	memcpy(&r.dst6, dst->b, 16);
 	if ((op = op_of(rs, c)))
 		op->addr = *dst, op->len = len;
-	return nl_batch_route(rs->batch, NL_OP_DELETE, &r, c);
+	return nl_batch_route(rs->rb->batch, NL_OP_DELETE, &r, c);
 }
 
-/* Send the batch; the count of refused objects, or -errno (logged). */
+/* Send the batch (of every set sharing it); the count of refused objects, or -errno (logged). */
 static int commit(struct routeset *rs)
 {
-	int ret = nl_batch_commit(rs->batch);
+	struct rs_batch *rb = rs->rb;
+	int ret = nl_batch_commit(rb->batch);
+	bool retry = false;
 
-	rs->nops = 0;
+	rb->nops = 0;
 	if (ret >= 0)
 		return ret;
-	if (rs->heal_timer && rs->synced) {
+	for (size_t i = 0; i < rb->nmembers; i++) {
+		struct routeset *m = rb->members[i];
+
+		if (m->heal_timer && m->synced) {
+			ev_timer_start(m->heal_timer, RS_RETRY_DELAY_MS, 0);
+			retry = true;
+		}
+	}
+	if (retry)
 		log_warnx("%s: netlink batch failed: %s, resyncing in %ds", rs->name,
 		          strerror(-ret), RS_RETRY_DELAY_MS / 1000);
-		ev_timer_start(rs->heal_timer, RS_RETRY_DELAY_MS, 0);
-	} else {
+	else
 		log_warnx("%s: netlink batch failed: %s", rs->name, strerror(-ret));
-	}
 	return ret;
 }
 
@@ -536,7 +566,7 @@ static int lookup_direct(struct routeset *rs, bool all)
 				continue;
 			e->direct = false;
 			e->direct_known = false;
-			ret = nl_batch_getroute_af(rs->batch, rs->family, e->pub.b,
+			ret = nl_batch_getroute_af(rs->rb->batch, rs->family, e->pub.b,
 			                           push_op(rs, e, W_LOOKUP, false));
 			if (ret < 0)
 				return ret;
@@ -551,17 +581,12 @@ static int lookup_direct(struct routeset *rs, bool all)
 
 /* ---- Flush: queued changes ---- */
 
-int routeset_flush(struct routeset *rs)
+/* Queue the messages of @rs's dirty entries: removals and moves first, then what is wanted. */
+static int emit_dirty(struct routeset *rs)
 {
-	struct rs_entry *e, *next;
-	int ret;
+	struct rs_entry *e;
+	int ret = 0;
 
-	if (!rs->started || !rs->dirty)
-		return 0;
-	if (rs->flush_timer)
-		ev_timer_stop(rs->flush_timer);
-	rs->nops = 0;
-	ret = lookup_direct(rs, false);
 	for (e = rs->dirty; e && ret >= 0; e = e->next_dirty) {
 		e->failed = false;
 		if (!e->wanted) {
@@ -594,10 +619,14 @@ int routeset_flush(struct routeset *rs)
 	for (e = rs->dirty; e && ret >= 0; e = e->next_dirty)
 		if (e->wanted)
 			ret = emit_entry(rs, e, true, true, true, true);
-	if (ret >= 0)
-		ret = commit(rs);
-	else
-		nl_batch_commit(rs->batch);
+	return ret;
+}
+
+/* After the batch (@ret: its result): forget removed entries, record what was installed. */
+static void finish_dirty(struct routeset *rs, int ret)
+{
+	struct rs_entry *e, *next;
+
 	for (e = rs->dirty; e; e = next) {
 		next = e->next_dirty;
 		e->dirty = false;
@@ -610,6 +639,42 @@ int routeset_flush(struct routeset *rs)
 		e->p_valid = ret >= 0 && !e->failed;
 	}
 	rs->dirty = NULL;
+}
+
+/* The changes of every set sharing @rs's batch go out together. */
+int routeset_flush(struct routeset *rs)
+{
+	struct rs_batch *rb = rs->rb;
+	bool go[2] = { false, false }, any = false;
+	int ret = 0;
+
+	if (rb->hold)
+		return 0;
+	for (size_t i = 0; i < rb->nmembers; i++) {
+		struct routeset *m = rb->members[i];
+
+		if (m->flush_timer)
+			ev_timer_stop(m->flush_timer);
+		go[i] = m->started && m->dirty;
+		any |= go[i];
+	}
+	if (!any)
+		return 0;
+	rb->nops = 0;
+	/* DirectRouting's route lookups are batches of their own, sent before the changes. */
+	for (size_t i = 0; i < rb->nmembers && ret >= 0; i++)
+		if (go[i])
+			ret = lookup_direct(rb->members[i], false);
+	for (size_t i = 0; i < rb->nmembers && ret >= 0; i++)
+		if (go[i])
+			ret = emit_dirty(rb->members[i]);
+	if (ret >= 0)
+		ret = commit(rs);
+	else
+		nl_batch_commit(rb->batch);
+	for (size_t i = 0; i < rb->nmembers; i++)
+		if (go[i])
+			finish_dirty(rb->members[i], ret);
 	return ret;
 }
 
@@ -890,7 +955,8 @@ static bool entry_was_programmed(const struct routeset *rs, const struct rs_entr
 	       e->p_nh == e_nh(rs, e);
 }
 
-int routeset_reconcile(struct routeset *rs)
+/* Reconcile, step 1: the device, queued changes dropped (a full comparison follows), lookups. */
+static int rc_prepare(struct routeset *rs)
 {
 	int ret;
 
@@ -905,7 +971,7 @@ int routeset_reconcile(struct routeset *rs)
 	if (ret < 0)
 		return ret;
 	drop_dirty(rs);
-	rs->nops = 0;
+	rs->rb->nops = 0;
 	rs->stale.nroutes = rs->stale.nneighs = rs->stale.nnhs = 0;
 	ret = lookup_direct(rs, true);
 	if (ret < 0)
@@ -914,19 +980,31 @@ int routeset_reconcile(struct routeset *rs)
 		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net)
 			e->k_route = e->k_neigh = e->k_fdb = false, e->k_nh = !e_nh(rs, e),
 			e->failed = false;
+	return 0;
+}
 
-	ret = nl_dump(rs->sk, RTM_GETROUTE, rs->family, route_cb, rs);
+/* Step 2: read what the kernel has (before anything of the batch is sent). 0 or -errno. */
+static int rc_dump(struct routeset *rs)
+{
+	struct nl_sock *sk = rs->rb->sk;
+	int ret = nl_dump(sk, RTM_GETROUTE, rs->family, route_cb, rs);
+
 	if (!ret && rs->dev)
-		ret = nl_dump(rs->sk, RTM_GETNEIGH, rs->family, neigh_cb, rs);
+		ret = nl_dump(sk, RTM_GETNEIGH, rs->family, neigh_cb, rs);
 	if (!ret && rs->dev)
-		ret = nl_dump(rs->sk, RTM_GETNEIGH, AF_BRIDGE, neigh_cb, rs);
+		ret = nl_dump(sk, RTM_GETNEIGH, AF_BRIDGE, neigh_cb, rs);
 	if (!ret && rs->nh_kernel)
-		ret = nl_dump(rs->sk, RTM_GETNEXTHOP, AF_UNSPEC, nh_cb, rs);
-	if (ret < 0) {
+		ret = nl_dump(sk, RTM_GETNEXTHOP, AF_UNSPEC, nh_cb, rs);
+	if (ret < 0)
 		log_warnx("%s: reading kernel state failed: %s%s%s", rs->name, strerror(-ret),
-		          *nl_sock_errmsg(rs->sk) ? ": " : "", nl_sock_errmsg(rs->sk));
-		return ret;
-	}
+		          *nl_sock_errmsg(sk) ? ": " : "", nl_sock_errmsg(sk));
+	return ret;
+}
+
+/* Step 3: queue the removal of stale objects and the repair of missing or changed ones. */
+static int rc_emit(struct routeset *rs)
+{
+	int ret = 0;
 
 	for (size_t i = 0; i < rs->stale.nroutes && ret >= 0; i++) {
 		union rs_ip d = ip_of(rs, &rs->stale.routes[i].dst6);
@@ -953,10 +1031,12 @@ int routeset_reconcile(struct routeset *rs)
 			}
 		}
 	}
-	if (ret >= 0)
-		ret = commit(rs);
-	else
-		nl_batch_commit(rs->batch);
+	return ret;
+}
+
+/* Step 4, after the batch (@ret: its result): record what the kernel has now. */
+static void rc_finish(struct routeset *rs, int ret)
+{
 	for (size_t i = 0; i < rs->by_net.nb; i++) {
 		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net) {
 			entry_programmed(rs, e);
@@ -966,7 +1046,41 @@ int routeset_reconcile(struct routeset *rs)
 	log_debug(
 		"%s: reconciled %zu leases (%zu stale routes, %zu stale neighbours/fdb, %zu stale nexthops)",
 		rs->name, rs->by_net.n, rs->stale.nroutes, rs->stale.nneighs, rs->stale.nnhs);
-	return ret;
+}
+
+/* Reconcile the @n sets @ms (which share one batch) with one batch for their repairs. */
+static int reconcile_sets(struct routeset *const *ms, size_t n)
+{
+	bool ok[2] = { false, false };
+	int ret = 0, r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int x = rc_prepare(ms[i]);
+
+		if (x == 0)
+			x = rc_dump(ms[i]);
+		ok[i] = x == 0;
+		if (x < 0 && !ret)
+			ret = x;
+	}
+	for (size_t i = 0; i < n && r >= 0; i++)
+		if (ok[i])
+			r = rc_emit(ms[i]);
+	if (!ok[0] && (n < 2 || !ok[1]))
+		return ret;
+	if (r >= 0)
+		r = commit(ms[ok[0] ? 0 : 1]);
+	else
+		nl_batch_commit(ms[0]->rb->batch);
+	for (size_t i = 0; i < n; i++)
+		if (ok[i])
+			rc_finish(ms[i], r);
+	return ret ? ret : r;
+}
+
+int routeset_reconcile(struct routeset *rs)
+{
+	return reconcile_sets(&rs, 1);
 }
 
 int routeset_resync(struct routeset *rs, const struct rs_lease *ls, size_t n)
@@ -990,11 +1104,42 @@ int routeset_resync(struct routeset *rs, const struct rs_lease *ls, size_t n)
 	rs->synced = true;
 	if (!rs->started)
 		return ret;
+	if (rs->rb->hold) {
+		rs->want_reconcile = true;
+		return ret;
+	}
 	{
 		int r = routeset_reconcile(rs);
 
 		return r ? r : ret;
 	}
+}
+
+void routeset_hold(struct routeset *rs)
+{
+	rs->rb->hold++;
+}
+
+int routeset_release(struct routeset *rs)
+{
+	struct rs_batch *rb = rs->rb;
+	struct routeset *ms[2];
+	size_t n = 0;
+	int ret = 0, r;
+
+	if (!rb->hold || --rb->hold)
+		return 0;
+	for (size_t i = 0; i < rb->nmembers; i++) {
+		if (rb->members[i]->want_reconcile && rb->members[i]->started) {
+			rb->members[i]->want_reconcile = false;
+			ms[n++] = rb->members[i];
+		}
+	}
+	if (n)
+		ret = reconcile_sets(ms, n);
+	/* With a loop, the flush timer (armed while held) sends the burst once per iteration. */
+	r = rs->p.loop ? 0 : routeset_flush(rs);
+	return ret ? ret : r;
 }
 
 /* ---- Leases ---- */
@@ -1178,13 +1323,25 @@ struct routeset *routeset_new(const struct rs_params *p)
 	snprintf(rs->name, sizeof(rs->name), "%s", p->name ? p->name : "routes");
 	rs->p.name = rs->name;
 	rs->by_mac.by_mac = true;
-	rs->sk = nl_sock_open(NULL, 0);
-	if (!rs->sk)
-		goto fail_errno;
-	rs->batch = nl_batch_new(rs->sk, batch_err, batch_reply, rs);
-	if (!rs->batch)
-		goto fail_errno;
-	rs->nh_kernel = nl_nexthops_supported(rs->sk);
+	if (p->share) {
+		if (p->share->rb->nmembers >= 2 || p->share->family == rs->family) {
+			err = EINVAL;
+			goto fail;
+		}
+		rs->rb = p->share->rb;
+	} else {
+		rs->rb = calloc(1, sizeof(*rs->rb));
+		if (!rs->rb)
+			goto fail;
+		rs->rb->sk = nl_sock_open(NULL, 0);
+		if (!rs->rb->sk)
+			goto fail_errno;
+		rs->rb->batch = nl_batch_new(rs->rb->sk, batch_err, batch_reply, rs->rb);
+		if (!rs->rb->batch)
+			goto fail_errno;
+	}
+	rs->rb->members[rs->rb->nmembers++] = rs;
+	rs->nh_kernel = nl_nexthops_supported(rs->rb->sk);
 	rs->nh = p->nexthops && rs->nh_kernel;
 	if (p->loop) {
 		rs->flush_timer = ev_timer_new(p->loop, flush_cb, rs);
@@ -1195,9 +1352,31 @@ struct routeset *routeset_new(const struct rs_params *p)
 	return rs;
 fail_errno:
 	err = errno ? errno : ENOMEM;
+fail:
 	routeset_free(rs);
 	errno = err;
 	return NULL;
+}
+
+/* Leave the shared batch; the last member frees it. */
+static void rb_leave(struct routeset *rs)
+{
+	struct rs_batch *rb = rs->rb;
+	size_t k = 0;
+
+	if (!rb)
+		return;
+	for (size_t i = 0; i < rb->nmembers; i++)
+		if (rb->members[i] != rs)
+			rb->members[k++] = rb->members[i];
+	rb->nmembers = k;
+	rs->rb = NULL;
+	if (k)
+		return;
+	nl_batch_free(rb->batch);
+	nl_sock_close(rb->sk);
+	free(rb->ops);
+	free(rb);
 }
 
 int routeset_start(struct routeset *rs)
@@ -1238,8 +1417,7 @@ void routeset_free(struct routeset *rs)
 	ev_timer_free(rs->flush_timer);
 	ev_timer_free(rs->heal_timer);
 	nl_sock_close(rs->evsk);
-	nl_batch_free(rs->batch);
-	nl_sock_close(rs->sk);
+	rb_leave(rs);
 	for (size_t i = 0; i < rs->by_net.nb; i++) {
 		struct rs_entry *e = rs->by_net.b[i], *next;
 
@@ -1250,7 +1428,6 @@ void routeset_free(struct routeset *rs)
 	}
 	free(rs->by_net.b);
 	free(rs->by_mac.b);
-	free(rs->ops);
 	free(rs->stale.routes);
 	free(rs->stale.neighs);
 	free(rs->stale.nhs);

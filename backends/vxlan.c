@@ -305,7 +305,8 @@ static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct
 		                 .nexthops = env_nexthops(),
 		                 .direct_routing = be->o.direct_routing,
 		                 .ensure_dev = ensure_dev,
-		                 .ctx = d };
+		                 .ctx = d,
+		                 .share = v6 ? be->v4.rs : NULL };
 	d->rs = routeset_new(&rp);
 	if (!d->rs) {
 		r = -errno;
@@ -464,39 +465,47 @@ static int to_rs6(void *ctx, const struct lease *l, struct rs_lease *ret)
 	return 0;
 }
 
+/* Both halves of a lease are queued under one hold: they reach the kernel in one batch. */
 static int vxlan_lease_added(struct backend *be, const struct lease *l)
 {
-	int r = routeset_lease_added(be->v4.rs, l, to_rs, &be->v4);
+	int r, r6 = 0, rr;
 
-	if (be->v6) {
-		int r6 = routeset_lease_added(be->v6->rs, l, to_rs6, be->v6);
-
-		if (r6 < 0 && r6 != -EINVAL && !r)
-			r = r6;
-	}
-	return r;
+	routeset_hold(be->v4.rs);
+	r = routeset_lease_added(be->v4.rs, l, to_rs, &be->v4);
+	if (be->v6)
+		r6 = routeset_lease_added(be->v6->rs, l, to_rs6, be->v6);
+	rr = routeset_release(be->v4.rs);
+	if (!r && r6 < 0 && r6 != -EINVAL)
+		r = r6; /* a bad IPv6 half is warned about, not an error */
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int vxlan_lease_removed(struct backend *be, const struct lease *l)
 {
+	int r, rr;
+
+	routeset_hold(be->v4.rs);
 	if (be->v6) {
 		routeset_lease_removed(be->v6->rs, l);
 		be_v6warn_forget(&be->v6->warn, l);
 	}
-	return routeset_lease_removed(be->v4.rs, l);
+	r = routeset_lease_removed(be->v4.rs, l);
+	rr = routeset_release(be->v4.rs);
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int vxlan_resync(struct backend *be, const struct lease *leases, size_t n)
 {
-	int r = routeset_lease_resync(be->v4.rs, leases, n, to_rs, &be->v4);
+	int r, r6 = 0, rr;
 
-	if (be->v6) {
-		int r6 = routeset_lease_resync(be->v6->rs, leases, n, to_rs6, be->v6);
-
-		if (!r)
-			r = r6;
-	}
-	return r;
+	routeset_hold(be->v4.rs);
+	r = routeset_lease_resync(be->v4.rs, leases, n, to_rs, &be->v4);
+	if (be->v6)
+		r6 = routeset_lease_resync(be->v6->rs, leases, n, to_rs6, be->v6);
+	rr = routeset_release(be->v4.rs);
+	if (!r)
+		r = r6;
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static void vxlan_stop(struct backend *be)

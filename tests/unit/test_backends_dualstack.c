@@ -334,3 +334,39 @@ Test(dualstack, hostgw_routes)
 	lease_attrs_clear(&a);
 	ops->stop(be);
 }
+
+/* Both halves of a lease reach the kernel in the same netlink batch (one sendmsg). */
+Test(dualstack, both_families_in_one_batch)
+{
+	struct lease_attrs a;
+	struct backend *be;
+	struct lease ls[2];
+	struct expect6 x = { .ls = ls, .n = 2, .dev = "flannel-v6.1" };
+	struct nl_stats st;
+
+	setenv("TWILL_NEXTHOPS", "0", 1);
+	be = started("vxlan", CFG_VX, &a);
+	mk_lease6(&ls[0], 1, "vxlan", true);
+	mk_lease6(&ls[1], 2, "vxlan", true);
+	cr_assert_eq(ops->resync(be, ls, 1), 0);
+	nl_stats_reset();
+	cr_assert_eq(ops->lease_added(be, &ls[1]), 0);
+	cr_assert(poll_until(loop, v6_matches, &x, 2000), "%s", why);
+	nl_stats_get(&st);
+	cr_assert_eq(st.messages, 6, "%llu messages", (unsigned long long)st.messages);
+	cr_assert_eq(st.sendmsg_calls, 1, "%llu sendmsg calls for one dual-stack lease",
+	             (unsigned long long)st.sendmsg_calls);
+	cr_assert_eq(shj_count("ip -j -4 route show dev flannel.1"), 2);
+	/* and a resync of both families is one batch of repairs after the dumps */
+	cr_assert_eq(sh("ip -6 route del 2001:db8:100:1::/64 && ip route del 198.18.1.0/24"), 0);
+	nl_stats_reset();
+	cr_assert_eq(ops->resync(be, ls, 2), 0);
+	nl_stats_get(&st);
+	cr_assert(v6_matches(&x), "%s", why);
+	cr_assert_eq(shj_count("ip -j -4 route show dev flannel.1"), 2);
+	cr_assert_eq(st.errors, 0);
+	lease_clear(&ls[0]);
+	lease_clear(&ls[1]);
+	lease_attrs_clear(&a);
+	ops->stop(be);
+}
