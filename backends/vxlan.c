@@ -99,8 +99,7 @@ int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxl
 	 * Dual-stack: both devices get the MTU of the IPv6 one (underlay - 70), so that one
 	 * FLANNEL_MTU fits both families (docs/compat.md, "Dual-stack").
 	 */
-	o.mtu = mtu ? (int)mtu
-	            : ext_mtu - (cfg->enable_ipv6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD);
+	o.mtu = mtu ? (int)mtu : ext_mtu - (cfg->enable_ipv6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD);
 	if (o.mtu < 68) {
 		log_error("vxlan: device MTU %d is too small (underlay MTU %d)", o.mtu, ext_mtu);
 		return -EINVAL;
@@ -144,8 +143,9 @@ static int ensure_link(struct vx_dev *d, bool adopt_mac, struct nl_link *ret)
 	if (r == 0 && !compatible(&l, &d->spec)) {
 		inet_ntop(l.vxlan.family == AF_INET6 ? AF_INET6 : AF_INET, &l.vxlan.local6, a,
 		          sizeof(a));
-		log_info("%s: existing device is incompatible (vni %u, local %s, port %u), recreating",
-		         d->logname, l.vxlan.vni, a, l.vxlan.port);
+		log_info(
+			"%s: existing device is incompatible (vni %u, local %s, port %u), recreating",
+			d->logname, l.vxlan.vni, a, l.vxlan.port);
 		r = nl_link_del(d->sk, l.ifindex);
 		if (r < 0 && r != -ENODEV) {
 			log_nl(d, "deleting the incompatible device failed", r);

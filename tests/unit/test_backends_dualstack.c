@@ -33,10 +33,10 @@ static void teardown(void)
 
 TestSuite(dualstack, .init = setup, .fini = teardown, .timeout = 60);
 
-#define CFG_VX                                                                                   \
+#define CFG_VX                                                                                      \
 	"{\"Network\":\"198.18.0.0/16\",\"EnableIPv6\":true,\"IPv6Network\":\"2001:db8:100::/48\"," \
 	"\"Backend\":{\"Type\":\"vxlan\"}}"
-#define CFG_HG                                                                                   \
+#define CFG_HG                                                                                      \
 	"{\"Network\":\"198.18.0.0/16\",\"EnableIPv6\":true,\"IPv6Network\":\"2001:db8:100::/48\"," \
 	"\"Backend\":{\"Type\":\"host-gw\"}}"
 
@@ -90,7 +90,8 @@ static bool v6_matches(void *ctx)
 	const struct expect6 *x = ctx;
 	bool overlay = strcmp(x->dev, "ul") != 0, ok = false;
 	json_t *routes = shj("ip -j -6 route show root 2001:db8:100::/48 proto boot");
-	json_t *neighs = shj(overlay ? "ip -j -6 neigh show dev flannel-v6.1 nud permanent" : "echo []");
+	json_t *neighs =
+		shj(overlay ? "ip -j -6 neigh show dev flannel-v6.1 nud permanent" : "echo []");
 	json_t *fdb = shj("{ bridge -j fdb show dev flannel-v6.1 2>/dev/null || echo []; } | jq -c "
 	                  "'[.[] | select(.mac | startswith(\"33:33\") | not)]'");
 	char dst[IPAM_PREFIX_STRLEN], net[IPAM_ADDR_STRLEN], pub[IPAM_ADDR_STRLEN], mac[18];
@@ -106,7 +107,8 @@ static bool v6_matches(void *ctx)
 		ipam_addr_format(&l->attrs.public_ipv6, pub);
 		r = find_by(routes, "dst", dst);
 		if (!r || strcmp(jstr(r, "gateway"), overlay ? net : pub) ||
-		    strcmp(jstr(r, "dev"), x->dev) || (overlay && !jarr_has(r, "flags", "onlink"))) {
+		    strcmp(jstr(r, "dev"), x->dev) ||
+		    (overlay && !jarr_has(r, "flags", "onlink"))) {
 			snprintf(why, sizeof(why), "route %s via %s dev %s missing or wrong", dst,
 			         overlay ? net : pub, x->dev);
 			goto out;
@@ -126,8 +128,7 @@ static bool v6_matches(void *ctx)
 			goto out;
 		}
 	}
-	if (json_array_size(routes) != x->n ||
-	    json_array_size(neighs) != (overlay ? x->n : 0) ||
+	if (json_array_size(routes) != x->n || json_array_size(neighs) != (overlay ? x->n : 0) ||
 	    json_array_size(fdb) != (overlay ? x->n : 0)) {
 		snprintf(why, sizeof(why), "%zu routes, %zu neighbours, %zu fdb for %zu leases",
 		         json_array_size(routes), json_array_size(neighs), json_array_size(fdb),
