@@ -371,3 +371,37 @@ Test(dualstack, both_families_in_one_batch)
 	lease_attrs_clear(&a);
 	ops->stop(be);
 }
+
+/* DirectRouting for IPv6: a peer on the underlay's /64 gets a direct route, one behind a gateway
+ * the overlay objects. */
+Test(dualstack, direct_routing_ipv6)
+{
+	static const char cfg[] =
+		"{\"Network\":\"198.18.0.0/16\",\"EnableIPv6\":true,\"IPv6Network\":\"2001:db8:100::/48\","
+		"\"Backend\":{\"Type\":\"vxlan\",\"DirectRouting\":true}}";
+	struct lease_attrs a;
+	struct backend *be;
+	struct lease ls[2];
+	json_t *r;
+
+	cr_assert_eq(sh("ip -6 route add 2001:db8:0:2::/64 via 2001:db8:0:1::fe dev ul"), 0);
+	be = started("vxlan", cfg, &a);
+	mk_lease6(&ls[0], 1, "vxlan", true); /* PublicIPv6 2001:db8:0:1::11: on link */
+	mk_lease6(&ls[1], 2, "vxlan", true);
+	cr_assert_eq(ipam_addr_parse("2001:db8:0:2::5", &ls[1].attrs.public_ipv6), 0);
+	cr_assert_eq(ops->resync(be, ls, 2), 0);
+	r = shj("ip -j -6 route show 2001:db8:100:1::/64");
+	cr_assert_str_eq(jstr(json_array_get(r, 0), "gateway"), "2001:db8:0:1::11");
+	cr_assert_str_eq(jstr(json_array_get(r, 0), "dev"), "ul");
+	json_decref(r);
+	/* the overlay lease: neighbour, fdb and onlink route; the direct one has none of them */
+	cr_assert_eq(shj_count("ip -j -6 neigh show dev flannel-v6.1 nud permanent"), 1);
+	r = shj("ip -j -6 route show root 2001:db8:100::/48 dev flannel-v6.1 proto boot");
+	cr_assert_eq(json_array_size(r), 1);
+	cr_assert_str_eq(jstr(json_array_get(r, 0), "dst"), "2001:db8:100:2::/64");
+	json_decref(r);
+	lease_clear(&ls[0]);
+	lease_clear(&ls[1]);
+	lease_attrs_clear(&a);
+	ops->stop(be);
+}
