@@ -96,6 +96,5 @@ bool be_link_up(struct nl_sock *sk, int ifindex)
 {
 	struct nl_link l;
 
-	return sk && ifindex > 0 && nl_link_get(sk, NULL, ifindex, &l) == 0 &&
-	       (l.flags & IFF_UP);
+	return sk && ifindex > 0 && nl_link_get(sk, NULL, ifindex, &l) == 0 && (l.flags & IFF_UP);
 }

@@ -27,7 +27,8 @@ struct be_extif {
 	 * then the two addresses are unset.
 	 */
 	bool has_ipv6;
-	struct ipam_addr iface_addr6; /* the interface's first global IPv6 address, or public_ipv6 */
+	struct ipam_addr
+		iface_addr6; /* the interface's first global IPv6 address, or public_ipv6 */
 	struct ipam_addr public_ipv6; /* PublicIPv6 of the lease (--public-ipv6 or iface_addr6) */
 };
 

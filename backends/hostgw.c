@@ -75,6 +75,7 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 		rp.family = AF_INET6;
 		rp.network = cfg->ipv6_network;
 		rp.nh_base = HOSTGW6_NH_BASE;
+		rp.share = be->rs; /* both families in the same netlink batches */
 		be->rs6 = routeset_new(&rp);
 		if (!be->rs6) {
 			int err = errno;
@@ -155,39 +156,47 @@ static int to_rs6(void *ctx, const struct lease *l, struct rs_lease *ret)
 	return 0;
 }
 
+/* Both halves of a lease are queued under one hold: they reach the kernel in one batch. */
 static int hostgw_lease_added(struct backend *be, const struct lease *l)
 {
-	int r = routeset_lease_added(be->rs, l, to_rs, be);
+	int r, r6 = 0, rr;
 
-	if (be->rs6) {
-		int r6 = routeset_lease_added(be->rs6, l, to_rs6, be);
-
-		if (r6 < 0 && r6 != -EINVAL && !r)
-			r = r6;
-	}
-	return r;
+	routeset_hold(be->rs);
+	r = routeset_lease_added(be->rs, l, to_rs, be);
+	if (be->rs6)
+		r6 = routeset_lease_added(be->rs6, l, to_rs6, be);
+	rr = routeset_release(be->rs);
+	if (!r && r6 < 0 && r6 != -EINVAL)
+		r = r6; /* a bad IPv6 half is warned about, not an error */
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int hostgw_lease_removed(struct backend *be, const struct lease *l)
 {
+	int r, rr;
+
+	routeset_hold(be->rs);
 	if (be->rs6) {
 		routeset_lease_removed(be->rs6, l);
 		be_v6warn_forget(&be->warn, l);
 	}
-	return routeset_lease_removed(be->rs, l);
+	r = routeset_lease_removed(be->rs, l);
+	rr = routeset_release(be->rs);
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int hostgw_resync(struct backend *be, const struct lease *leases, size_t n)
 {
-	int r = routeset_lease_resync(be->rs, leases, n, to_rs, be);
+	int r, r6 = 0, rr;
 
-	if (be->rs6) {
-		int r6 = routeset_lease_resync(be->rs6, leases, n, to_rs6, be);
-
-		if (!r)
-			r = r6;
-	}
-	return r;
+	routeset_hold(be->rs);
+	r = routeset_lease_resync(be->rs, leases, n, to_rs, be);
+	if (be->rs6)
+		r6 = routeset_lease_resync(be->rs6, leases, n, to_rs6, be);
+	rr = routeset_release(be->rs);
+	if (!r)
+		r = r6;
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static void hostgw_stop(struct backend *be)

@@ -46,6 +46,12 @@ struct rs_params {
 	 */
 	int (*ensure_dev)(void *ctx);
 	void *ctx;
+	/*
+	 * NULL, or the set of the other family (same backend) whose netlink batches this one
+	 * joins: a flush or a held resync sends the changes of both in the same batches.
+	 * At most two sets share; either may be freed first.
+	 */
+	struct routeset *share;
 };
 
 /* A new, empty set; opens its netlink sockets (events only with a loop). NULL with errno. */
@@ -59,12 +65,23 @@ int routeset_set(struct routeset *rs, const struct rs_lease *l);
 /* Queue the removal of @subnet (unknown subnets are ignored). 0. */
 int routeset_unset(struct routeset *rs, const struct ipam_prefix *subnet);
 /*
- * Send the queued changes as one batch now (otherwise a zero-delay timer does it
- * once per loop iteration). 0, or the number of refused objects (logged), or -errno.
+ * Send the queued changes as one batch now, with those of the set sharing the batch
+ * (otherwise a zero-delay timer does it once per loop iteration). 0, or the number of
+ * refused objects (logged), or -errno. Does nothing while held.
  */
 int routeset_flush(struct routeset *rs);
-/* Make @ls (n leases) the whole wanted set and reconcile the kernel with it now; as flush. */
+/*
+ * Make @ls (n leases) the whole wanted set and reconcile the kernel with it now (while
+ * held: at the release); as flush.
+ */
 int routeset_resync(struct routeset *rs, const struct rs_lease *ls, size_t n);
+/*
+ * Hold the batch @rs shares: resyncs and flushes of its sets wait until the matching
+ * routeset_release, which reconciles and flushes them together, in one batch. Nests.
+ * routeset_release returns as routeset_reconcile/flush (0 while still held).
+ */
+void routeset_hold(struct routeset *rs);
+int routeset_release(struct routeset *rs);
 /*
  * A backend's view of a remote lease: 0 with *@ret filled, -ENOENT when @l is not the
  * backend's to program (skipped quietly), another -errno when @l is bad (logged by the callee).

@@ -99,8 +99,7 @@ int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxl
 	 * Dual-stack: both devices get the MTU of the IPv6 one (underlay - 70), so that one
 	 * FLANNEL_MTU fits both families (docs/compat.md, "Dual-stack").
 	 */
-	o.mtu = mtu ? (int)mtu
-	            : ext_mtu - (cfg->enable_ipv6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD);
+	o.mtu = mtu ? (int)mtu : ext_mtu - (cfg->enable_ipv6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD);
 	if (o.mtu < 68) {
 		log_error("vxlan: device MTU %d is too small (underlay MTU %d)", o.mtu, ext_mtu);
 		return -EINVAL;
@@ -144,8 +143,9 @@ static int ensure_link(struct vx_dev *d, bool adopt_mac, struct nl_link *ret)
 	if (r == 0 && !compatible(&l, &d->spec)) {
 		inet_ntop(l.vxlan.family == AF_INET6 ? AF_INET6 : AF_INET, &l.vxlan.local6, a,
 		          sizeof(a));
-		log_info("%s: existing device is incompatible (vni %u, local %s, port %u), recreating",
-		         d->logname, l.vxlan.vni, a, l.vxlan.port);
+		log_info(
+			"%s: existing device is incompatible (vni %u, local %s, port %u), recreating",
+			d->logname, l.vxlan.vni, a, l.vxlan.port);
 		r = nl_link_del(d->sk, l.ifindex);
 		if (r < 0 && r != -ENODEV) {
 			log_nl(d, "deleting the incompatible device failed", r);
@@ -305,7 +305,8 @@ static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct
 		                 .nexthops = env_nexthops(),
 		                 .direct_routing = be->o.direct_routing,
 		                 .ensure_dev = ensure_dev,
-		                 .ctx = d };
+		                 .ctx = d,
+		                 .share = v6 ? be->v4.rs : NULL };
 	d->rs = routeset_new(&rp);
 	if (!d->rs) {
 		r = -errno;
@@ -464,39 +465,47 @@ static int to_rs6(void *ctx, const struct lease *l, struct rs_lease *ret)
 	return 0;
 }
 
+/* Both halves of a lease are queued under one hold: they reach the kernel in one batch. */
 static int vxlan_lease_added(struct backend *be, const struct lease *l)
 {
-	int r = routeset_lease_added(be->v4.rs, l, to_rs, &be->v4);
+	int r, r6 = 0, rr;
 
-	if (be->v6) {
-		int r6 = routeset_lease_added(be->v6->rs, l, to_rs6, be->v6);
-
-		if (r6 < 0 && r6 != -EINVAL && !r)
-			r = r6;
-	}
-	return r;
+	routeset_hold(be->v4.rs);
+	r = routeset_lease_added(be->v4.rs, l, to_rs, &be->v4);
+	if (be->v6)
+		r6 = routeset_lease_added(be->v6->rs, l, to_rs6, be->v6);
+	rr = routeset_release(be->v4.rs);
+	if (!r && r6 < 0 && r6 != -EINVAL)
+		r = r6; /* a bad IPv6 half is warned about, not an error */
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int vxlan_lease_removed(struct backend *be, const struct lease *l)
 {
+	int r, rr;
+
+	routeset_hold(be->v4.rs);
 	if (be->v6) {
 		routeset_lease_removed(be->v6->rs, l);
 		be_v6warn_forget(&be->v6->warn, l);
 	}
-	return routeset_lease_removed(be->v4.rs, l);
+	r = routeset_lease_removed(be->v4.rs, l);
+	rr = routeset_release(be->v4.rs);
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int vxlan_resync(struct backend *be, const struct lease *leases, size_t n)
 {
-	int r = routeset_lease_resync(be->v4.rs, leases, n, to_rs, &be->v4);
+	int r, r6 = 0, rr;
 
-	if (be->v6) {
-		int r6 = routeset_lease_resync(be->v6->rs, leases, n, to_rs6, be->v6);
-
-		if (!r)
-			r = r6;
-	}
-	return r;
+	routeset_hold(be->v4.rs);
+	r = routeset_lease_resync(be->v4.rs, leases, n, to_rs, &be->v4);
+	if (be->v6)
+		r6 = routeset_lease_resync(be->v6->rs, leases, n, to_rs6, be->v6);
+	rr = routeset_release(be->v4.rs);
+	if (!r)
+		r = r6;
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static void vxlan_stop(struct backend *be)

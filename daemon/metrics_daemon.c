@@ -211,15 +211,16 @@ struct twilld_metrics *twilld_metrics_new(struct metrics *reg, const struct twil
 		reg, METRIC_GAUGE, "twill_ipv6_kernel_objects",
 		"IPv6 kernel objects the backend keeps for remote leases (routes, neighbours, fdb entries).",
 		NULL, NULL);
-	tm->v6_leases = metrics_register(reg, METRIC_GAUGE, "twill_ipv6_remote_leases",
-	                                 "Remote leases whose IPv6 half is programmed.", NULL, NULL);
+	tm->v6_leases =
+		metrics_register(reg, METRIC_GAUGE, "twill_ipv6_remote_leases",
+	                         "Remote leases whose IPv6 half is programmed.", NULL, NULL);
 	tm->v6_bad = metrics_register(
 		reg, METRIC_COUNTER, "twill_ipv6_bad_leases_total",
 		"Remote leases whose IPv6 half was unusable (IPv4 half programmed, warned once).",
 		NULL, NULL);
 	if (!tm->v6_objects || !tm->v6_leases || !tm->v6_bad ||
-	    !metric_series(tm->v6_objects, NULL, NULL) || !metric_series(tm->v6_leases, NULL, NULL) ||
-	    !metric_series(tm->v6_bad, NULL, NULL))
+	    !metric_series(tm->v6_objects, NULL, NULL) ||
+	    !metric_series(tm->v6_leases, NULL, NULL) || !metric_series(tm->v6_bad, NULL, NULL))
 		goto fail;
 	tm->held = metrics_find(reg, TWILL_M_LEASE_HELD);
 	tm->expiry = metrics_find(reg, TWILL_M_LEASE_EXPIRY);

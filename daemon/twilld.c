@@ -613,10 +613,11 @@ static int resolve_ipv6(struct twilld *d)
 		return 0;
 	r = iface_ipv6_addr(d->ext.ifindex, &ifa);
 	if (r < 0 && !d->o->has_public_ipv6) {
-		warn_once(d,
-		          "EnableIPv6: interface %s has %s global IPv6 address and --public-ipv6 is not set: set --public-ipv6 (FLANNELD_PUBLIC_IPV6) or add an IPv6 address to %s; no lease is written, retrying in %ds",
-		          d->ext.name, r == -EAGAIN ? "only a tentative (DAD)" : "no",
-		          d->ext.name, INIT_RETRY_MS / 1000);
+		warn_once(
+			d,
+			"EnableIPv6: interface %s has %s global IPv6 address and --public-ipv6 is not set: set --public-ipv6 (FLANNELD_PUBLIC_IPV6) or add an IPv6 address to %s; no lease is written, retrying in %ds",
+			d->ext.name, r == -EAGAIN ? "only a tentative (DAD)" : "no", d->ext.name,
+			INIT_RETRY_MS / 1000);
 		retry_in(d, RETRY_INIT, INIT_RETRY_MS);
 		return r == -EAGAIN ? r : -EADDRNOTAVAIL;
 	}
@@ -972,7 +973,9 @@ static bool health_ready(void *ctx, char *reason, size_t len)
 	const char *why = "backend not started yet";
 
 	if (d->started && !v6_working(d)) {
-		snprintf(reason, len, "EnableIPv6: the backend's IPv6 half is not working (device missing or down)");
+		snprintf(
+			reason, len,
+			"EnableIPv6: the backend's IPv6 half is not working (device missing or down)");
 		return false;
 	}
 	if (d->started)

@@ -6,7 +6,8 @@
 # DF set. vxlan also: leases and flannel-v6.1 as flannel makes them, /metrics and /readyz,
 # `ip -6 route flush dev flannel-v6.1` (h1 runs plain routes: flush cannot delete routes that
 # use nexthop objects) and a deleted flannel-v6.1 repaired, a restart loses no IPv6 ping, a
-# released lease's IPv6 state gone within 1 s, a lease without BackendV6Data keeps its IPv4 half.
+# released lease's IPv6 state gone within 1 s, a lease without BackendV6Data keeps its IPv4 half,
+# a host without an IPv6 address writes no lease until it has one.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -61,7 +62,7 @@ restart_world() {
 
 # --- vxlan ----------------------------------------------------------------------------------------
 TW_MODE=vxlan
-make_topology 3 etcd
+make_topology 4 etcd
 ds_underlay6 1 2 3
 start_etcd
 put_net_config "$(ds_config vxlan)"
@@ -92,6 +93,20 @@ for i in 1 2 3; do
 	assert_eq "$(ip netns exec "$(ns_host "$i")" curl -s -m 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/readyz")" 200 "h$i /readyz"
 done
 log "/metrics counts the IPv6 objects, /readyz 200"
+
+# --- a host without an IPv6 address (and no --public-ipv6): a clear error, no lease ------------
+start_twilld 4
+wait_for --timeout 5 grep -q 'EnableIPv6: interface eth0 has no global IPv6 address and --public-ipv6 is not set' "$(twilld_log 4)" ||
+	{ show_log "$(twilld_log 4)" 20; fail "h4: no error naming eth0 and --public-ipv6"; }
+assert_eq "$(lease_count)" 3 "leases while h4 has no IPv6 address"
+ip -n "$(ns_host 4)" -6 addr add "$(host_ip6 4)/64" dev eth0 nodad
+wait_twilld_ready 4 10 # retried every 5 s
+ds_assert_lease6 4 vxlan
+ds_wait_state6 2 1 2 3 4
+stop_twilld 4
+etcdctl_run del "$(lease_key "$(host_subnet 4)")&$(host_subnet6 4 | tr / -)" >/dev/null
+ds_wait_state6 2 1 2 3
+log "h4 without IPv6: error naming eth0 and --public-ipv6, no lease; with an address: leased and programmed"
 
 # --- repairs ------------------------------------------------------------------------------------
 ip -n "$(ns_host 1)" -6 route flush dev "$TW_VXLAN6_DEV" || fail "ip -6 route flush on h1"

@@ -33,10 +33,10 @@ static void teardown(void)
 
 TestSuite(dualstack, .init = setup, .fini = teardown, .timeout = 60);
 
-#define CFG_VX                                                                                   \
+#define CFG_VX                                                                                      \
 	"{\"Network\":\"198.18.0.0/16\",\"EnableIPv6\":true,\"IPv6Network\":\"2001:db8:100::/48\"," \
 	"\"Backend\":{\"Type\":\"vxlan\"}}"
-#define CFG_HG                                                                                   \
+#define CFG_HG                                                                                      \
 	"{\"Network\":\"198.18.0.0/16\",\"EnableIPv6\":true,\"IPv6Network\":\"2001:db8:100::/48\"," \
 	"\"Backend\":{\"Type\":\"host-gw\"}}"
 
@@ -90,7 +90,8 @@ static bool v6_matches(void *ctx)
 	const struct expect6 *x = ctx;
 	bool overlay = strcmp(x->dev, "ul") != 0, ok = false;
 	json_t *routes = shj("ip -j -6 route show root 2001:db8:100::/48 proto boot");
-	json_t *neighs = shj(overlay ? "ip -j -6 neigh show dev flannel-v6.1 nud permanent" : "echo []");
+	json_t *neighs =
+		shj(overlay ? "ip -j -6 neigh show dev flannel-v6.1 nud permanent" : "echo []");
 	json_t *fdb = shj("{ bridge -j fdb show dev flannel-v6.1 2>/dev/null || echo []; } | jq -c "
 	                  "'[.[] | select(.mac | startswith(\"33:33\") | not)]'");
 	char dst[IPAM_PREFIX_STRLEN], net[IPAM_ADDR_STRLEN], pub[IPAM_ADDR_STRLEN], mac[18];
@@ -106,7 +107,8 @@ static bool v6_matches(void *ctx)
 		ipam_addr_format(&l->attrs.public_ipv6, pub);
 		r = find_by(routes, "dst", dst);
 		if (!r || strcmp(jstr(r, "gateway"), overlay ? net : pub) ||
-		    strcmp(jstr(r, "dev"), x->dev) || (overlay && !jarr_has(r, "flags", "onlink"))) {
+		    strcmp(jstr(r, "dev"), x->dev) ||
+		    (overlay && !jarr_has(r, "flags", "onlink"))) {
 			snprintf(why, sizeof(why), "route %s via %s dev %s missing or wrong", dst,
 			         overlay ? net : pub, x->dev);
 			goto out;
@@ -126,8 +128,7 @@ static bool v6_matches(void *ctx)
 			goto out;
 		}
 	}
-	if (json_array_size(routes) != x->n ||
-	    json_array_size(neighs) != (overlay ? x->n : 0) ||
+	if (json_array_size(routes) != x->n || json_array_size(neighs) != (overlay ? x->n : 0) ||
 	    json_array_size(fdb) != (overlay ? x->n : 0)) {
 		snprintf(why, sizeof(why), "%zu routes, %zu neighbours, %zu fdb for %zu leases",
 		         json_array_size(routes), json_array_size(neighs), json_array_size(fdb),
@@ -329,6 +330,76 @@ Test(dualstack, hostgw_routes)
 	cr_assert_eq(ops->lease_removed(be, &ls[1]), 0);
 	x.n = 1;
 	cr_assert(poll_until(loop, v6_matches, &x, 2000), "not withdrawn: %s", why);
+	lease_clear(&ls[0]);
+	lease_clear(&ls[1]);
+	lease_attrs_clear(&a);
+	ops->stop(be);
+}
+
+/* Both halves of a lease reach the kernel in the same netlink batch (one sendmsg). */
+Test(dualstack, both_families_in_one_batch)
+{
+	struct lease_attrs a;
+	struct backend *be;
+	struct lease ls[2];
+	struct expect6 x = { .ls = ls, .n = 2, .dev = "flannel-v6.1" };
+	struct nl_stats st;
+
+	setenv("TWILL_NEXTHOPS", "0", 1);
+	be = started("vxlan", CFG_VX, &a);
+	mk_lease6(&ls[0], 1, "vxlan", true);
+	mk_lease6(&ls[1], 2, "vxlan", true);
+	cr_assert_eq(ops->resync(be, ls, 1), 0);
+	nl_stats_reset();
+	cr_assert_eq(ops->lease_added(be, &ls[1]), 0);
+	cr_assert(poll_until(loop, v6_matches, &x, 2000), "%s", why);
+	nl_stats_get(&st);
+	cr_assert_eq(st.messages, 6, "%llu messages", (unsigned long long)st.messages);
+	cr_assert_eq(st.sendmsg_calls, 1, "%llu sendmsg calls for one dual-stack lease",
+	             (unsigned long long)st.sendmsg_calls);
+	cr_assert_eq(shj_count("ip -j -4 route show dev flannel.1"), 2);
+	/* and a resync of both families is one batch of repairs after the dumps */
+	cr_assert_eq(sh("ip -6 route del 2001:db8:100:1::/64 && ip route del 198.18.1.0/24"), 0);
+	nl_stats_reset();
+	cr_assert_eq(ops->resync(be, ls, 2), 0);
+	nl_stats_get(&st);
+	cr_assert(v6_matches(&x), "%s", why);
+	cr_assert_eq(shj_count("ip -j -4 route show dev flannel.1"), 2);
+	cr_assert_eq(st.errors, 0);
+	lease_clear(&ls[0]);
+	lease_clear(&ls[1]);
+	lease_attrs_clear(&a);
+	ops->stop(be);
+}
+
+/* DirectRouting for IPv6: a peer on the underlay's /64 gets a direct route, one behind a gateway
+ * the overlay objects. */
+Test(dualstack, direct_routing_ipv6)
+{
+	static const char cfg[] =
+		"{\"Network\":\"198.18.0.0/16\",\"EnableIPv6\":true,\"IPv6Network\":\"2001:db8:100::/48\","
+		"\"Backend\":{\"Type\":\"vxlan\",\"DirectRouting\":true}}";
+	struct lease_attrs a;
+	struct backend *be;
+	struct lease ls[2];
+	json_t *r;
+
+	cr_assert_eq(sh("ip -6 route add 2001:db8:0:2::/64 via 2001:db8:0:1::fe dev ul"), 0);
+	be = started("vxlan", cfg, &a);
+	mk_lease6(&ls[0], 1, "vxlan", true); /* PublicIPv6 2001:db8:0:1::11: on link */
+	mk_lease6(&ls[1], 2, "vxlan", true);
+	cr_assert_eq(ipam_addr_parse("2001:db8:0:2::5", &ls[1].attrs.public_ipv6), 0);
+	cr_assert_eq(ops->resync(be, ls, 2), 0);
+	r = shj("ip -j -6 route show 2001:db8:100:1::/64");
+	cr_assert_str_eq(jstr(json_array_get(r, 0), "gateway"), "2001:db8:0:1::11");
+	cr_assert_str_eq(jstr(json_array_get(r, 0), "dev"), "ul");
+	json_decref(r);
+	/* the overlay lease: neighbour, fdb and onlink route; the direct one has none of them */
+	cr_assert_eq(shj_count("ip -j -6 neigh show dev flannel-v6.1 nud permanent"), 1);
+	r = shj("ip -j -6 route show root 2001:db8:100::/48 dev flannel-v6.1 proto boot");
+	cr_assert_eq(json_array_size(r), 1);
+	cr_assert_str_eq(jstr(json_array_get(r, 0), "dst"), "2001:db8:100:2::/64");
+	json_decref(r);
 	lease_clear(&ls[0]);
 	lease_clear(&ls[1]);
 	lease_attrs_clear(&a);

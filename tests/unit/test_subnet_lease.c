@@ -458,8 +458,8 @@ Test(lease, written_matches_flannel_both_families)
 		             err);
 		cr_expect(lease_attrs_equal(&a, &b), "%s: not equal after parsing", cases[i].file);
 		cr_expect_eq(lease_vxlan_v6_data(&b, &vni, mac),
-		             cases[i].v6 && !strcmp(cases[i].type, "vxlan") ? 0 : -ENOENT,
-		             "%s", cases[i].file);
+		             cases[i].v6 && !strcmp(cases[i].type, "vxlan") ? 0 : -ENOENT, "%s",
+		             cases[i].file);
 		lease_attrs_clear(&a);
 		lease_attrs_clear(&b);
 		free(got);
@@ -490,8 +490,10 @@ Test(lease, ipv6_half_malformed)
 Test(lease, dual_stack_key_lenient)
 {
 	static const char *const bad6[] = {
-		"198.18.27.0-24&", "198.18.27.0-24&2001:db8:100:e::1-64",
-		"198.18.27.0-24&garbage-64", "198.18.27.0-24&2001:db8:100:e::-129",
+		"198.18.27.0-24&",
+		"198.18.27.0-24&2001:db8:100:e::1-64",
+		"198.18.27.0-24&garbage-64",
+		"198.18.27.0-24&2001:db8:100:e::-129",
 		"198.18.27.0-24&198.18.0.0-24",
 	};
 	char out[LEASE_KEY_MAX];
