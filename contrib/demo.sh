@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # twill demo: a 3-host overlay network in network namespaces on this machine.
 #
-#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--proxy] [--docker] [--keep] [--no-deps] [--no-build]
+#   sudo bash contrib/demo.sh [--backend vxlan|udp|host-gw] [--ipv4-only] [--proxy] [--docker]
+#                             [--keep] [--no-deps] [--no-build]
 #   sudo bash contrib/demo.sh --teardown PREFIX
 #
 # Installs what is missing (contrib/deps.sh), builds twill into build-demo/, then builds a
 # cluster entirely inside network namespaces (nothing touches this machine's own network):
 # an underlay "switch" namespace with a bridge (192.0.2.0/24), etcd in its own namespace
 # (192.0.2.100), 3 host namespaces running twilld, and 2 "container" namespaces per host on a
-# bridge set up from the host's subnet file (overlay 198.18.0.0/16). It shows the leases,
-# pings between containers on different hosts (all 12 pairs), runs a 3 s iperf3 across hosts,
-# and tears everything down (or keeps it with --keep). Exits non-zero if any step fails.
+# bridge set up from the host's subnet file (overlay 198.18.0.0/16). The network is dual-stack
+# unless --ipv4-only: an IPv6 underlay 2001:db8:0:1::/64 and the IPv6 overlay 2001:db8:100::/48
+# (EnableIPv6), each container with an IPv6 address from FLANNEL_IPV6_SUBNET. It shows the
+# leases, pings between containers on different hosts (all 12 pairs, IPv6 beside IPv4), runs a
+# 3 s iperf3 across hosts, and tears everything down (or keeps it with --keep). Exits non-zero
+# if any step fails.
 # --proxy: the CoreOS layout: an `etcd grpc-proxy` on 127.0.0.1:23790 in every host namespace,
 # and twilld and twillctl there talk only to it (--etcd-endpoints=http://127.0.0.1:23790).
 # --docker: real Docker containers instead (dockerd per host with $DOCKER_OPTS, busybox).
@@ -24,9 +28,10 @@ build=1
 teardown=
 proxy=0
 docker=0
+v6=1
 
 usage() {
-	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -36,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--keep) keep=1; shift ;;
 	--proxy) proxy=1; shift ;;
 	--docker) docker=1; shift ;;
+	--ipv4-only) v6=0; shift ;;
 	--no-deps) deps=0; shift ;;
 	--no-build) build=0; shift ;;
 	--teardown) teardown=${2:-}; [ -n "$teardown" ] || { echo "demo: --teardown needs the PREFIX" >&2; exit 2; }; shift 2 ;;
@@ -102,11 +108,14 @@ echo "twilld: $("$TWILL_BUILD_DIR/twilld" --version 2>/dev/null || echo '?') in 
 . "$src/tests/integration/lib.sh"
 TW_KEEP=$keep
 TW_KEEP_HINT="kept (--keep): tear down with: sudo bash $src/contrib/demo.sh --teardown $TW_PREFIX"
+# shellcheck source=../tests/integration/lib_dualstack.sh
+[ $v6 = 0 ] || . "$src/tests/integration/lib_dualstack.sh"
 
 step "Underlay: switch namespace, 3 host namespaces, etcd namespace"
 make_topology 3 etcd
+[ $v6 = 0 ] || ds_underlay6 1 2 3
 for i in 1 2 3; do
-	echo "  $(ns_host "$i"): eth0 $(host_ip "$i")/24"
+	echo "  $(ns_host "$i"): eth0 $(host_ip "$i")/24${TW_OVERLAY6:+ $(host_ip6 "$i")/64}"
 done
 echo "  $(ns_etcd): eth0 $TW_ETCD_IP/24"
 
@@ -133,8 +142,9 @@ if [ $proxy = 1 ]; then
 	start_proxies
 fi
 
-step "Network config (backend $backend) written with twillctl"
+step "Network config (backend $backend${TW_OVERLAY6:+, dual-stack}) written with twillctl"
 cfg=$(net_config_json "$backend")
+[ $v6 = 0 ] || cfg=$(ds_config "$backend")
 echo "  $cfg"
 if ! out=$(printf '%s\n' "$cfg" | ip netns exec "$(ns_host 1)" "$TWILLCTL" \
 	--etcd-endpoints "$TW_ETCD_URL" config set - 2>&1); then
@@ -163,8 +173,9 @@ done
 step "Containers: 2 per host on bridge $TW_BRIDGE (as Docker --bip/--mtu from the subnet file)"
 for i in 1 2 3; do
 	setup_containers "$i" 2
+	[ $v6 = 0 ] || ds_setup_containers6 "$i" 2
 	for j in 1 2; do
-		echo "  $(ns_cont "$i" "$j"): $(cont_ip "$i" "$j")"
+		echo "  $(ns_cont "$i" "$j"): $(cont_ip "$i" "$j")${TW_OVERLAY6:+ $(cont_ip6 "$i" "$j")}"
 	done
 done
 
@@ -186,28 +197,46 @@ wait_for --timeout 5 have_routes || echo "  (warning: not every host has its ove
 for i in 1 2 3; do
 	echo "  $(ns_host "$i") ($(host_ip "$i")):"
 	ip -n "$(ns_host "$i")" -4 route show root "$TW_OVERLAY" | sed 's/^/      /'
+	[ $v6 = 0 ] || ip -n "$(ns_host "$i")" -6 route show root "$TW_OVERLAY6" |
+		{ grep -v "dev $TW_BRIDGE" || true; } | sed 's/^/      /'
 done
 
-step "Ping between containers on different hosts (12 pairs)"
+# udp carries IPv6 only between nodes that say so (BackendV6Data in their lease)
+if [ $v6 = 1 ] && [ "$backend" = udp ] &&
+	! etcdctl_run get --prefix "$TW_ETCD_PREFIX/subnets/" --print-value-only | grep -q BackendV6Data; then
+	echo "  (this build's udp backend carries IPv4 only: no lease has BackendV6Data; IPv6 pings skipped)"
+	v6=0
+fi
+step "Ping between containers on different hosts (12 pairs$([ $v6 = 0 ] || echo ", IPv4 and IPv6"))"
 nbad=0
+# ping1 FROM_NS TO: "ok  RTT" or "FAILED" (counted)
+ping1() {
+	local out
+	if out=$(ip netns exec "$1" ping -n -c 1 -i 0.2 -w 3 "$2" 2>&1); then
+		echo "ok  $(sed -n 's/.*time=\([0-9.]* ms\).*/\1/p' <<<"$out" | head -n 1)"
+	else
+		echo FAILED
+		return 1
+	fi
+}
 for a in 1 2 3; do
 	for b in $(seq $((a + 1)) 3); do
 		for x in 1 2; do
 			for y in 1 2; do
 				from=$(ns_cont "$a" "$x")
 				to=$(cont_ip "$b" "$y")
-				if out=$(ip netns exec "$from" ping -n -c 1 -i 0.2 -w 3 "$to" 2>&1); then
-					rtt=$(sed -n 's/.*time=\([0-9.]* ms\).*/\1/p' <<<"$out" | head -n 1)
-					printf '  h%dc%d %-14s -> h%dc%d %-14s ok  %s\n' "$a" "$x" "$(cont_ip "$a" "$x")" "$b" "$y" "$to" "$rtt"
-				else
-					printf '  h%dc%d %-14s -> h%dc%d %-14s FAILED\n' "$a" "$x" "$(cont_ip "$a" "$x")" "$b" "$y" "$to"
-					nbad=$((nbad + 1))
+				r=$(ping1 "$from" "$to") || nbad=$((nbad + 1))
+				printf '  h%dc%d %-14s -> h%dc%d %-14s %s' "$a" "$x" "$(cont_ip "$a" "$x")" "$b" "$y" "$to" "$r"
+				if [ $v6 = 1 ]; then
+					r=$(ping1 "$from" "$(cont_ip6 "$b" "$y")") || nbad=$((nbad + 1))
+					printf '   IPv6 %s -> %s %s' "$(cont_ip6 "$a" "$x")" "$(cont_ip6 "$b" "$y")" "$r"
 				fi
+				echo
 			done
 		done
 	done
 done
-[ $nbad = 0 ] || fail "$nbad of 12 pings failed"
+[ $nbad = 0 ] || fail "$nbad of $((12 * (1 + v6))) pings failed"
 
 step "iperf3 for 3 s: $(ns_cont 1 1) -> $(ns_cont 3 1)"
 server=$(ns_cont 3 1)
@@ -224,7 +253,7 @@ grep -E 'sender|receiver' "$TW_DIR/logs/iperf3-client.log" | sed 's/^/  /'
 stop_pid "$spid" 5
 
 echo
-echo "demo: all steps passed (backend $backend)"
+echo "demo: all steps passed (backend $backend$([ $v6 = 0 ] || echo ", dual-stack"))"
 if [ "$keep" = 1 ]; then
 	cat <<EOF
 

@@ -11,6 +11,33 @@
 #include "subnet/lease.h"
 #include "subnet/store.h"
 
+/*
+ * The table when a lease has an IPv6 half: both subnets and both public IPs in columns of
+ * their own ("-" for a half a lease lacks), so IPv4-only clusters keep the narrow table.
+ */
+static void print_table_dual(struct ctl *c, const struct ctl_row *rows, size_t n)
+{
+	fprintf(c->out, "%-18s %-24s %-15s %-24s %-8s %-18s %s\n", "SUBNET", "IPV6 SUBNET",
+	        "PUBLIC IP", "PUBLIC IPV6", "BACKEND", "VTEP MAC", "EXPIRES IN");
+	for (size_t i = 0; i < n; i++) {
+		const struct lease *l = &rows[i].l;
+		char sub[IPAM_PREFIX_STRLEN] = "-", sub6[IPAM_PREFIX_STRLEN] = "-";
+		char ip[IPAM_ADDR_STRLEN], ip6[IPAM_ADDR_STRLEN] = "-", mac[32], ex[32];
+
+		if (l->has_ipv4)
+			ipam_prefix_format(&l->subnet, sub);
+		if (l->has_ipv6)
+			ipam_prefix_format(&l->ipv6_subnet, sub6);
+		if (l->attrs.has_public_ipv6)
+			ipam_addr_format(&l->attrs.public_ipv6, ip6);
+		ctl_vtep_mac(&l->attrs, mac, sizeof(mac));
+		ctl_expires_str(&rows[i], ex, sizeof(ex));
+		fprintf(c->out, "%-18s %-24s %-15s %-24s %-8s %-18s %s\n", sub, sub6,
+		        ipam_addr_format(&l->attrs.public_ip, ip), ip6, ctl_backend_name(l), mac,
+		        ex);
+	}
+}
+
 int ctl_leases(struct ctl *c, bool json)
 {
 	char prefix[PATH_MAX];
@@ -40,6 +67,8 @@ int ctl_leases(struct ctl *c, bool json)
 			ret = 1;
 		free(s);
 		json_decref(arr);
+	} else if (ctl_rows_dual(rows, n)) {
+		print_table_dual(c, rows, n);
 	} else {
 		fprintf(c->out, "%-20s %-16s %-8s %-18s %s\n", "SUBNET", "PUBLIC IP", "BACKEND",
 		        "VTEP MAC", "EXPIRES IN");
@@ -114,6 +143,23 @@ int ctl_lease_show(struct ctl *c, const char *subnet, bool json)
 	snprintf(key, sizeof(key), "%s/subnets/%s", c->prefix, suffix);
 	if (ctl_do_get(c, key, &k, "reading the lease") < 0)
 		return 1;
+	if (k.n_kvs == 0 && l.has_ipv4 && !l.has_ipv6) {
+		/* an IPv4 subnet names a dual-stack lease too: its key is "<v4 key>&<v6 key>" */
+		char dual[PATH_MAX + 2];
+
+		ctl_call_clear(&k);
+		snprintf(dual, sizeof(dual), "%s&", key);
+		if (ctl_do_list(c, dual, &k, "reading the lease") < 0)
+			return 1;
+		if (k.n_kvs > 0) {
+			snprintf(key, sizeof(key), "%s", k.kvs[0].key);
+			if (lease_key_parse(key + strlen(c->prefix) + strlen("/subnets/"), &l) <
+			    0) {
+				fprintf(c->err, "twillctl: %s: not a subnet key\n", key);
+				goto out;
+			}
+		}
+	}
 	if (k.n_kvs == 0) {
 		fprintf(c->err, "twillctl: no lease for %s (no key %s)\n", subnet, key);
 		goto out;
@@ -138,10 +184,13 @@ int ctl_lease_show(struct ctl *c, const char *subnet, bool json)
 		free(s);
 		json_decref(o);
 	} else {
-		ctl_subnets_str(&r.l, sub, sizeof(sub));
 		ctl_vtep_mac(&r.l.attrs, mac, sizeof(mac));
 		ctl_expires_str(&r, ex, sizeof(ex));
-		fprintf(c->out, "Subnet:       %s\n", sub);
+		if (r.l.has_ipv4)
+			fprintf(c->out, "Subnet:       %s\n", ipam_prefix_format(&r.l.subnet, sub));
+		if (r.l.has_ipv6)
+			fprintf(c->out, "IPv6Subnet:   %s\n",
+			        ipam_prefix_format(&r.l.ipv6_subnet, sub));
 		fprintf(c->out, "Key:          %s\n", key);
 		fprintf(c->out, "PublicIP:     %s\n", ipam_addr_format(&r.l.attrs.public_ip, ip));
 		if (r.l.attrs.has_public_ipv6)
@@ -150,6 +199,9 @@ int ctl_lease_show(struct ctl *c, const char *subnet, bool json)
 		fprintf(c->out, "Backend:      %s\n", ctl_backend_name(&r.l));
 		if (strcmp(mac, "-"))
 			fprintf(c->out, "VtepMAC:      %s\n", mac);
+		ctl_vtep_mac6(&r.l.attrs, mac, sizeof(mac));
+		if (strcmp(mac, "-"))
+			fprintf(c->out, "VtepMACv6:    %s\n", mac);
 		if (r.l.store_lease_id && r.ttl < 0)
 			fprintf(c->out, "Lease:        %" PRId64 " (time left unknown)\n",
 			        r.l.store_lease_id);

@@ -78,7 +78,7 @@ static int run_lease_show(struct ctl *c, const struct ctl_opts *o, char **args)
 
 static int run_reserve(struct ctl *c, const struct ctl_opts *o, char **args)
 {
-	return ctl_reserve(c, args[0], o->public_ip);
+	return ctl_reserve6(c, args[0], o->ipv6_subnet, o->public_ip, o->public_ipv6);
 }
 
 static int run_release(struct ctl *c, const struct ctl_opts *o, char **args)
@@ -144,36 +144,45 @@ const struct ctl_cmd ctl_cmds[] = {
 	  .summary = "every lease, sorted by subnet",
 	  .help = "usage: twillctl leases [--json]\n"
 	          "List every lease sorted by subnet: subnet, public IP, backend, VTEP MAC and\n"
-	          "the time left (\"reserved\" for a key with no etcd lease). --json prints an\n"
-	          "array of objects with the same fields and the raw lease (attrs).\n",
+	          "the time left (\"reserved\" for a key with no etcd lease). When a lease has an\n"
+	          "IPv6 half (dual-stack), the IPv6 subnet and the public IPv6 address get columns\n"
+	          "of their own (\"-\" where a lease has none). --json prints an array of objects\n"
+	          "with the same fields (ipv6_subnet, public_ipv6 and vtep_mac_v6 null when absent)\n"
+	          "and the raw lease (attrs).\n",
 	  .opts = CTL_OPT_JSON,
 	  .run = run_leases },
 	{ .name = "lease show",
 	  .synopsis = "SUBNET [--json]",
 	  .summary = "one lease in detail",
 	  .help = "usage: twillctl lease show SUBNET [--json]\n"
-	          "Print one lease in detail, with its raw flannel JSON value.\n",
+	          "Print one lease in detail (both subnets, both public IPs and both VTEP MACs of\n"
+	          "a dual-stack lease), with its raw flannel JSON value. SUBNET: the IPv4 subnet\n"
+	          "finds a dual-stack lease too.\n",
 	  .nargs = 1,
 	  .opts = CTL_OPT_JSON,
 	  .run = run_lease_show },
 	{ .name = "reserve",
-	  .synopsis = "SUBNET --public-ip IP",
+	  .synopsis = "SUBNET --public-ip IP [--ipv6-subnet SUBNET6] [--public-ipv6 IP6]",
 	  .summary = "keep SUBNET for the node IP (a key with no etcd lease)",
-	  .help = "usage: twillctl reserve SUBNET --public-ip IP\n"
+	  .help = "usage: twillctl reserve SUBNET --public-ip IP [--ipv6-subnet SUBNET6] [--public-ipv6 IP6]\n"
 	          "Reserve SUBNET for the node with public IP: a lease key with no etcd lease, which\n"
 	          "never expires and is never given to another node. Refused when another node holds\n"
 	          "SUBNET or an overlapping subnet, or when SUBNET is not a SubnetLen subnet inside\n"
-	          "the Network. The node's own current lease is turned into a reservation.\n",
+	          "the Network. The node's own current lease is turned into a reservation.\n"
+	          "Dual-stack network (EnableIPv6): the IPv6 subnet is required too, as\n"
+	          "--ipv6-subnet 2001:db8:100:3::/64 or in the key form\n"
+	          "198.18.3.0-24&2001:db8:100:3::-64 (flanneld deletes a reservation without it);\n"
+	          "--public-ipv6 records the node's public IPv6 address in the value.\n",
 	  .nargs = 1,
-	  .opts = CTL_OPT_PUBLIC_IP,
+	  .opts = CTL_OPT_PUBLIC_IP | CTL_OPT_PUBLIC_IPV6 | CTL_OPT_IPV6_SUBNET,
 	  .required = CTL_OPT_PUBLIC_IP,
 	  .run = run_reserve },
 	{ .name = "release",
 	  .synopsis = "SUBNET",
 	  .summary = "delete the lease or reservation of SUBNET",
 	  .help = "usage: twillctl release SUBNET\n"
-	          "Delete the lease or reservation of SUBNET. A running node whose lease it\n"
-	          "was acquires one again.\n",
+	          "Delete the lease or reservation of SUBNET (an IPv4 subnet names a dual-stack\n"
+	          "lease too). A running node whose lease it was acquires one again.\n",
 	  .nargs = 1,
 	  .run = run_release },
 	{ .name = "watch",

@@ -44,6 +44,15 @@ int ctl_leases(struct ctl *c, bool json);
 int ctl_lease_show(struct ctl *c, const char *subnet, bool json);
 /* Reserve @subnet for @public_ip (a key with no store lease). */
 int ctl_reserve(struct ctl *c, const char *subnet, const char *public_ip);
+/*
+ * The same for a dual-stack network: @subnet is "198.18.3.0/24" with @ipv6_subnet
+ * "2001:db8:100:3::/64", or the dual key form "198.18.3.0-24&2001:db8:100:3::-64" with
+ * @ipv6_subnet NULL. @public_ipv6 (may be NULL) goes into the value as PublicIPv6.
+ * With EnableIPv6 both halves are required (flanneld deletes a reservation without
+ * its IPv6 subnet); without it, an IPv6 half is refused.
+ */
+int ctl_reserve6(struct ctl *c, const char *subnet, const char *ipv6_subnet,
+                 const char *public_ip, const char *public_ipv6);
 /* Delete the lease or reservation of @subnet. */
 int ctl_release(struct ctl *c, const char *subnet);
 /*

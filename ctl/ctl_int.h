@@ -70,10 +70,14 @@ void ctl_rows_free(struct ctl_row *rows, size_t n);
 void ctl_fill_ttls(struct ctl *c, struct ctl_row *rows, size_t n);
 /* "198.18.3.0/24", or both subnets of a dual-stack lease. */
 void ctl_subnets_str(const struct lease *l, char *buf, size_t len);
+/* Whether any of @rows has an IPv6 half (subnet or PublicIPv6): the table gets IPv6 columns. */
+bool ctl_rows_dual(const struct ctl_row *rows, size_t n);
 /* The backend column: the lease's BackendType, "udp" (flannel writes none), or "-". */
 const char *ctl_backend_name(const struct lease *l);
 /* The VXLAN VTEP MAC or "-". */
 void ctl_vtep_mac(const struct lease_attrs *a, char *buf, size_t len);
+/* The VTEP MAC of BackendV6Data (flannel-v6.<VNI>) or "-". */
+void ctl_vtep_mac6(const struct lease_attrs *a, char *buf, size_t len);
 /* "reserved", "leased", "expired" or the time left. */
 void ctl_expires_str(const struct ctl_row *r, char *buf, size_t len);
 /* The JSON object of `leases --json`; NULL on failure. */
@@ -92,12 +96,16 @@ enum {
 	CTL_OPT_PUBLIC_IP = 1u << 1,
 	CTL_OPT_COUNT = 1u << 2,
 	CTL_OPT_HEALTHZ = 1u << 3,
+	CTL_OPT_PUBLIC_IPV6 = 1u << 4,
+	CTL_OPT_IPV6_SUBNET = 1u << 5,
 };
 
 /* The command-specific flag values, as parsed. */
 struct ctl_opts {
 	bool json;
 	char *public_ip;
+	char *public_ipv6; /* reserve --public-ipv6 */
+	char *ipv6_subnet; /* reserve --ipv6-subnet */
 	int64_t count;
 	char *healthz; /* status: the node's health URL */
 };

@@ -20,7 +20,8 @@ static const char *const usage_head =
 	"commands:\n";
 static const char *const usage_tail =
 	"\n"
-	"SUBNET is a network like 198.18.3.0/24 (or the key form 198.18.3.0-24).\n"
+	"SUBNET is a network like 198.18.3.0/24 (or the key form 198.18.3.0-24; dual-stack:\n"
+	"198.18.3.0-24&2001:db8:100:3::-64).\n"
 	"`twillctl COMMAND --help` describes one command.\n"
 	"\n"
 	"flags (also from the environment, like flanneld):\n";
@@ -34,11 +35,13 @@ static const struct {
 	{ CTL_OPT_PUBLIC_IP, "--public-ip" },
 	{ CTL_OPT_COUNT, "--count" },
 	{ CTL_OPT_HEALTHZ, "--healthz" },
+	{ CTL_OPT_PUBLIC_IPV6, "--public-ipv6" },
+	{ CTL_OPT_IPV6_SUBNET, "--ipv6-subnet" },
 };
 
 struct cli {
 	struct store_flags sf;
-	struct flag_def defs[STORE_FLAGS_NDEFS + 8];
+	struct flag_def defs[STORE_FLAGS_NDEFS + 12];
 	size_t ndefs;
 	struct ctl_opts o;
 	bool help, version;
@@ -64,6 +67,10 @@ static void cli_defs(struct cli *a)
 	add_def(a, "json", FLAG_BOOL, &a->o.json, "leases, lease show, status: JSON output", 0);
 	add_def(a, "public-ip", FLAG_STRING, &a->o.public_ip, "reserve: the public IP of the node",
 	        0);
+	add_def(a, "public-ipv6", FLAG_STRING, &a->o.public_ipv6,
+	        "reserve: the public IPv6 address of the node (dual-stack)", 0);
+	add_def(a, "ipv6-subnet", FLAG_STRING, &a->o.ipv6_subnet,
+	        "reserve: the IPv6 subnet beside SUBNET (dual-stack)", 0);
 	add_def(a, "count", FLAG_INT, &a->o.count, "watch: stop after this many changes",
 	        INT32_MAX);
 	add_def(a, "healthz", FLAG_STRING, &a->o.healthz,
@@ -120,7 +127,8 @@ static const struct ctl_cmd *find_cmd(const struct cli *a, char *name, size_t le
 static unsigned opts_given(const struct ctl_opts *o)
 {
 	return (o->json ? CTL_OPT_JSON : 0) | (o->public_ip ? CTL_OPT_PUBLIC_IP : 0) |
-	       (o->count ? CTL_OPT_COUNT : 0) | (o->healthz ? CTL_OPT_HEALTHZ : 0);
+	       (o->count ? CTL_OPT_COUNT : 0) | (o->healthz ? CTL_OPT_HEALTHZ : 0) |
+	       (o->public_ipv6 ? CTL_OPT_PUBLIC_IPV6 : 0) | (o->ipv6_subnet ? CTL_OPT_IPV6_SUBNET : 0);
 }
 
 /* Arity, flags not valid for @cmd, flags it needs: 0, or 2 after a message. */

@@ -198,6 +198,14 @@ void ctl_subnets_str(const struct lease *l, char *buf, size_t len)
 		snprintf(buf, len, "%s", ipam_prefix_format(&l->ipv6_subnet, b));
 }
 
+bool ctl_rows_dual(const struct ctl_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].l.has_ipv6 || rows[i].l.attrs.has_public_ipv6)
+			return true;
+	return false;
+}
+
 /* flannel's udp backend writes no BackendType; a bare reservation has none either. */
 const char *ctl_backend_name(const struct lease *l)
 {
@@ -212,6 +220,18 @@ void ctl_vtep_mac(const struct lease_attrs *a, char *buf, size_t len)
 	uint8_t mac[6];
 
 	if (lease_vxlan_data(a, &vni, mac) == 0)
+		snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+		         mac[4], mac[5]);
+	else
+		snprintf(buf, len, "-");
+}
+
+void ctl_vtep_mac6(const struct lease_attrs *a, char *buf, size_t len)
+{
+	uint32_t vni;
+	uint8_t mac[6];
+
+	if (lease_vxlan_v6_data(a, &vni, mac) == 0)
 		snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
 		         mac[4], mac[5]);
 	else
@@ -234,18 +254,27 @@ void ctl_expires_str(const struct ctl_row *r, char *buf, size_t len)
 
 json_t *ctl_row_json(const struct ctl_row *r)
 {
-	char sub[2 * IPAM_PREFIX_STRLEN], ip[IPAM_ADDR_STRLEN], mac[32], lid[32];
+	char sub[IPAM_PREFIX_STRLEN], sub6[IPAM_PREFIX_STRLEN], ip[IPAM_ADDR_STRLEN];
+	char ip6[IPAM_ADDR_STRLEN], mac[32], mac6[32], lid[32];
+	const struct lease *l = &r->l;
 	json_t *o, *raw;
 
-	ctl_subnets_str(&r->l, sub, sizeof(sub));
-	ctl_vtep_mac(&r->l.attrs, mac, sizeof(mac));
-	snprintf(lid, sizeof(lid), "%" PRId64, r->l.store_lease_id);
+	/* "subnet" is the IPv4 half (flannel's key always has one); the IPv6 half has its own. */
+	ipam_prefix_format(l->has_ipv4 ? &l->subnet : &l->ipv6_subnet, sub);
+	ipam_prefix_format(&l->ipv6_subnet, sub6);
+	ipam_addr_format(&l->attrs.public_ipv6, ip6);
+	ctl_vtep_mac(&l->attrs, mac, sizeof(mac));
+	ctl_vtep_mac6(&l->attrs, mac6, sizeof(mac6));
+	snprintf(lid, sizeof(lid), "%" PRId64, l->store_lease_id);
 	raw = json_loadb(r->kv->value, r->kv->value_len, 0, NULL);
-	o = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:b,s:s?,s:I,s:o}", "key", r->kv->key, "subnet", sub,
-	              "public_ip", ipam_addr_format(&r->l.attrs.public_ip, ip), "backend",
-	              r->l.attrs.backend_type[0] ? r->l.attrs.backend_type : NULL, "vtep_mac",
-	              strcmp(mac, "-") ? mac : NULL, "reserved", r->l.store_lease_id == 0,
-	              "lease_id", r->l.store_lease_id ? lid : NULL, "mod_revision",
+	o = json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:I,s:o}", "key", r->kv->key,
+	              "subnet", sub, "ipv6_subnet", l->has_ipv4 && l->has_ipv6 ? sub6 : NULL,
+	              "public_ip", ipam_addr_format(&l->attrs.public_ip, ip), "public_ipv6",
+	              l->attrs.has_public_ipv6 ? ip6 : NULL, "backend",
+	              l->attrs.backend_type[0] ? l->attrs.backend_type : NULL, "vtep_mac",
+	              strcmp(mac, "-") ? mac : NULL, "vtep_mac_v6", strcmp(mac6, "-") ? mac6 : NULL,
+	              "reserved", l->store_lease_id == 0, "lease_id",
+	              l->store_lease_id ? lid : NULL, "mod_revision",
 	              (json_int_t)r->kv->mod_revision, "attrs", raw ? raw : json_null());
 	if (!o)
 		return NULL;

@@ -58,6 +58,7 @@ enum step {
 struct ipt {
 	struct ev_loop *loop;
 	struct ipt_opts o;
+	const char *tool; /* "iptables" or "ip6tables": binaries and messages */
 	char *state_file;
 	char save_bin[PATH_MAX];
 	char restore_bin[PATH_MAX];
@@ -176,6 +177,8 @@ static int build_wanted(int t, const struct ipam_prefix *network, const struct i
 	struct ipam_prefix n4 = ipam_prefix_network(network), s4 = ipam_prefix_network(subnet);
 	char n[IPAM_PREFIX_STRLEN], sn[IPAM_PREFIX_STRLEN];
 	const char *r = rf ? " --random-fully" : "";
+	/* flannel's "not multicast" for each family */
+	const char *mcast = network->addr.family == AF_INET6 ? "ff00::/8" : "224.0.0.0/4";
 	const char *c;
 	int k = 0;
 
@@ -194,8 +197,8 @@ static int build_wanted(int t, const struct ipam_prefix *network, const struct i
 	         KUBE_PROXY_MARK, c);
 	snprintf(lines[k++], LINE_MAX_LEN, "-A %s -s %s -d %s %s -j RETURN", IPT_MASQ_CHAIN, n, n,
 	         c);
-	snprintf(lines[k++], LINE_MAX_LEN, "-A %s -s %s ! -d 224.0.0.0/4 %s -j MASQUERADE%s",
-	         IPT_MASQ_CHAIN, n, c, r);
+	snprintf(lines[k++], LINE_MAX_LEN, "-A %s -s %s ! -d %s %s -j MASQUERADE%s", IPT_MASQ_CHAIN,
+	         n, mcast, c, r);
 	snprintf(lines[k++], LINE_MAX_LEN, "-A %s ! -s %s -d %s %s -j RETURN", IPT_MASQ_CHAIN, n,
 	         sn, c);
 	snprintf(lines[k++], LINE_MAX_LEN, "-A %s ! -s %s -d %s %s -j MASQUERADE%s", IPT_MASQ_CHAIN,
@@ -210,8 +213,9 @@ int ipt_render_rules(const char *table, const struct ipam_prefix *network,
 	size_t off = 0, l;
 	int t, n, i;
 
-	if (!table || !network || !subnet || !buf || network->addr.family != AF_INET ||
-	    subnet->addr.family != AF_INET)
+	if (!table || !network || !subnet || !buf ||
+	    (network->addr.family != AF_INET && network->addr.family != AF_INET6) ||
+	    subnet->addr.family != network->addr.family)
 		return -EINVAL;
 	if (strcmp(table, "filter") == 0)
 		t = T_FILTER;
@@ -234,17 +238,26 @@ int ipt_render_rules(const char *table, const struct ipam_prefix *network,
 	return n;
 }
 
-int ipt_state_path(const char *subnet_file, char *buf, size_t len)
+static int state_path(const char *subnet_file, const char *name, char *buf, size_t len)
 {
 	const char *slash = subnet_file ? strrchr(subnet_file, '/') : NULL;
 	int n;
 
 	if (!slash)
-		n = snprintf(buf, len, "%s", IPT_STATE_NAME);
+		n = snprintf(buf, len, "%s", name);
 	else
-		n = snprintf(buf, len, "%.*s/%s", (int)(slash - subnet_file), subnet_file,
-		             IPT_STATE_NAME);
+		n = snprintf(buf, len, "%.*s/%s", (int)(slash - subnet_file), subnet_file, name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int ipt_state_path(const char *subnet_file, char *buf, size_t len)
+{
+	return state_path(subnet_file, IPT_STATE_NAME, buf, len);
+}
+
+int ipt6_state_path(const char *subnet_file, char *buf, size_t len)
+{
+	return state_path(subnet_file, IPT6_STATE_NAME, buf, len);
 }
 
 /* ---- iptables-save parsing ---- */
@@ -537,7 +550,7 @@ static int start_restore(struct ipt *ipt)
 	if (b.len == 0)
 		return 1; /* everything in place */
 	if (log_enabled(LOG_LVL_TRACE))
-		log_trace("iptables-restore --noflush <<EOF\n%sEOF", b.p);
+		log_trace("%s --noflush <<EOF\n%sEOF", ipt->restore_bin, b.p);
 	ipt->restore_has_rf = ipt->rf && strstr(b.p, "--random-fully") != NULL;
 	ipt->step = STEP_RESTORE;
 	e = job_start(ipt, argv, b.p);
@@ -565,8 +578,8 @@ static void commit_state(struct ipt *ipt)
 	if (changed || ipt->repaired) {
 		e = state_write(ipt);
 		if (e < 0)
-			log_warnx("iptables: cannot write the state file %s: %s", ipt->state_file,
-			          strerror(-e));
+			log_warnx("%s: cannot write the state file %s: %s", ipt->tool,
+			          ipt->state_file, strerror(-e));
 	}
 }
 
@@ -611,7 +624,7 @@ static void step_done(struct ipt *ipt, const struct proc_result *r)
 	case STEP_VERSION:
 		ipt->rf_probed = true;
 		ipt->rf = proc_ok(r) && version_has_random_fully(r->out);
-		log_debug("iptables: %s--random-fully", ipt->rf ? "" : "no ");
+		log_debug("%s: %s--random-fully", ipt->tool, ipt->rf ? "" : "no ");
 		ipt->table = 0;
 		next_save_or_restore(ipt);
 		return;
@@ -635,7 +648,8 @@ static void step_done(struct ipt *ipt, const struct proc_result *r)
 				/* iptables knows --random-fully, the kernel may not: as flannel
 				 * would without it */
 				log_debug(
-					"iptables: restore with --random-fully failed, retrying without");
+					"%s: restore with --random-fully failed, retrying without",
+					ipt->tool);
 				ipt->rf = false;
 				ipt->rf_retried = true;
 				e = start_restore(ipt);
@@ -712,7 +726,7 @@ static void on_resync(struct ev_timer *t, void *ctx)
 
 struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err, size_t errlen)
 {
-	char dummy[IPT_ERR_MAX], pathbuf[4096];
+	char dummy[IPT_ERR_MAX], pathbuf[4096], save[32], restore[32];
 	const char *path;
 	struct ipt *ipt;
 	int e = ENOMEM;
@@ -722,7 +736,8 @@ struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err
 		errlen = sizeof(dummy);
 	}
 	err[0] = '\0';
-	if (!loop || !opts || opts->random_fully < -1 || opts->random_fully > 1) {
+	if (!loop || !opts || opts->random_fully < -1 || opts->random_fully > 1 ||
+	    (opts->family && opts->family != AF_INET && opts->family != AF_INET6)) {
 		snprintf(err, errlen, "invalid arguments");
 		errno = EINVAL;
 		return NULL;
@@ -734,6 +749,8 @@ struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err
 	ipt->o = *opts;
 	ipt->o.state_file = NULL;
 	ipt->o.path = NULL;
+	ipt->o.family = opts->family ? opts->family : AF_INET;
+	ipt->tool = ipt->o.family == AF_INET6 ? "ip6tables" : "iptables";
 	ipt->rf = opts->random_fully == 1;
 	ipt->rf_probed = opts->random_fully >= 0;
 	if (opts->state_file) {
@@ -755,16 +772,17 @@ struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err
 		         getenv("PATH") ? ":" : "", DEFAULT_PATH);
 		path = pathbuf;
 	}
-	ipt->have_bins =
-		find_bin(path, "iptables-save", ipt->save_bin, sizeof(ipt->save_bin)) &&
-		find_bin(path, "iptables-restore", ipt->restore_bin, sizeof(ipt->restore_bin));
+	snprintf(save, sizeof(save), "%s-save", ipt->tool);
+	snprintf(restore, sizeof(restore), "%s-restore", ipt->tool);
+	ipt->have_bins = find_bin(path, save, ipt->save_bin, sizeof(ipt->save_bin)) &&
+	                 find_bin(path, restore, ipt->restore_bin, sizeof(ipt->restore_bin));
 	if (!ipt->have_bins && (table_involved(ipt, T_FILTER) || table_involved(ipt, T_NAT))) {
-		snprintf(
-			err, errlen,
-			"iptables-save/iptables-restore not found in %s: install the iptables package%s",
-			path,
-			opts->masq ? " (needed by --ip-masq)"
-				   : " (needed by --iptables-forward-rules)");
+		snprintf(err, errlen, "%s/%s not found in %s: install the iptables package%s", save,
+		         restore, path,
+		         opts->masq ? " (needed by --ip-masq)"
+		         : opts->forward_rules
+		                 ? " (needed by --iptables-forward-rules)"
+		                 : " (needed to remove the chains of a turned-off feature)");
 		e = ENOENT;
 		goto fail;
 	}
@@ -780,11 +798,19 @@ fail:
 int ipt_set_lease(struct ipt *ipt, const struct ipam_prefix *network,
                   const struct ipam_prefix *subnet)
 {
-	if (!ipt || !network || !subnet || network->addr.family != AF_INET ||
-	    subnet->addr.family != AF_INET)
+	if (!ipt)
 		return -EINVAL;
-	ipt->network = ipam_prefix_network(network);
-	ipt->subnet = ipam_prefix_network(subnet);
+	if (!network && !subnet && !ipt->o.forward_rules && !ipt->o.masq) {
+		/* nothing wanted: a sync only removes what the state file records */
+		memset(&ipt->network, 0, sizeof(ipt->network));
+		memset(&ipt->subnet, 0, sizeof(ipt->subnet));
+	} else if (!network || !subnet || network->addr.family != ipt->o.family ||
+	           subnet->addr.family != ipt->o.family) {
+		return -EINVAL;
+	} else {
+		ipt->network = ipam_prefix_network(network);
+		ipt->subnet = ipam_prefix_network(subnet);
+	}
 	ipt->has_lease = true;
 	ipt->first_pending = true;
 	if (ipt->o.resync_s && !ev_timer_active(ipt->resync))

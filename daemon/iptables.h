@@ -17,6 +17,11 @@
  * A state file records which chains twilld installed, so that turning
  * --ip-masq or --iptables-forward-rules off removes them at the next start
  * (chains it did not install, e.g. flanneld's, are left alone).
+ *
+ * One struct ipt handles one family: opts.family AF_INET6 gives the same
+ * chains in ip6tables (ip6tables-save/-restore, multicast ff00::/8 instead of
+ * 224.0.0.0/4, its own state file), as flanneld does for the IPv6 network
+ * (docs/compat.md "ip6tables"); daemon/ip6tables.c runs that instance.
  * Logs at debug at most; results go to the done callback.
  */
 #ifndef TWILL_DAEMON_IPTABLES_H
@@ -35,6 +40,7 @@ struct ipt;
 #define IPT_FWD_COMMENT      "flanneld forward"
 #define IPT_MASQ_COMMENT     "flanneld masq"
 #define IPT_STATE_NAME       "twill-iptables.state" /* next to the subnet file */
+#define IPT6_STATE_NAME      "twill-ip6tables.state"
 #define IPT_RESYNC_S         5
 #define IPT_ERR_MAX          512
 #define IPT_CHILD_TIMEOUT_MS 30000
@@ -51,12 +57,13 @@ struct ipt_result {
 typedef void (*ipt_done_fn)(void *ctx, const struct ipt_result *res);
 
 struct ipt_opts {
+	int family;         /* AF_INET (or 0) or AF_INET6 (ip6tables) */
 	bool forward_rules; /* --iptables-forward-rules */
 	bool masq;          /* --ip-masq */
 	unsigned resync_s;  /* --iptables-resync: seconds between checks; 0 = no periodic check */
 	const char
 		*state_file; /* NULL = no state file (turned-off features are left as they are) */
-	const char *path;    /* ':'-separated directories for iptables-save/-restore;
+	const char *path;    /* ':'-separated directories for ip(6)tables-save/-restore;
 				   NULL = $PATH, then /usr/sbin:/sbin:/usr/local/sbin */
 	int random_fully;    /* -1: auto (iptables >= 1.6.2; dropped if the kernel refuses it),
 				   0: never, 1: always */
@@ -74,8 +81,10 @@ struct ipt_opts {
 struct ipt *ipt_new(struct ev_loop *loop, const struct ipt_opts *opts, char *err, size_t errlen);
 
 /*
- * Set (or change) the IPv4 network of the config and this node's subnet, and
- * sync now; then every resync_s seconds. 0, or -EINVAL (not IPv4).
+ * Set (or change) the network of the config and this node's subnet (of the
+ * instance's family), and sync now; then every resync_s seconds. With neither
+ * feature on, @network and @subnet may be NULL: the sync then only removes
+ * the chains the state file records. 0, or -EINVAL (wrong family).
  */
 int ipt_set_lease(struct ipt *ipt, const struct ipam_prefix *network,
                   const struct ipam_prefix *subnet);
@@ -97,14 +106,16 @@ bool ipt_random_fully(const struct ipt *ipt);
 void ipt_free(struct ipt *ipt);
 
 /*
- * The wanted rules of one table ("filter" or "nat") as iptables-save prints
- * them, one per line, jump rule first; into @buf. Pure. Returns the number of
- * lines, or -ENOSPC, -EINVAL.
+ * The wanted rules of one table ("filter" or "nat") as ip(6)tables-save prints
+ * them, one per line, jump rule first; into @buf. @network and @subnet are
+ * both IPv4 or both IPv6. Pure. Returns the number of lines, or -ENOSPC, -EINVAL.
  */
 int ipt_render_rules(const char *table, const struct ipam_prefix *network,
                      const struct ipam_prefix *subnet, bool random_fully, char *buf, size_t len);
 
 /* "<dir of @subnet_file>/twill-iptables.state" into @buf; 0 or -ENAMETOOLONG. */
 int ipt_state_path(const char *subnet_file, char *buf, size_t len);
+/* The same with twill-ip6tables.state. */
+int ipt6_state_path(const char *subnet_file, char *buf, size_t len);
 
 #endif

@@ -139,6 +139,33 @@ static int optlist_set(struct optlist *l, const char *name, const char *value)
 	return 0;
 }
 
+#define NO_V6_SUBNET                                                                               \
+	"no FLANNEL_IPV6_SUBNET (--ipv6 needs a network config with \"EnableIPv6\": true)"
+
+/*
+ * Docker's fixed-cidr-v6 for the node: the network address of the IPv6 lease
+ * with its length (the subnet file holds the ::1 host form, like FLANNEL_SUBNET;
+ * the network form is the one Docker documents). Returns @buf.
+ */
+static char *v6_cidr(const struct subnetfile *sf, char *buf)
+{
+	struct ipam_prefix net = ipam_prefix_network(&sf->ipv6_subnet);
+
+	return ipam_prefix_format(&net, buf);
+}
+
+/* --ipv6 and --fixed-cidr-v6 (dockerd refuses --ipv6 on the default bridge without it). */
+static int add_ipv6_opts(struct optlist *l, const struct subnetfile *sf)
+{
+	char val[IPAM_PREFIX_STRLEN + 32], pfx[IPAM_PREFIX_STRLEN];
+	int r = optlist_set(l, OPT_MARK "IPV6", "--ipv6");
+
+	if (r < 0)
+		return r;
+	snprintf(val, sizeof(val), "--fixed-cidr-v6=%s", v6_cidr(sf, pfx));
+	return optlist_set(l, OPT_MARK "FIXED_CIDR_V6", val);
+}
+
 static int opt_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct opt *)a)->name, ((const struct opt *)b)->name);
@@ -186,6 +213,10 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 		errfmt(err, errlen, "no FLANNEL_SUBNET");
 		return -EINVAL;
 	}
+	if (o->ipv6 && !sf->has_ipv6_subnet) {
+		errfmt(err, errlen, "%s", NO_V6_SUBNET);
+		return -EINVAL;
+	}
 
 	/* The script collects every shell variable whose `set` line matches DOCKER_OPT_. */
 	for (const char *const *e = envp; e && *e; e++) {
@@ -213,6 +244,8 @@ int dockeropts_format_env(const struct subnetfile *sf, const struct dockeropts_o
 		if (r < 0)
 			goto nomem;
 	}
+	if (o->ipv6 && add_ipv6_opts(&l, sf) < 0)
+		goto nomem;
 
 	preset = env_get(envp, key);
 	r = check_values(&l, key, preset, err, errlen);
@@ -268,8 +301,8 @@ static bool blank(const char *s, size_t len)
 }
 
 int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnetfile *sf,
-                                 bool ipmasq, char **ret_buf, size_t *ret_len, char *err,
-                                 size_t errlen)
+                                 bool ipmasq, bool ipv6, char **ret_buf, size_t *ret_len,
+                                 char *err, size_t errlen)
 {
 	char pfx[IPAM_PREFIX_STRLEN];
 	json_error_t jerr;
@@ -280,6 +313,10 @@ int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnet
 
 	if (!sf->has_subnet) {
 		errfmt(err, errlen, "no FLANNEL_SUBNET");
+		return -EINVAL;
+	}
+	if (ipv6 && !sf->has_ipv6_subnet) {
+		errfmt(err, errlen, "%s", NO_V6_SUBNET);
 		return -EINVAL;
 	}
 	if (!in || blank(in, len)) {
@@ -306,6 +343,9 @@ int dockeropts_merge_daemon_json(const char *in, size_t len, const struct subnet
 		goto nomem;
 	if (sf->has_ipmasq && ipmasq &&
 	    json_object_set_new(root, "ip-masq", json_boolean(!sf->ipmasq)) < 0)
+		goto nomem;
+	if (ipv6 && (json_object_set_new(root, "ipv6", json_true()) < 0 ||
+	             json_object_set_new(root, "fixed-cidr-v6", json_string(v6_cidr(sf, pfx))) < 0))
 		goto nomem;
 
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -24,7 +24,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: " PROG " [-f SUBNET-FILE] [-d DOCKER-ENV-FILE] [-i] [-c] [-m] [-k KEY]\n"
-	        "                         [--daemon-json PATH]\n"
+	        "                         [--ipv6] [--daemon-json PATH]\n"
 	        "\n"
 	        "Generate Docker daemon options from the flannel/twill subnet file.\n"
 	        "\n"
@@ -38,6 +38,10 @@ static void usage(FILE *out)
 	        "); its value\n"
 	        "               in the environment, if any, is kept in front\n"
 	        "  -m           leave out --ip-masq (also \"ip-masq\" in daemon.json)\n"
+	        "  --ipv6       also give Docker the node's IPv6 subnet (FLANNEL_IPV6_SUBNET):\n"
+	        "               --ipv6 --fixed-cidr-v6=NET/LEN (DOCKER_OPT_IPV6,\n"
+	        "               DOCKER_OPT_FIXED_CIDR_V6), in daemon.json \"ipv6\": true and\n"
+	        "               \"fixed-cidr-v6\"; an error when the subnet file has none\n"
 	        "  --daemon-json PATH\n"
 	        "               merge \"bip\", \"mtu\" and \"ip-masq\" into Docker's daemon.json,\n"
 	        "               keeping every other key; then the env file is written only\n"
@@ -83,10 +87,11 @@ struct cli {
 /* 0 to go on, else the exit status (help, version: 0; usage errors: 2). */
 static int parse_args(int argc, char **argv, struct cli *a)
 {
-	enum { OPT_DAEMON_JSON = 0x100, OPT_VERSION };
+	enum { OPT_DAEMON_JSON = 0x100, OPT_VERSION, OPT_IPV6 };
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "daemon-json", required_argument, NULL, OPT_DAEMON_JSON },
+		{ "ipv6", no_argument, NULL, OPT_IPV6 },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -119,6 +124,9 @@ static int parse_args(int argc, char **argv, struct cli *a)
 			break;
 		case OPT_DAEMON_JSON:
 			a->json_path = optarg;
+			break;
+		case OPT_IPV6:
+			a->o.ipv6 = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -157,8 +165,8 @@ static int check_args(struct cli *a)
 	return 0;
 }
 
-/* The subnet file with a FLANNEL_SUBNET; 0 or -1 after a message. */
-static int read_subnet(const char *subnet_path, struct subnetfile *sf)
+/* The subnet file with a FLANNEL_SUBNET (and FLANNEL_IPV6_SUBNET with --ipv6); 0 or -1 after a message. */
+static int read_subnet(const char *subnet_path, bool ipv6, struct subnetfile *sf)
 {
 	char err[512];
 	int r = subnetfile_read(subnet_path, sf, err, sizeof(err));
@@ -181,6 +189,13 @@ static int read_subnet(const char *subnet_path, struct subnetfile *sf)
 	}
 	if (!sf->has_subnet) {
 		fprintf(stderr, PROG ": subnet file %s has no FLANNEL_SUBNET\n", subnet_path);
+		return -1;
+	}
+	if (ipv6 && !sf->has_ipv6_subnet) {
+		fprintf(stderr,
+		        PROG ": --ipv6: subnet file %s has no FLANNEL_IPV6_SUBNET (twilld writes "
+		             "it when the network config has \"EnableIPv6\": true)\n",
+		        subnet_path);
 		return -1;
 	}
 	return 0;
@@ -214,8 +229,8 @@ static int prepare(const struct cli *a, const struct subnetfile *sf, struct outp
 		fprintf(stderr, PROG ": cannot read %s: %s\n", a->json_path, strerror(-r));
 		return -1;
 	}
-	r = dockeropts_merge_daemon_json(json_in, json_in_len, sf, a->o.ipmasq, &out->json_buf,
-	                                 &out->json_len, err, sizeof(err));
+	r = dockeropts_merge_daemon_json(json_in, json_in_len, sf, a->o.ipmasq, a->o.ipv6,
+	                                 &out->json_buf, &out->json_len, err, sizeof(err));
 	free(json_in);
 	if (r < 0) {
 		fprintf(stderr, PROG ": %s: %s; left untouched\n", a->json_path, err);
@@ -270,7 +285,7 @@ int main(int argc, char **argv)
 	r = check_args(&a);
 	if (r)
 		return r;
-	if (read_subnet(a.subnet_path, &sf) == 0 && prepare(&a, &sf, &out) == 0 &&
+	if (read_subnet(a.subnet_path, a.o.ipv6, &sf) == 0 && prepare(&a, &sf, &out) == 0 &&
 	    write_outputs(&a, &out) == 0)
 		ret = 0;
 	free(out.env_buf);

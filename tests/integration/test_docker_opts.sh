@@ -133,5 +133,23 @@ done
 cp "$FIX/daemon-malformed.json" "$TMP/bad.json"
 run 1 "$TMP/bad.json: line 4 column 1" -- -f "$FIX/subnet-full.env" --daemon-json "$TMP/bad.json"
 
+# 5. --ipv6: daemon.json gets "ipv6" and "fixed-cidr-v6" (network form); a subnet file
+# without FLANNEL_IPV6_SUBNET is an error naming the file and EnableIPv6, nothing written.
+cp "$FIX/daemon-v6-existing.json" "$TMP/v6.json"
+rm -f "$TMP/v6.env"
+run 0 "" -- --ipv6 -f "$FIX/subnet-dual.env" --daemon-json "$TMP/v6.json" -d "$TMP/v6.env"
+cmp -s "$TMP/v6.json" "$FIX/daemon-v6-existing.out" && ok ||
+	fail "--ipv6 daemon.json differs: $(diff -u "$FIX/daemon-v6-existing.out" "$TMP/v6.json")"
+cmp -s "$TMP/v6.env" "$FIX/env-ipv6.out" && ok || fail "--ipv6 env file differs"
+cp "$FIX/daemon-existing.json" "$TMP/v4.json"
+rm -f "$TMP/none.env"
+run 1 "subnet file $FIX/subnet-full.env has no FLANNEL_IPV6_SUBNET" -- --ipv6 \
+	-f "$FIX/subnet-full.env" --daemon-json "$TMP/v4.json" -d "$TMP/none.env"
+grep -qF 'EnableIPv6' "$TMP/stderr" && ok || fail "--ipv6 error does not name EnableIPv6"
+[ ! -e "$TMP/none.env" ] && ok || fail "env file written without FLANNEL_IPV6_SUBNET"
+cmp -s "$TMP/v4.json" "$FIX/daemon-existing.json" && ok || fail "daemon.json changed on --ipv6 error"
+run 0 "" -- --help
+grep -qF -- '--fixed-cidr-v6' "$TMP/stdout" && ok || fail "--help lacks --ipv6"
+
 echo "docker-opts: $checks checks passed, $fails failed"
 [ "$fails" = 0 ]

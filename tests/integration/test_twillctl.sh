@@ -182,6 +182,44 @@ printf 'added 198.18.8.0/24 192.0.2.1 vxlan 16:95:20:8d:5a:7b\nchanged 198.18.8.
 diff -u "$tmp/watch.want" "$tmp/watch" || fail "watch output"
 ok "watch"
 
+# ---- dual-stack (EnableIPv6) under its own prefix --------------------------------------------
+D=/dual/network
+td() { "$T" --etcd-endpoints="$url" --etcd-prefix="$D" "$@"; }
+dfix=$src/tests/fixtures/lease/written
+printf '%s' '{"Network":"198.18.0.0/16","SubnetLen":24,"EnableIPv6":true,"IPv6Network":"2001:db8:100::/48","Backend":{"Type":"vxlan"}}' >"$tmp/cfg6.json"
+td config set "$tmp/cfg6.json" >/dev/null || fail "config set (dual-stack)"
+dlease=$("${E[@]}" lease grant 600 | awk '{print $2}')
+"${E[@]}" put --lease="$dlease" "$D/subnets/198.18.3.0-24&2001:db8:100:3::-64" "$(cat "$dfix/vxlan-dualstack.json")" >/dev/null ||
+	fail "put dual-stack lease"
+td reserve 198.18.5.0/24 --public-ip 192.0.2.5 --ipv6-subnet 2001:db8:100:5::/64 \
+	--public-ipv6 2001:db8:0:1::5 >"$tmp/out" 2>&1 || fail "dual-stack reserve: $(cat "$tmp/out")"
+grep -qF "reserved 198.18.5.0/24,2001:db8:100:5::/64 for 192.0.2.5,2001:db8:0:1::5" "$tmp/out" ||
+	fail "dual-stack reserve output: $(cat "$tmp/out")"
+got=$("${E[@]}" get "$D/subnets/198.18.5.0-24&2001:db8:100:5::-64" -w json |
+	jq -r '[(.kvs[0].lease // 0), (.kvs[0].value | @base64d)] | @tsv')
+[ "$got" = "0	{\"PublicIP\":\"192.0.2.5\",\"PublicIPv6\":\"2001:db8:0:1::5\"}" ] ||
+	fail "dual-stack reservation in etcd: $got"
+td reserve '198.18.6.0-24&2001:db8:100:6::-64' --public-ip 192.0.2.6 >/dev/null ||
+	fail "dual-stack reserve (key form)"
+out=$(td reserve 198.18.7.0/24 --public-ip 192.0.2.7 2>&1) && fail "IPv4-only reservation in a dual-stack network accepted"
+[[ $out == *"the network is dual-stack (EnableIPv6): give its IPv6 subnet too"* ]] || fail "dual-stack refusal: $out"
+td leases >"$tmp/table6" || fail "leases (dual-stack)"
+head -n1 "$tmp/table6" | grep -q "^SUBNET *IPV6 SUBNET *PUBLIC IP *PUBLIC IPV6 *BACKEND *VTEP MAC *EXPIRES IN" ||
+	fail "dual-stack table header: $(cat "$tmp/table6")"
+grep -Eq "^198.18.3.0/24 +2001:db8:100:3::/64 +192.0.2.3 +2001:db8:0:1::3 +vxlan +72:07:01:d5:03:de +[0-9]+m" "$tmp/table6" ||
+	fail "dual-stack lease row: $(cat "$tmp/table6")"
+grep -Eq "^198.18.6.0/24 +2001:db8:100:6::/64 +192.0.2.6 +- +- +- +reserved" "$tmp/table6" ||
+	fail "dual-stack reservation row: $(cat "$tmp/table6")"
+td leases --json | jq -e 'length == 3 and .[0].ipv6_subnet == "2001:db8:100:3::/64" and
+	.[0].public_ipv6 == "2001:db8:0:1::3" and .[0].vtep_mac_v6 == "3a:c3:56:d6:78:82" and
+	.[1].public_ipv6 == "2001:db8:0:1::5" and .[2].public_ipv6 == null' >/dev/null ||
+	fail "leases --json (dual-stack): $(td leases --json)"
+td lease show 198.18.3.0/24 >"$tmp/show6" || fail "lease show by the IPv4 subnet of a dual-stack lease"
+grep -q "^IPv6Subnet: *2001:db8:100:3::/64$" "$tmp/show6" && grep -q "^PublicIPv6: *2001:db8:0:1::3$" "$tmp/show6" &&
+	grep -q "^VtepMACv6: *3a:c3:56:d6:78:82$" "$tmp/show6" || fail "lease show (dual-stack): $(cat "$tmp/show6")"
+td release '198.18.6.0-24&2001:db8:100:6::-64' >/dev/null || fail "release (dual key)"
+ok "dual-stack: both subnets and public IPs listed, reservations with an IPv6 half (etcdctl sees flannel's key and JSON)"
+
 # ---- errors ----------------------------------------------------------------------------------
 dead=http://127.0.0.1:$(free_port)
 out=$("$T" --etcd-endpoints="$dead" leases 2>&1); rc=$?

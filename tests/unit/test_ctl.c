@@ -448,3 +448,182 @@ Test(ctl, lease_times_one_request_per_lease)
 	o = out();
 	cr_assert(strstr(o, "(expires in 1h59m)"), "%s", o);
 }
+
+/* ---- dual-stack: both subnets and both public IPs; reservations with an IPv6 half ---- */
+
+#define CFG6                                                                   \
+	"{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"EnableIPv6\":true," \
+	"\"IPv6Network\":\"2001:db8:100::/48\",\"Backend\":{\"Type\":\"vxlan\"}}"
+#define VX6                                                                                         \
+	"{\"PublicIP\":\"192.0.2.3\",\"PublicIPv6\":\"2001:db8:0:1::3\",\"BackendType\":\"vxlan\"," \
+	"\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"72:07:01:d5:03:de\"},"                            \
+	"\"BackendV6Data\":{\"VNI\":1,\"VtepMAC\":\"3a:c3:56:d6:78:82\"}}"
+
+/* out() keeps what an earlier, longer output left after the end: parse up to the JSON's end. */
+Test(ctl, dualstack_leases_and_show)
+{
+	const char *o;
+
+	put("/coreos.com/network/config", CFG6, 0);
+	put(SUBS "198.18.3.0-24&2001:db8:100:3::-64", VX6, 86399);
+	put(SUBS "198.18.4.0-24", VX, 0); /* an IPv4-only node beside it */
+	cr_assert_eq(ctl_leases(&c, false), 0);
+	cr_assert_str_eq(out(), "SUBNET             IPV6 SUBNET              PUBLIC IP       "
+	                        "PUBLIC IPV6              BACKEND  VTEP MAC           EXPIRES IN\n"
+	                        "198.18.3.0/24      2001:db8:100:3::/64      192.0.2.3       "
+	                        "2001:db8:0:1::3          vxlan    72:07:01:d5:03:de  23h59m\n"
+	                        "198.18.4.0/24      -                        192.0.2.3       "
+	                        "-                        vxlan    16:95:20:8d:5a:7b  reserved\n");
+	cr_assert_eq(ctl_leases(&c, true), 0);
+	{
+		json_t *j = json_loads(out(), JSON_DISABLE_EOF_CHECK, NULL), *e;
+
+		cr_assert_eq(json_array_size(j), 2);
+		e = json_array_get(j, 0);
+		cr_assert_str_eq(json_string_value(json_object_get(e, "subnet")), "198.18.3.0/24");
+		cr_assert_str_eq(json_string_value(json_object_get(e, "ipv6_subnet")),
+		                 "2001:db8:100:3::/64");
+		cr_assert_str_eq(json_string_value(json_object_get(e, "public_ip")), "192.0.2.3");
+		cr_assert_str_eq(json_string_value(json_object_get(e, "public_ipv6")),
+		                 "2001:db8:0:1::3");
+		cr_assert_str_eq(json_string_value(json_object_get(e, "vtep_mac_v6")),
+		                 "3a:c3:56:d6:78:82");
+		e = json_array_get(j, 1);
+		cr_assert(json_is_null(json_object_get(e, "ipv6_subnet")));
+		cr_assert(json_is_null(json_object_get(e, "public_ipv6")));
+		cr_assert(json_is_null(json_object_get(e, "vtep_mac_v6")));
+		json_decref(j);
+	}
+	/* lease show by the dual key, and by its IPv4 subnet alone */
+	cr_assert_eq(ctl_lease_show(&c, "198.18.3.0-24&2001:db8:100:3::-64", false), 0);
+	o = out();
+	cr_assert(strstr(o, "Subnet:       198.18.3.0/24\nIPv6Subnet:   2001:db8:100:3::/64\n"),
+	          "%s", o);
+	cr_assert(strstr(o, "PublicIP:     192.0.2.3\nPublicIPv6:   2001:db8:0:1::3\n"), "%s", o);
+	cr_assert(strstr(o, "VtepMAC:      72:07:01:d5:03:de\nVtepMACv6:    3a:c3:56:d6:78:82\n"),
+	          "%s", o);
+	cr_assert_eq(ctl_lease_show(&c, "198.18.3.0/24", true), 0);
+	{
+		const char *txt = out();
+		json_t *e = json_loads(txt, JSON_DISABLE_EOF_CHECK, NULL);
+
+		cr_assert_not_null(e, "not JSON: %s", txt);
+
+		cr_assert_str_eq(json_string_value(json_object_get(e, "key")),
+		                 SUBS "198.18.3.0-24&2001:db8:100:3::-64");
+		cr_assert_str_eq(json_string_value(json_object_get(e, "public_ipv6")),
+		                 "2001:db8:0:1::3");
+		json_decref(e);
+	}
+	cr_assert_eq(ctl_lease_show(&c, "198.18.9.0/24", false), 1);
+	cr_assert(strstr(errs(), "no lease for 198.18.9.0/24"));
+	/* release by the IPv4 subnet alone finds the dual-stack key too */
+	cr_assert_eq(ctl_release(&c, "198.18.3.0/24"), 0, "%s", errs());
+	cr_assert(strstr(out(), "released 198.18.3.0/24 "
+	                        "(/coreos.com/network/subnets/198.18.3.0-24&2001:db8:100:3::-64)"));
+	cr_assert_eq(ctl_lease_show(&c, "198.18.3.0/24", false), 1);
+	cr_assert_eq(ctl_release(&c, "198.18.3.0/24"), 1);
+	cr_assert(strstr(errs(), "no lease for 198.18.3.0/24"));
+}
+
+/* The raw value ("attrs") of the lease @key, as compact JSON. */
+static char *value_of(const char *key)
+{
+	static char buf[1024];
+
+	buf[0] = '\0';
+	cr_assert_eq(ctl_lease_show(&c, key, true), 0);
+	{
+		json_t *e = json_loads(out(), JSON_DISABLE_EOF_CHECK, NULL);
+		char *s =
+			json_dumps(json_object_get(e, "attrs"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+		snprintf(buf, sizeof(buf), "%s", s ? s : "");
+		free(s);
+		json_decref(e);
+	}
+	return buf;
+}
+
+Test(ctl, dualstack_reserve)
+{
+	put("/coreos.com/network/config", CFG6, 0);
+	/* --ipv6-subnet form, with PublicIPv6 */
+	cr_assert_eq(ctl_reserve6(&c, "198.18.5.0/24", "2001:db8:100:5::/64", "192.0.2.5",
+	                          "2001:db8:0:1::5"),
+	             0, "%s", errs());
+	cr_assert_str_eq(out(),
+	                 "reserved 198.18.5.0/24,2001:db8:100:5::/64 for "
+	                 "192.0.2.5,2001:db8:0:1::5 "
+	                 "(/coreos.com/network/subnets/198.18.5.0-24&2001:db8:100:5::-64)\n");
+	cr_assert_str_eq(value_of("198.18.5.0-24&2001:db8:100:5::-64"),
+	                 "{\"PublicIP\":\"192.0.2.5\",\"PublicIPv6\":\"2001:db8:0:1::5\"}");
+	/* the dual key form, without PublicIPv6 */
+	cr_assert_eq(ctl_reserve6(&c, "198.18.6.0-24&2001:db8:100:6::-64", NULL, "192.0.2.6", NULL),
+	             0, "%s", errs());
+	cr_assert(strstr(out(), "(/coreos.com/network/subnets/198.18.6.0-24&2001:db8:100:6::-64)"));
+	cr_assert_eq(ctl_leases(&c, false), 0);
+	cr_assert(strstr(out(), "198.18.6.0/24      2001:db8:100:6::/64      192.0.2.6       -"));
+
+	/* refusals, each with its reason */
+	cr_assert_eq(ctl_reserve(&c, "198.18.7.0/24", "192.0.2.7"), 1);
+	cr_assert(strstr(errs(), "the network is dual-stack (EnableIPv6): give its IPv6 subnet "
+	                         "too (--ipv6-subnet, a /64 inside 2001:db8:100::/48)"));
+	cr_assert_eq(ctl_reserve6(&c, "198.18.7.0/24", "2001:db8:200:7::/64", "192.0.2.7", NULL),
+	             1);
+	cr_assert(strstr(errs(), "not a /64 subnet inside the IPv6 network 2001:db8:100::/48"));
+	cr_assert_eq(ctl_reserve6(&c, "198.18.7.0/24", "2001:db8:100:7::/80", "192.0.2.7", NULL),
+	             1);
+	cr_assert(strstr(errs(), "not a /64 subnet"));
+	cr_assert_eq(ctl_reserve6(&c, "198.18.7.0/24", "198.18.8.0/24", "192.0.2.7", NULL), 1);
+	cr_assert(strstr(errs(), "--ipv6-subnet needs an IPv6 network"));
+	cr_assert_eq(ctl_reserve6(&c, "198.18.7.0-24&2001:db8:100:7::-64", "2001:db8:100:7::/64",
+	                          "192.0.2.7", NULL),
+	             1);
+	cr_assert(strstr(errs(), "already has an IPv6 part"));
+	cr_assert_eq(
+		ctl_reserve6(&c, "198.18.7.0/24", "2001:db8:100:7::/64", "192.0.2.7", "192.0.2.77"),
+		1);
+	cr_assert(strstr(errs(), "--public-ipv6 needs an IPv6 address, got \"192.0.2.77\""));
+	/* an IPv6 half already held by another node */
+	cr_assert_eq(ctl_reserve6(&c, "198.18.7.0/24", "2001:db8:100:5::/64", "192.0.2.7", NULL),
+	             1);
+	cr_assert(strstr(errs(), "198.18.5.0-24&2001:db8:100:5::-64 is held by 192.0.2.5 "
+	                         "(a reservation); release it first"));
+	cr_assert_eq(ctl_release(&c, "198.18.5.0-24&2001:db8:100:5::-64"), 0);
+
+	/* IPv4-only network: an IPv6 half or PublicIPv6 is refused */
+	put("/coreos.com/network/config", CFG, 0);
+	cr_assert_eq(ctl_reserve6(&c, "198.18.7.0/24", "2001:db8:100:7::/64", "192.0.2.7", NULL),
+	             1);
+	cr_assert(strstr(errs(), "inside the IPv6 network (none)"));
+	cr_assert_eq(ctl_reserve6(&c, "198.18.7.0/24", NULL, "192.0.2.7", "2001:db8:0:1::7"), 1);
+	cr_assert(strstr(errs(), "--public-ipv6 given, but the network config has no EnableIPv6"));
+	cr_assert_eq(ctl_reserve(&c, "198.18.7.0/24", "192.0.2.7"), 0);
+}
+
+Test(ctl, dualstack_command_line)
+{
+	const char *args[] = { "twillctl",
+		               url,
+		               "reserve",
+		               "198.18.5.0/24",
+		               "--public-ip=192.0.2.5",
+		               "--ipv6-subnet=2001:db8:100:5::/64",
+		               "--public-ipv6=2001:db8:0:1::5" };
+	char *argv[8] = { NULL };
+
+	for (size_t i = 0; i < 7; i++)
+		argv[i] = (char *)(uintptr_t)args[i];
+
+	put("/coreos.com/network/config", CFG6, 0);
+	cr_assert_eq(ctl_main(7, argv, c.out, c.err), 0, "%s", errs());
+	cr_assert(strstr(out(), "reserved 198.18.5.0/24,2001:db8:100:5::/64 for "
+	                        "192.0.2.5,2001:db8:0:1::5"));
+	cr_assert_eq(run(url, "leases", "--ipv6-subnet=2001:db8:100:5::/64", NULL, NULL), 2);
+	cr_assert(strstr(errs(), "--ipv6-subnet is not valid here"));
+	cr_assert_eq(run(url, "leases", "--public-ipv6=2001:db8::1", NULL, NULL), 2);
+	cr_assert(strstr(errs(), "--public-ipv6 is not valid here"));
+	cr_assert_eq(run("reserve", "--help", NULL, NULL, NULL), 0);
+	cr_assert(strstr(out(), "--ipv6-subnet 2001:db8:100:3::/64"));
+}

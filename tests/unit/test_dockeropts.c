@@ -111,6 +111,8 @@ Test(dockeropts, golden_env_cases)
 				o.ipmasq = false;
 			else if (strcmp(*a, "-k") == 0)
 				o.key = *++a;
+			else if (strcmp(*a, "--ipv6") == 0)
+				o.ipv6 = true;
 			else
 				cr_assert_fail("case %s: unknown argument %s", name, *a);
 		}
@@ -131,7 +133,7 @@ Test(dockeropts, golden_env_cases)
 		free(want);
 		ncases++;
 	}
-	cr_expect_geq(ncases, 20, "only %d cases read", ncases);
+	cr_expect_geq(ncases, 25, "only %d cases read", ncases);
 	free(cases);
 }
 
@@ -210,9 +212,59 @@ Test(dockeropts, errors)
 	sf.has_subnet = false;
 	cr_assert_eq(dockeropts_format_env(&sf, &o, NULL, &got, &len, err, sizeof(err)), -EINVAL);
 	cr_assert(strstr(err, "FLANNEL_SUBNET"), "%s", err);
-	cr_assert_eq(dockeropts_merge_daemon_json(NULL, 0, &sf, true, &got, &len, err, sizeof(err)),
+	cr_assert_eq(dockeropts_merge_daemon_json(NULL, 0, &sf, true, false, &got, &len, err,
+	                                          sizeof(err)),
 	             -EINVAL);
 	cr_assert_null(got);
+}
+
+Test(dockeropts, ipv6_needs_ipv6_subnet)
+{
+	struct dockeropts_opts o = {
+		.individual = true, .combined = true, .ipmasq = true, .ipv6 = true
+	};
+	struct subnetfile sf = full_subnet();
+	char *got = NULL, err[256] = "";
+	size_t len;
+
+	cr_assert_eq(dockeropts_format_env(&sf, &o, NULL, &got, &len, err, sizeof(err)), -EINVAL);
+	cr_assert_null(got);
+	cr_assert(strstr(err, "FLANNEL_IPV6_SUBNET") && strstr(err, "EnableIPv6"), "%s", err);
+	err[0] = '\0';
+	cr_assert_eq(dockeropts_merge_daemon_json("{}", 2, &sf, true, true, &got, &len, err,
+	                                          sizeof(err)),
+	             -EINVAL);
+	cr_assert_null(got);
+	cr_assert(strstr(err, "FLANNEL_IPV6_SUBNET"), "%s", err);
+}
+
+Test(dockeropts, ipv6_fixed_cidr_is_the_network)
+{
+	/* The subnet file holds the ::1 host form; Docker gets the network address.
+	 * A prefix that is not /64 keeps its length. */
+	struct dockeropts_opts o = { .individual = true, .ipmasq = false, .ipv6 = true };
+	struct subnetfile sf = full_subnet();
+	char *got = NULL, err[256];
+	size_t len;
+
+	sf.has_ipv6_subnet = true;
+	cr_assert_eq(ipam_prefix_parse("2001:db8:100:ab80::1/57", &sf.ipv6_subnet), 0);
+	cr_assert_eq(dockeropts_format_env(&sf, &o, NULL, &got, &len, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_assert_str_eq(got,
+	                 "DOCKER_OPT_BIP=\"--bip=10.1.74.1/24\"\n"
+	                 "DOCKER_OPT_FIXED_CIDR_V6=\"--fixed-cidr-v6=2001:db8:100:ab80::/57\"\n"
+	                 "DOCKER_OPT_IPV6=\"--ipv6\"\n"
+	                 "DOCKER_OPT_MTU=\"--mtu=1472\"\n");
+	free(got);
+	got = NULL;
+	cr_assert_eq(dockeropts_merge_daemon_json(NULL, 0, &sf, false, true, &got, &len, err,
+	                                          sizeof(err)),
+	             0, "%s", err);
+	cr_assert_str_eq(got,
+	                 "{\n  \"bip\": \"10.1.74.1/24\",\n  \"mtu\": 1472,\n"
+	                 "  \"ipv6\": true,\n  \"fixed-cidr-v6\": \"2001:db8:100:ab80::/57\"\n}\n");
+	free(got);
 }
 
 Test(dockeropts, key_valid)
@@ -226,7 +278,7 @@ Test(dockeropts, key_valid)
 	cr_assert_not(dockeropts_key_valid("A=B"));
 }
 
-static void merge_golden(const char *in_name, const char *subnet, bool ipmasq,
+static void merge_golden(const char *in_name, const char *subnet, bool ipmasq, bool ipv6,
                          const char *want_name)
 {
 	char path[512], err[256] = "", *in = NULL, *got = NULL, *want;
@@ -239,7 +291,8 @@ static void merge_golden(const char *in_name, const char *subnet, bool ipmasq,
 		snprintf(path, sizeof(path), FIX "%s", in_name);
 		in = slurp(path, &in_len);
 	}
-	r = dockeropts_merge_daemon_json(in, in_len, &sf, ipmasq, &got, &got_len, err, sizeof(err));
+	r = dockeropts_merge_daemon_json(in, in_len, &sf, ipmasq, ipv6, &got, &got_len, err,
+	                                 sizeof(err));
 	cr_assert_eq(r, 0, "%s: %d %s", in_name ? in_name : "(absent)", r, err);
 	snprintf(path, sizeof(path), FIX "%s", want_name);
 	want = slurp(path, &want_len);
@@ -252,26 +305,36 @@ static void merge_golden(const char *in_name, const char *subnet, bool ipmasq,
 
 Test(dockeropts, daemon_json_merge_existing)
 {
-	merge_golden("daemon-existing.json", "subnet-full.env", true, "daemon-existing.out");
+	merge_golden("daemon-existing.json", "subnet-full.env", true, false, "daemon-existing.out");
 }
 
 Test(dockeropts, daemon_json_merge_nomasq_keeps_theirs)
 {
-	merge_golden("daemon-with-masq.json", "subnet-full.env", false,
+	merge_golden("daemon-with-masq.json", "subnet-full.env", false, false,
 	             "daemon-with-masq-nomasq.out");
 }
 
 Test(dockeropts, daemon_json_merge_no_mtu_keeps_theirs)
 {
-	merge_golden("daemon-with-masq.json", "subnet-no-mtu.env", true,
+	merge_golden("daemon-with-masq.json", "subnet-no-mtu.env", true, false,
 	             "daemon-with-masq-no-mtu.out");
 }
 
 Test(dockeropts, daemon_json_new)
 {
-	merge_golden(NULL, "subnet-full.env", true, "daemon-new.out");
-	merge_golden("daemon-blank.json", "subnet-full.env", true, "daemon-new.out");
-	merge_golden(NULL, "subnet-ipmasq-true.env", false, "daemon-new-nomasq.out");
+	merge_golden(NULL, "subnet-full.env", true, false, "daemon-new.out");
+	merge_golden("daemon-blank.json", "subnet-full.env", true, false, "daemon-new.out");
+	merge_golden(NULL, "subnet-ipmasq-true.env", false, false, "daemon-new-nomasq.out");
+}
+
+Test(dockeropts, daemon_json_ipv6)
+{
+	/* New keys go after ip-masq; keys already there keep their place and get our value. */
+	merge_golden(NULL, "subnet-dual.env", true, true, "daemon-v6-new.out");
+	merge_golden("daemon-v6-existing.json", "subnet-dual.env", true, true,
+	             "daemon-v6-existing.out");
+	/* Without the option a dual-stack subnet file gives the IPv4-only merge. */
+	merge_golden(NULL, "subnet-dual.env", true, false, "daemon-dual-no-ipv6.out");
 }
 
 Test(dockeropts, daemon_json_refused)
@@ -292,8 +355,8 @@ Test(dockeropts, daemon_json_refused)
 
 		snprintf(path, sizeof(path), FIX "%s", bad[i].file);
 		in = slurp(path, &len);
-		cr_expect_eq(dockeropts_merge_daemon_json(in, len, &sf, true, &got, &got_len, err,
-		                                          sizeof(err)),
+		cr_expect_eq(dockeropts_merge_daemon_json(in, len, &sf, true, false, &got, &got_len,
+		                                          err, sizeof(err)),
 		             -EINVAL, "%s accepted", bad[i].file);
 		cr_expect_null(got);
 		cr_expect(strstr(err, bad[i].msg), "%s: error \"%s\" lacks \"%s\"", bad[i].file,
@@ -306,11 +369,11 @@ Test(dockeropts, daemon_json_refused)
 		char err[256], *got = NULL;
 		size_t got_len;
 
-		cr_expect_eq(dockeropts_merge_daemon_json(nul, sizeof(nul), &sf, true, &got,
+		cr_expect_eq(dockeropts_merge_daemon_json(nul, sizeof(nul), &sf, true, false, &got,
 		                                          &got_len, err, sizeof(err)),
 		             -EINVAL);
-		cr_expect_eq(dockeropts_merge_daemon_json(nul, 7, &sf, true, &got, &got_len, err,
-		                                          sizeof(err)),
+		cr_expect_eq(dockeropts_merge_daemon_json(nul, 7, &sf, true, false, &got, &got_len,
+		                                          err, sizeof(err)),
 		             0, "%s", err);
 		cr_expect_str_eq(got,
 		                 "{\n  \"a\": 1,\n  \"bip\": \"10.1.74.1/24\",\n  \"mtu\": 1472,\n"
