@@ -130,9 +130,17 @@ measure() { # mode rep: one run of every figure, appended to V
 	srv=$!
 	TW_PROCS[$srv]="iperf3 server"
 	wait_for --timeout 5 eval "ip netns exec $C2 ss -ltn | grep ':5201 ' >/dev/null" || fail "iperf3 server"
+	local perfpid=
+	if [ -n "${PERF:-}" ]; then # system-wide profile of the 1-stream run (kernel and user stacks)
+		mkdir -p "$PERF"
+		perf record -q -e cpu-clock -g -a -o "$PERF/$m-$k.data" -- sleep "$DURATION" \
+			>/dev/null 2>&1 &
+		perfpid=$!
+	fi
 	read -r b0 t0 < <(cpu_busy)
 	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
 	read -r b1 t1 < <(cpu_busy)
+	[ -z "$perfpid" ] || wait "$perfpid" || true
 	bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
 	V[$m,tcp1]+=" $(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')"
 	V[$m,cpu1]+=" $(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')"

@@ -1,0 +1,92 @@
+/* The udp backend's counters: sums, text format, stats file. */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/udp_int.h"
+
+void udp_backend_stats(struct backend *be, struct udp_stats *ret)
+{
+	uint64_t sum[CTR_MAX] = { 0 };
+	size_t i, k;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!be)
+		return;
+	for (i = 0; i < UDP_MAX_WORKERS; i++)
+		for (k = 0; k < CTR_MAX; k++)
+			sum[k] += atomic_load_explicit(&be->ctr[i].c[k], memory_order_relaxed);
+	ret->tx_packets = sum[CTR_TX_PACKETS];
+	ret->tx_bytes = sum[CTR_TX_BYTES];
+	ret->tx_datagrams_calls = sum[CTR_TX_CALLS];
+	ret->rx_packets = sum[CTR_RX_PACKETS];
+	ret->rx_bytes = sum[CTR_RX_BYTES];
+	ret->rx_tun_writes = sum[CTR_RX_WRITES];
+	ret->icmp_sent = sum[CTR_ICMP_SENT];
+	ret->icmp_ratelimited = sum[CTR_ICMP_RL];
+	for (k = 0; k < UDP_VERDICT_MAX; k++) {
+		ret->drop_tun[k] = sum[CTR_DROP_TUN + k];
+		ret->drop_wire[k] = sum[CTR_DROP_WIRE + k];
+	}
+	ret->table_routes = atomic_load(&be->table_routes);
+	ret->table_updates = atomic_load(&be->table_updates);
+}
+
+size_t udp_stats_format(const struct udp_stats *s, char *buf, size_t len)
+{
+	static const char *const dirs[2] = { "tun", "wire" };
+	size_t off = 0;
+	int k, d, n;
+
+#define EMIT(...)                                                                      \
+	do {                                                                           \
+		n = snprintf(buf + (off < len ? off : len), off < len ? len - off : 0, \
+		             __VA_ARGS__);                                             \
+		if (n > 0)                                                             \
+			off += (size_t)n;                                              \
+	} while (0)
+
+	EMIT("twill_udp_tx_packets_total %" PRIu64 "\n", s->tx_packets);
+	EMIT("twill_udp_tx_bytes_total %" PRIu64 "\n", s->tx_bytes);
+	EMIT("twill_udp_tx_syscalls_total %" PRIu64 "\n", s->tx_datagrams_calls);
+	EMIT("twill_udp_rx_packets_total %" PRIu64 "\n", s->rx_packets);
+	EMIT("twill_udp_rx_bytes_total %" PRIu64 "\n", s->rx_bytes);
+	EMIT("twill_udp_rx_tun_writes_total %" PRIu64 "\n", s->rx_tun_writes);
+	EMIT("twill_udp_icmp_unreach_sent_total %" PRIu64 "\n", s->icmp_sent);
+	EMIT("twill_udp_icmp_unreach_ratelimited_total %" PRIu64 "\n", s->icmp_ratelimited);
+	EMIT("twill_udp_table_routes %" PRIu64 "\n", s->table_routes);
+	EMIT("twill_udp_table_updates_total %" PRIu64 "\n", s->table_updates);
+	for (d = 0; d < 2; d++)
+		for (k = 1; k < UDP_VERDICT_MAX; k++)
+			EMIT("twill_udp_drops_total{dir=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+			     dirs[d], udp_verdict_name((enum udp_verdict)k),
+			     d ? s->drop_wire[k] : s->drop_tun[k]);
+#undef EMIT
+	return off;
+}
+
+void udp_write_stats_file(struct backend *be)
+{
+	struct udp_stats s;
+	char buf[4096], *tmp = NULL;
+	size_t n;
+	FILE *f;
+
+	udp_backend_stats(be, &s);
+	n = udp_stats_format(&s, buf, sizeof(buf));
+	if (n >= sizeof(buf) || strcmp(buf, be->last_stats) == 0)
+		return;
+	if (asprintf(&tmp, "%s.tmp", be->stats_file) < 0)
+		return;
+	f = fopen(tmp, "w");
+	if (f) {
+		bool ok = fwrite(buf, 1, n, f) == n;
+
+		if (fclose(f) == 0 && ok && rename(tmp, be->stats_file) == 0)
+			memcpy(be->last_stats, buf, n + 1);
+	}
+	free(tmp);
+}
