@@ -37,11 +37,31 @@ static bool env_true(const char *name)
 	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0);
 }
 
+/* An unsigned number @min..@max from the environment variable @name into *@ret (unset: kept). */
+static int env_uint(const char *name, unsigned min, unsigned max, unsigned *ret)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long n;
+
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (*end || errno || *v == '-' || n < min || n > max) {
+		log_error("udp: %s=%s: must be %u..%u", name, v, min, max);
+		return -EINVAL;
+	}
+	*ret = (unsigned)n;
+	return 0;
+}
+
 int udp_parse_options(const struct subnet_config *cfg, struct udp_options *ret)
 {
-	struct udp_options o = { .port = UDP_DEFAULT_PORT, .gro = true };
+	struct udp_options o = { .port = UDP_DEFAULT_PORT,
+		                 .gro = true,
+		                 .busy_poll_us = UDP_DEFAULT_BUSY_POLL_US };
 	json_t *v;
-	const char *w;
 	long ncpu;
 
 	v = subnet_config_backend_opt(cfg, "Port");
@@ -69,19 +89,13 @@ int udp_parse_options(const struct subnet_config *cfg, struct udp_options *ret)
 		o.gro = false;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	o.workers = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (unsigned)ncpu;
-	w = getenv("TWILL_UDP_WORKERS");
-	if (w && *w) {
-		char *end;
-		long n = strtol(w, &end, 10);
-
-		if (*end || n < 1 || n > UDP_MAX_WORKERS) {
-			log_error("udp: TWILL_UDP_WORKERS=%s: must be 1..%d", w, UDP_MAX_WORKERS);
-			return -EINVAL;
-		}
-		o.workers = (unsigned)n;
-	}
-	if (o.naive)
+	if (env_uint("TWILL_UDP_WORKERS", 1, UDP_MAX_WORKERS, &o.workers) < 0 ||
+	    env_uint("TWILL_UDP_BUSY_POLL_US", 0, 10000, &o.busy_poll_us) < 0)
+		return -EINVAL;
+	if (o.naive) {
 		o.workers = 1;
+		o.busy_poll_us = 0;
+	}
 	*ret = o;
 	return 0;
 }

@@ -11,8 +11,11 @@
  *
  * Options: Backend.Port (default 8285), Backend.Naive (bool, default false: one
  * thread, one packet per syscall, no offloads; also TWILL_UDP_NAIVE=1), and the
- * environment TWILL_UDP_WORKERS (worker threads, default min(CPUs, 4)) and
- * TWILL_UDP_STATS_FILE (a file rewritten with udp_stats_format() every 250 ms).
+ * environment TWILL_UDP_WORKERS (worker threads, default min(CPUs, 4)),
+ * TWILL_UDP_BUSY_POLL_US (after traffic, a worker polls without sleeping this long,
+ * default 0: off) and TWILL_UDP_STATS_FILE (a file rewritten with udp_stats_format()
+ * every 250 ms). Received datagrams are spread over the workers by inner flow
+ * (a reuseport BPF program, see udp_dev.c), not by the outer 4-tuple.
  */
 #ifndef TWILL_BACKENDS_UDP_H
 #define TWILL_BACKENDS_UDP_H
@@ -24,11 +27,12 @@
 #include "backends/backend.h"
 #include "backends/udp_pkt.h"
 
-#define UDP_DEFAULT_PORT 8285
-#define UDP_DEVICE       "flannel0"
-#define UDP_MAX_WORKERS  16
-#define UDP_OVERHEAD     28 /* outer IPv4 + UDP headers */
-#define UDP_TXQUEUELEN   5000
+#define UDP_DEFAULT_PORT         8285
+#define UDP_DEVICE               "flannel0"
+#define UDP_MAX_WORKERS          16
+#define UDP_OVERHEAD             28 /* outer IPv4 + UDP headers */
+#define UDP_TXQUEUELEN           5000
+#define UDP_DEFAULT_BUSY_POLL_US 0
 
 extern const struct backend_ops udp_backend_ops;
 
@@ -37,6 +41,8 @@ struct udp_options {
 	bool naive;       /* Naive, or TWILL_UDP_NAIVE=1 */
 	unsigned workers; /* TWILL_UDP_WORKERS, default min(CPUs, 4); 1 when naive */
 	bool gro;         /* coalesce received TCP segments (TWILL_UDP_NO_GRO=1 turns it off) */
+	unsigned
+		busy_poll_us; /* poll without sleeping this long after traffic (TWILL_UDP_BUSY_POLL_US) */
 };
 
 /* Read and check the udp options of @cfg->backend and the environment; 0 or -EINVAL (logged). */

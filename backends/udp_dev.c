@@ -11,6 +11,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <linux/filter.h>
 #include <linux/if_tun.h>
 
 #include "backends/udp_int.h"
@@ -146,6 +147,73 @@ int udp_open_tun(struct backend *be)
 	return 0;
 }
 
+/*
+ * Spread received datagrams over the workers by the inner flow (a classic BPF
+ * program run by SO_REUSEPORT on the UDP payload, i.e. the inner IP header):
+ * flannel's wire format has one outer 4-tuple per pair of hosts, so the kernel's
+ * own 4-tuple hash would hand everything from one peer to one worker. The hash
+ * covers the inner addresses (last 32 bits for IPv6) and, for TCP/UDP that is not
+ * a fragment, the ports; other versions fall back to the kernel's choice.
+ * (The TUN's flow table then sends the reverse direction to the same worker.)
+ */
+static void steer_flows(struct backend *be)
+{
+	const uint32_t n = (uint32_t)be->nworkers, golden = 0x9e3779b1;
+	struct sock_filter f[] = {
+		/* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
+		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 4, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 22, 40),
+		/* 4: IPv4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ST, 0),
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 6),
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x3fff), /* fragment: addresses only */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 9),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 6),
+		/* 15 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0),
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		BPF_STMT(BPF_LD | BPF_MEM, 0),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ST, 0),
+		/* 21 */ BPF_STMT(BPF_LD | BPF_MEM, 0),
+		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, golden),
+		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+		/* 26: IPv6 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 20),
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 36),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ST, 0),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 5),
+		/* 34 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 40),
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		BPF_STMT(BPF_LD | BPF_MEM, 0),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ST, 0),
+		/* 39 */ BPF_STMT(BPF_LD | BPF_MEM, 0),
+		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, golden),
+		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+		/* 44: not IP: the kernel's hash */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (setsockopt(be->workers[0].sock, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
+	               sizeof(prog)) < 0)
+		log_debug("udp: SO_ATTACH_REUSEPORT_CBPF: %s (one worker per peer)",
+		          strerror(errno));
+}
+
 int udp_open_sockets(struct backend *be)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(be->opt.port) };
@@ -179,6 +247,8 @@ int udp_open_sockets(struct backend *be)
 			return r;
 		}
 	}
+	if (be->nworkers > 1)
+		steer_flows(be);
 	return 0;
 }
 

@@ -25,6 +25,39 @@ uint64_t udp_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * Wait for work. After traffic, poll without sleeping for up to busy_poll_us: a
+ * request/response (ping, RPC) then finds its answer without a wake-up of this
+ * thread, which on a VM costs tens of microseconds per hop. (No sched_yield()
+ * between polls: on a busy machine it hands the CPU to a hog for a whole time
+ * slice, and the ping RTT grew to milliseconds.)
+ */
+static int worker_wait(struct udp_worker *w, struct pollfd *pfd, uint64_t *last_busy)
+{
+	unsigned spin = w->be->opt.busy_poll_us;
+	int n;
+
+	if (spin && *last_busy) {
+		for (;;) {
+			n = poll(pfd, 3, 0);
+			if (n != 0)
+				return n;
+			if (mono_us() - *last_busy >= spin)
+				break;
+		}
+	}
+	*last_busy = 0;
+	return poll(pfd, 3, -1);
+}
+
 static void *worker_main(void *arg)
 {
 	struct udp_worker *w = arg;
@@ -33,9 +66,10 @@ static void *worker_main(void *arg)
 		{ .fd = w->sock, .events = POLLIN },
 		{ .fd = w->be->stop_fd, .events = POLLIN },
 	};
+	uint64_t last_busy = 0;
 
 	for (;;) {
-		int n = poll(pfd, 3, -1);
+		int n = worker_wait(w, pfd, &last_busy);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -57,6 +91,8 @@ static void *worker_main(void *arg)
 		}
 		if (pfd[1].revents & (POLLIN | POLLERR))
 			udp_wire_to_tun(w);
+		if (w->be->opt.busy_poll_us)
+			last_busy = mono_us();
 	}
 	return NULL;
 }

@@ -10,7 +10,9 @@
 # measured in the same run. Results go to bench/RESULTS.md (section "## dataplane",
 # replaced; other sections kept).
 #
-# Usage: sudo bench/dataplane.sh [BUILD_DIR]   (env: DURATION=10 REPS=3 MODES="raw vxlan udp naive")
+# Usage: sudo bench/dataplane.sh [BUILD_DIR]
+#   env: DURATION=10 REPS=3 MODES="raw vxlan udp naive" FIGURES="tcp1 tcp2 pps rtt"
+#        RESULTS=file (default bench/RESULTS.md) PERF=dir (perf record -g of each 1-stream run)
 # Everything happens in namespaces named tw<pid>b*; nothing touches the root namespace.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ NODE=$BUILD/bench/bench_dataplane_node
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
 MODES=${MODES:-raw vxlan udp naive}
+FIGURES=${FIGURES:-tcp1 tcp2 pps rtt}
 OUT=${RESULTS:-$SRC/bench/RESULTS.md}
 [ -x "$NODE" ] || { echo "no $NODE: build the bench_dataplane_node target" >&2; exit 1; }
 for t in iperf3 jq ping ip python3; do
@@ -124,35 +127,47 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if
 declare -A R=() V=() # R[mode,metric] = median; V[mode,metric] = the runs' values
 ncpu=$(nproc)
 
+has_fig() { [[ " $FIGURES " == *" $1 "* ]]; }
+
 measure() { # mode rep: one run of every figure, appended to V
-	local m=$1 k=$2 b0 t0 b1 t1 json bps srv
+	local m=$1 k=$2 b0 t0 b1 t1 json bps srv perfpid= dst=198.18.2.2
+	[[ $m != *6 ]] || dst=2001:db8:100:2::2
 	ip netns exec "$C2" iperf3 -s -p 5201 </dev/null >"$TW_DIR/iperf-srv-$m.log" 2>&1 &
 	srv=$!
 	TW_PROCS[$srv]="iperf3 server"
 	wait_for --timeout 5 eval "ip netns exec $C2 ss -ltn | grep ':5201 ' >/dev/null" || fail "iperf3 server"
-	local perfpid=
-	if [ -n "${PERF:-}" ]; then # system-wide profile of the 1-stream run (kernel and user stacks)
-		mkdir -p "$PERF"
-		perf record -q -e cpu-clock -g -a -o "$PERF/$m-$k.data" -- sleep "$DURATION" \
-			>/dev/null 2>&1 &
-		perfpid=$!
+	if has_fig tcp1; then
+		if [ -n "${PERF:-}" ]; then # system-wide profile of the 1-stream run (kernel and user stacks)
+			mkdir -p "$PERF"
+			perf record -q -e cpu-clock -g -a -o "$PERF/$m-$k.data" -- sleep "$DURATION" \
+				>/dev/null 2>&1 &
+			perfpid=$!
+		fi
+		read -r b0 t0 < <(cpu_busy)
+		json=$(ip netns exec "$C1" iperf3 -c "$dst" -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
+		read -r b1 t1 < <(cpu_busy)
+		[ -z "$perfpid" ] || wait "$perfpid" || true
+		bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
+		V[$m,tcp1]+=" $(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')"
+		V[$m,cpu1]+=" $(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')"
+		# CPU seconds (all cores) per GB received.
+		V[$m,cpg1]+=" $(awk -v b=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v bytes="$(jq '.end.sum_received.bytes' <<<"$json")" 'BEGIN { printf "%.3f", (b / hz) / (bytes / 1e9) }')"
 	fi
-	read -r b0 t0 < <(cpu_busy)
-	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
-	read -r b1 t1 < <(cpu_busy)
-	[ -z "$perfpid" ] || wait "$perfpid" || true
-	bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
-	V[$m,tcp1]+=" $(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')"
-	V[$m,cpu1]+=" $(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')"
-	# CPU seconds (all cores) per GB received.
-	V[$m,cpg1]+=" $(awk -v b=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v bytes="$(jq '.end.sum_received.bytes' <<<"$json")" 'BEGIN { printf "%.3f", (b / hz) / (bytes / 1e9) }')"
-	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -P 2 -J) || fail "$m iperf3 tcp -P 2"
-	V[$m,tcp2]+=" $(jq '.end.sum_received.bits_per_second / 1e9' <<<"$json")"
-	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -u -l 64 -b 0 -t "$DURATION" -J) || fail "$m iperf3 udp"
-	V[$m,pps]+=" $(jq '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds | floor' <<<"$json")"
-	V[$m,rtt]+=" $(ip netns exec "$C1" ping -n -q -c 200 -i 0.005 198.18.2.2 | awk -F/ '/^rtt/ { print $5 }')"
+	if has_fig tcp2; then
+		json=$(ip netns exec "$C1" iperf3 -c "$dst" -p 5201 -t "$DURATION" -P 2 -J) || fail "$m iperf3 tcp -P 2"
+		V[$m,tcp2]+=" $(jq '.end.sum_received.bits_per_second / 1e9' <<<"$json")"
+	fi
+	if has_fig pps; then
+		json=$(ip netns exec "$C1" iperf3 -c "$dst" -p 5201 -u -l 64 -b 0 -t "$DURATION" -J) || fail "$m iperf3 udp"
+		V[$m,pps]+=" $(jq '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds | floor' <<<"$json")"
+	fi
+	if has_fig rtt; then # median of 200 echoes (an average would follow the outliers of a busy machine)
+		V[$m,rtt]+=" $(ip netns exec "$C1" ping -n -c 200 -i 0.005 "$dst" |
+			sed -n 's/.* time=\([0-9.]*\) ms/\1/p' | median)"
+	fi
 	stop_pid "$srv" 5
-	log "$m rep $k: tcp1 ${V[$m,tcp1]##* } Gbit/s (cpu ${V[$m,cpu1]##* }%), tcp2 ${V[$m,tcp2]##* }, udp64 ${V[$m,pps]##* } pps, rtt ${V[$m,rtt]##* } ms"
+	local v=${V[$m,tcp1]:-} c=${V[$m,cpu1]:-} t2=${V[$m,tcp2]:-} p=${V[$m,pps]:-} r=${V[$m,rtt]:-}
+	log "$m rep $k: tcp1 ${v##* } Gbit/s (cpu ${c##* }%), tcp2 ${t2##* }, udp64 ${p##* } pps, rtt ${r##* } ms"
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -167,7 +182,7 @@ done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $MODES; do
 	for x in tcp1 tcp2 cpu1 cpg1 pps rtt; do
-		R[$m,$x]=$(tr ' ' '\n' <<<"${V[$m,$x]}" | grep . | median)
+		R[$m,$x]=$(tr ' ' '\n' <<<"${V[$m,$x]:-}" | { grep . || true; } | median)
 	done
 done
 
