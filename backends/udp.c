@@ -104,8 +104,10 @@ int udp_parse_options(const struct subnet_config *cfg, struct udp_options *ret)
 
 static int rebuild(struct backend *be)
 {
-	struct udp_table *t =
-		udp_table_new(&be->network, be->has_own ? &be->own : NULL, be->peers, be->npeers);
+	struct udp_table *t = udp_table_new_ds(
+		&be->network, be->has_own ? &be->own : NULL, be->ipv6 ? &be->network6 : NULL,
+		be->has_own6 ? &be->own6 : NULL, be->peers, be->npeers);
+	size_t i, v4only = 0;
 
 	if (!t) {
 		log_warn("udp: cannot build the forwarding table");
@@ -114,7 +116,11 @@ static int rebuild(struct backend *be)
 	if (t->skipped)
 		log_debug("udp: %zu lease(s) left out of the table (overlap or outside Network)",
 		          t->skipped);
+	for (i = 0; be->ipv6 && i < be->npeers; i++)
+		v4only += !be->peers[i].ipv6_ok;
 	atomic_store(&be->table_routes, t->nroutes);
+	atomic_store(&be->table_routes6, t->nroutes6);
+	atomic_store(&be->peers_v4only, v4only);
 	udp_rcu_publish(&be->rcu, t);
 	atomic_fetch_add(&be->table_updates, 1);
 	return 0;
@@ -154,6 +160,86 @@ static int peer_reserve(struct backend *be, size_t n)
 	return 0;
 }
 
+bool udp_lease_takes_ipv6(const struct lease *l)
+{
+	const char *d = l ? l->attrs.backend_v6_data : NULL;
+
+	return l && l->has_ipv6 && l->ipv6_subnet.addr.family == AF_INET6 && d && d[0] == '{';
+}
+
+/* Was @ip (host order) logged as IPv4-only? If not, remember it; true when it was. */
+static bool v4only_seen(struct backend *be, uint32_t ip)
+{
+	size_t lo = 0, hi = be->nlogged;
+	uint32_t *p;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (be->logged[mid] == ip)
+			return true;
+		if (be->logged[mid] < ip)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (be->nlogged == be->logcap) {
+		size_t cap = be->logcap ? 2 * be->logcap : 16;
+
+		p = realloc(be->logged, cap * sizeof(*p));
+		if (!p)
+			return true; /* not logged, but nothing lost */
+		be->logged = p;
+		be->logcap = cap;
+	}
+	memmove(be->logged + lo + 1, be->logged + lo, (be->nlogged - lo) * sizeof(*be->logged));
+	be->logged[lo] = ip;
+	be->nlogged++;
+	return false;
+}
+
+/* With IPv6 on: say once per peer (PublicIP) that it gets no IPv6, and why. */
+static void log_v4only(struct backend *be, const struct udp_peer *p)
+{
+	char ip[IPAM_ADDR_STRLEN], sn[IPAM_PREFIX_STRLEN], sn6[IPAM_PREFIX_STRLEN];
+	uint32_t v;
+
+	memcpy(&v, p->public_ip.bytes, 4);
+	if (v4only_seen(be, ntohl(v)))
+		return;
+	ipam_addr_format(&p->public_ip, ip);
+	ipam_prefix_format(&p->subnet, sn);
+	if (p->has_ipv6)
+		log_warnx("udp: peer %s (%s) takes IPv4 only (no BackendV6Data in its lease: "
+		          "flanneld or a twill without IPv6 over udp); IPv6 to %s is dropped",
+		          ip, sn, ipam_prefix_format(&p->subnet6, sn6));
+	else
+		log_warnx("udp: peer %s (%s) takes IPv4 only (its lease has no IPv6 subnet)", ip,
+		          sn);
+}
+
+static void peer_fill(struct backend *be, struct udp_peer *p, const struct lease *l)
+{
+	memset(p, 0, sizeof(*p));
+	p->subnet = ipam_prefix_network(&l->subnet);
+	p->public_ip = l->attrs.public_ip;
+	if (!be->ipv6)
+		return;
+	p->has_ipv6 = l->has_ipv6 && l->ipv6_subnet.addr.family == AF_INET6;
+	if (p->has_ipv6)
+		p->subnet6 = ipam_prefix_network(&l->ipv6_subnet);
+	p->ipv6_ok = udp_lease_takes_ipv6(l);
+	if (!p->ipv6_ok)
+		log_v4only(be, p);
+}
+
+static bool peer_equal(const struct udp_peer *a, const struct udp_peer *b)
+{
+	return ipam_addr_equal(&a->public_ip, &b->public_ip) && a->has_ipv6 == b->has_ipv6 &&
+	       a->ipv6_ok == b->ipv6_ok &&
+	       (!a->has_ipv6 || ipam_prefix_equal(&a->subnet6, &b->subnet6));
+}
+
 static void log_ignored(const struct lease *l)
 {
 	char buf[IPAM_PREFIX_STRLEN];
@@ -165,7 +251,7 @@ static void log_ignored(const struct lease *l)
 
 static int udp_lease_added(struct backend *be, const struct lease *l)
 {
-	struct ipam_prefix net;
+	struct udp_peer p;
 	ssize_t i;
 	int r;
 
@@ -175,18 +261,17 @@ static int udp_lease_added(struct backend *be, const struct lease *l)
 		log_ignored(l);
 		return 0;
 	}
-	net = ipam_prefix_network(&l->subnet);
-	i = peer_find(be, &net);
+	peer_fill(be, &p, l);
+	i = peer_find(be, &p.subnet);
 	if (i < 0) {
 		r = peer_reserve(be, be->npeers + 1);
 		if (r < 0)
 			return r;
 		i = (ssize_t)be->npeers++;
-		be->peers[i].subnet = net;
-	} else if (ipam_addr_equal(&be->peers[i].public_ip, &l->attrs.public_ip)) {
+	} else if (peer_equal(&be->peers[i], &p)) {
 		return 0;
 	}
-	be->peers[i].public_ip = l->attrs.public_ip;
+	be->peers[i] = p;
 	return rebuild(be);
 }
 
@@ -223,9 +308,7 @@ static int udp_resync(struct backend *be, const struct lease *leases, size_t n)
 			log_ignored(&leases[i]);
 			continue;
 		}
-		be->peers[be->npeers].subnet = ipam_prefix_network(&leases[i].subnet);
-		be->peers[be->npeers].public_ip = leases[i].attrs.public_ip;
-		be->npeers++;
+		peer_fill(be, &be->peers[be->npeers++], &leases[i]);
 	}
 	return rebuild(be);
 }
@@ -243,6 +326,53 @@ static void on_timer(struct ev_timer *t, void *ctx)
 /* ---- Ops ---- */
 
 static void udp_stop(struct backend *be);
+
+static struct backend *be_new(const struct subnet_config *cfg, const struct be_extif *ext)
+{
+	struct backend *be = calloc(1, sizeof(*be));
+	size_t i, k;
+
+	if (!be)
+		return NULL;
+	be->stop_fd = -1;
+	for (i = 0; i < UDP_MAX_WORKERS; i++) {
+		be->workers[i].tun_fd = be->workers[i].sock = -1;
+		be->workers[i].be = be;
+		be->workers[i].idx = i;
+		for (k = 0; k < CTR_MAX; k++)
+			atomic_init(&be->ctr[i].c[k], 0);
+	}
+	atomic_init(&be->table_updates, 0);
+	atomic_init(&be->table_routes, 0);
+	atomic_init(&be->table_routes6, 0);
+	atomic_init(&be->peers_v4only, 0);
+	be->ext = *ext;
+	be->network = ipam_prefix_network(&cfg->network);
+	if (cfg->enable_ipv6 && cfg->ipv6_network.addr.family == AF_INET6) {
+		be->ipv6 = true;
+		be->network6 = ipam_prefix_network(&cfg->ipv6_network);
+	}
+	be->mtu = ext->mtu - UDP_OVERHEAD;
+	return be;
+}
+
+/*
+ * The lease's backend fields: no BackendType and no BackendData (as flannel's udp);
+ * with IPv6, BackendV6Data {"Port":N} tells other twill nodes that this one takes
+ * IPv6 (udp_lease_takes_ipv6; flanneld ignores the field for udp leases).
+ */
+static int set_attrs(struct backend *be, struct lease_attrs *a)
+{
+	char *v6 = NULL;
+
+	if (be->ipv6 && asprintf(&v6, "{\"Port\":%u}", be->opt.port) < 0)
+		return -ENOMEM;
+	a->backend_type[0] = '\0';
+	lease_attrs_set_backend_data(a, NULL); /* cannot fail */
+	free(a->backend_v6_data);
+	a->backend_v6_data = v6;
+	return 0;
+}
 
 static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config *cfg,
                                 const struct be_extif *ext, struct lease_attrs *ret_attrs)
@@ -266,23 +396,10 @@ static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config
 		errno = EINVAL;
 		return NULL;
 	}
-	be = calloc(1, sizeof(*be));
+	be = be_new(cfg, ext);
 	if (!be)
 		return NULL;
-	be->stop_fd = -1;
-	for (i = 0; i < UDP_MAX_WORKERS; i++) {
-		be->workers[i].tun_fd = be->workers[i].sock = -1;
-		be->workers[i].be = be;
-		be->workers[i].idx = i;
-		for (size_t k = 0; k < CTR_MAX; k++)
-			atomic_init(&be->ctr[i].c[k], 0);
-	}
-	atomic_init(&be->table_updates, 0);
-	atomic_init(&be->table_routes, 0);
 	be->loop = loop;
-	be->ext = *ext;
-	be->network = ipam_prefix_network(&cfg->network);
-	be->mtu = ext->mtu - UDP_OVERHEAD;
 	r = udp_parse_options(cfg, &be->opt);
 	if (r < 0)
 		goto fail;
@@ -319,8 +436,9 @@ static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config
 			goto fail;
 		}
 	}
-	ret_attrs->backend_type[0] = '\0';
-	lease_attrs_set_backend_data(ret_attrs, NULL); /* cannot fail */
+	r = set_attrs(be, ret_attrs);
+	if (r < 0)
+		goto fail;
 	log_info("udp %s: %s mode, %zu worker(s), port %u, MTU %d", UDP_DEVICE,
 	         be->opt.naive ? "naive" : "offload", be->nworkers, be->opt.port, be->mtu);
 	return be;
@@ -338,6 +456,12 @@ static int udp_start(struct backend *be, const struct lease *own)
 		return -EINVAL;
 	be->own = ipam_prefix_network(&own->subnet);
 	be->has_own = true;
+	be->has_own6 = be->ipv6 && own->has_ipv6 && own->ipv6_subnet.addr.family == AF_INET6;
+	if (be->has_own6)
+		be->own6 = ipam_prefix_network(&own->ipv6_subnet);
+	else if (be->ipv6)
+		log_warnx("udp %s: EnableIPv6 but the own lease has no IPv6 subnet: IPv4 only",
+		          UDP_DEVICE);
 	r = udp_configure_device(be);
 	if (r < 0)
 		return r;
@@ -367,6 +491,7 @@ static void udp_stop(struct backend *be)
 	for (i = 0; i < UDP_MAX_WORKERS; i++)
 		udp_worker_free_bufs(&be->workers[i]);
 	free(be->peers);
+	free(be->logged);
 	free(be->stats_file);
 	free(be);
 }

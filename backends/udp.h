@@ -59,8 +59,18 @@ struct udp_stats {
 	uint64_t drop_tun[UDP_VERDICT_MAX];  /* packets read from the TUN and dropped, by reason */
 	uint64_t drop_wire[UDP_VERDICT_MAX]; /* inner packets from the wire dropped, by reason */
 	uint64_t table_routes;               /* routes in the current table */
+	uint64_t table_routes6;              /* IPv6 routes in it (peers that take IPv6 or not) */
+	uint64_t peers_ipv4_only;            /* with IPv6 on: peers that get no IPv6 */
 	uint64_t table_updates;              /* tables published */
 };
+
+/*
+ * True when the remote lease @l says its node carries IPv6 over udp: an IPv6
+ * subnet in the key and a BackendV6Data object in the value (twill writes
+ * {"Port":N}; flanneld's udp never writes BackendV6Data, and ignores it). For
+ * listings (twillctl leases): false means "IPv4 only" for a udp lease.
+ */
+bool udp_lease_takes_ipv6(const struct lease *l);
 
 /* Sum of the counters of @be (a udp backend) into @ret. Any thread; never blocks. */
 void udp_backend_stats(struct backend *be, struct udp_stats *ret);

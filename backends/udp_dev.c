@@ -13,6 +13,9 @@
 #include <netinet/udp.h>
 #include <linux/filter.h>
 #include <linux/if_tun.h>
+#include <linux/if_addr.h>
+#include <linux/rtnetlink.h>
+#include <libmnl/libmnl.h>
 
 #include "backends/udp_int.h"
 #include "lib/log.h"
@@ -252,6 +255,99 @@ int udp_open_sockets(struct backend *be)
 	return 0;
 }
 
+/* ---- IPv6 on flannel0 (its own messages: lib/nl speaks IPv4 only) ---- */
+
+struct addr6_scan {
+	int ifindex;
+	const uint8_t *keep; /* the own IPv6 subnet address, /128 */
+	size_t n;
+	uint8_t stale[8][17]; /* address + prefix length */
+};
+
+static int addr6_collect(const struct nlmsghdr *nlh, void *ctx)
+{
+	struct addr6_scan *sc = ctx;
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *a;
+
+	if (nlh->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET6 ||
+	    (int)ifa->ifa_index != sc->ifindex || ifa->ifa_scope != RT_SCOPE_UNIVERSE)
+		return 0;
+	mnl_attr_for_each(a, nlh, sizeof(*ifa)) {
+		if (mnl_attr_get_type(a) != IFA_ADDRESS || mnl_attr_get_payload_len(a) != 16)
+			continue;
+		if ((ifa->ifa_prefixlen == 128 &&
+		     memcmp(mnl_attr_get_payload(a), sc->keep, 16) == 0) ||
+		    sc->n == sizeof(sc->stale) / sizeof(sc->stale[0]))
+			continue;
+		memcpy(sc->stale[sc->n], mnl_attr_get_payload(a), 16);
+		sc->stale[sc->n++][16] = ifa->ifa_prefixlen;
+	}
+	return 0;
+}
+
+static int addr6_req(struct nl_sock *sk, uint16_t type, int ifindex, const uint8_t *a, uint8_t plen)
+{
+	char buf[512]; /* MNL_SOCKET_BUFFER_SIZE is a runtime value (STYLE.md) */
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifaddrmsg *ifa;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = type == RTM_NEWADDR ? NLM_F_CREATE | NLM_F_REPLACE : 0;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET6;
+	ifa->ifa_prefixlen = plen;
+	ifa->ifa_flags = IFA_F_NODAD; /* usable at once; nobody else is on a TUN */
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	ifa->ifa_index = (unsigned)ifindex;
+	mnl_attr_put(nlh, IFA_LOCAL, 16, a);
+	mnl_attr_put(nlh, IFA_ADDRESS, 16, a);
+	return nl_request(sk, nlh, NULL, NULL);
+}
+
+static int route6_replace(struct nl_sock *sk, int ifindex, const struct ipam_prefix *dst)
+{
+	char buf[512]; /* MNL_SOCKET_BUFFER_SIZE is a runtime value (STYLE.md) */
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET6;
+	rtm->rtm_dst_len = dst->len;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = RTPROT_BOOT;
+	rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, RTA_DST, 16, dst->addr.bytes);
+	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
+	return nl_request(sk, nlh, NULL, NULL);
+}
+
+/* The own IPv6 subnet address (/128) on flannel0, stale ones removed, the IPv6 Network routed. */
+static int configure_ipv6(struct backend *be, struct nl_sock *sk)
+{
+	struct addr6_scan sc = { .ifindex = be->ifindex, .keep = be->own6.addr.bytes };
+	size_t i;
+	int r;
+
+	if (nl_dump(sk, RTM_GETADDR, AF_INET6, addr6_collect, &sc) == 0)
+		for (i = 0; i < sc.n; i++)
+			addr6_req(sk, RTM_DELADDR, be->ifindex, sc.stale[i], sc.stale[i][16]);
+	r = addr6_req(sk, RTM_NEWADDR, be->ifindex, be->own6.addr.bytes, 128);
+	if (r < 0) {
+		log_error("udp %s: cannot add the IPv6 address: %s %s", UDP_DEVICE, strerror(-r),
+		          nl_sock_errmsg(sk));
+		return r;
+	}
+	r = route6_replace(sk, be->ifindex, &be->network6);
+	if (r < 0)
+		log_error("udp %s: cannot add the route to the IPv6 Network: %s %s", UDP_DEVICE,
+		          strerror(-r), nl_sock_errmsg(sk));
+	return r;
+}
+
 int udp_configure_device(struct backend *be)
 {
 	struct nl_sock *sk = nl_sock_open(NULL, 0);
@@ -294,6 +390,8 @@ int udp_configure_device(struct backend *be)
 		log_error("udp %s: cannot add the route to the Network", UDP_DEVICE);
 		r = r < 0 ? r : -EIO;
 	}
+	if (r == 0 && be->has_own6)
+		r = configure_ipv6(be, sk);
 out:
 	nl_batch_free(b);
 	nl_sock_close(sk);

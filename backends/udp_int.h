@@ -118,8 +118,16 @@ struct backend {
 	struct udp_rcu rcu;
 	_Atomic uint64_t table_updates;
 	_Atomic uint64_t table_routes;
+	_Atomic uint64_t table_routes6;
+	_Atomic uint64_t peers_v4only;
+	bool ipv6; /* EnableIPv6: IPv6 between twill nodes (docs/compat.md) */
+	struct ipam_prefix network6;
+	bool has_own6;
+	struct ipam_prefix own6;
 	struct udp_peer *peers; /* event loop thread only */
 	size_t npeers, cap;
+	uint32_t *logged; /* PublicIPs (host order, sorted) already logged as IPv4-only */
+	size_t nlogged, logcap;
 	struct ev_timer *timer;
 	char *stats_file;
 	char last_stats[4096];

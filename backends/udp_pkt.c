@@ -28,6 +28,7 @@ static const char *const verdict_names[UDP_VERDICT_MAX] = {
 	[UDP_DROP_BAD_GSO] = "bad_gso",
 	[UDP_DROP_NO_TABLE] = "no_table",
 	[UDP_DROP_TX_ERROR] = "tx_error",
+	[UDP_DROP_PEER_V4ONLY] = "peer_ipv4_only",
 };
 
 const char *udp_verdict_name(enum udp_verdict v)
@@ -217,6 +218,8 @@ enum udp_verdict udp_classify_from_wire(const uint8_t *buf, size_t len, const st
 		return UDP_DROP_NO_TABLE;
 	if (!udp_table_is_peer(t, src_be))
 		return UDP_DROP_UNKNOWN_SRC;
+	if (len >= 1 && buf[0] >> 4 == 6)
+		return udp_classify6_from_wire(buf, len, t, ret_len);
 	v = udp_ipv4_check(buf, len, &tot);
 	if (v != UDP_FORWARD)
 		return v;

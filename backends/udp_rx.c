@@ -109,7 +109,7 @@ static void handle_datagram(struct udp_worker *w, uint8_t *buf, size_t len, size
 			ctr_add(w, CTR_DROP_WIRE + v, 1);
 			continue;
 		}
-		if (!udp_ttl_decrement(buf + off)) {
+		if (!udp_hop_decrement(buf + off)) {
 			ctr_add(w, CTR_DROP_WIRE + UDP_DROP_TTL, 1);
 			continue;
 		}

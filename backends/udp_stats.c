@@ -33,6 +33,8 @@ void udp_backend_stats(struct backend *be, struct udp_stats *ret)
 	}
 	ret->table_routes = atomic_load(&be->table_routes);
 	ret->table_updates = atomic_load(&be->table_updates);
+	ret->table_routes6 = atomic_load(&be->table_routes6);
+	ret->peers_ipv4_only = atomic_load(&be->peers_v4only);
 }
 
 size_t udp_stats_format(const struct udp_stats *s, char *buf, size_t len)
@@ -59,6 +61,8 @@ size_t udp_stats_format(const struct udp_stats *s, char *buf, size_t len)
 	EMIT("twill_udp_icmp_unreach_ratelimited_total %" PRIu64 "\n", s->icmp_ratelimited);
 	EMIT("twill_udp_table_routes %" PRIu64 "\n", s->table_routes);
 	EMIT("twill_udp_table_updates_total %" PRIu64 "\n", s->table_updates);
+	EMIT("twill_udp_table_routes6 %" PRIu64 "\n", s->table_routes6);
+	EMIT("twill_udp_peers_ipv4_only %" PRIu64 "\n", s->peers_ipv4_only);
 	for (d = 0; d < 2; d++)
 		for (k = 1; k < UDP_VERDICT_MAX; k++)
 			EMIT("twill_udp_drops_total{dir=\"%s\",reason=\"%s\"} %" PRIu64 "\n",

@@ -20,7 +20,7 @@
 static void send_icmp(struct udp_worker *w, const uint8_t *pkt, size_t len)
 {
 	static const struct virtio_net_hdr zero;
-	uint8_t out[UDP_ICMP_MAX];
+	uint8_t out[UDP_ICMP6_MAX]; /* >= UDP_ICMP_MAX */
 	struct iovec iov[2];
 	uint64_t now = udp_mono_ms();
 	size_t n;
@@ -31,7 +31,8 @@ static void send_icmp(struct udp_worker *w, const uint8_t *pkt, size_t len)
 			w->icmp_tokens = ICMP_BURST;
 		w->icmp_last_ms = now - (now - w->icmp_last_ms) % ICMP_EVERY_MS;
 	}
-	n = udp_icmp_net_unreach(pkt, len, out);
+	n = pkt[0] >> 4 == 6 ? udp_icmp6_unreach(pkt, len, out)
+	                     : udp_icmp_net_unreach(pkt, len, out);
 	if (!n)
 		return;
 	if (w->icmp_tokens == 0) {
@@ -229,7 +230,6 @@ static void handle_tun_packet(struct udp_worker *w, size_t r)
 	size_t hl = be->opt.naive ? 0 : (size_t)VNET_LEN;
 	struct virtio_net_hdr vh = { 0 };
 	const struct udp_table *t;
-	const struct udp_route *route = NULL;
 	enum udp_verdict v;
 	uint32_t dst_be = 0;
 	uint8_t *pkt;
@@ -244,17 +244,15 @@ static void handle_tun_packet(struct udp_worker *w, size_t r)
 	pkt = buf + hl;
 	len = r - hl;
 	t = udp_rcu_online(&be->rcu, w->idx);
-	v = udp_classify_from_tun(pkt, len, t, &route, &tot);
-	if (v == UDP_FORWARD)
-		dst_be = route->peer_be;
+	v = udp_classify_any_from_tun(pkt, len, t, &dst_be, &tot);
 	udp_rcu_offline(&be->rcu, w->idx);
-	if (v == UDP_DROP_NO_ROUTE)
+	if (v == UDP_DROP_NO_ROUTE || v == UDP_DROP_PEER_V4ONLY)
 		send_icmp(w, pkt, tot);
 	if (v != UDP_FORWARD) {
 		ctr_add(w, CTR_DROP_TUN + v, 1);
 		return;
 	}
-	udp_ttl_decrement(pkt);
+	udp_hop_decrement(pkt);
 	/* The slot's buffer is referenced by queued messages until flush_tx(). */
 	w->tx_pending++;
 	if (vh.gso_type != VIRTIO_NET_HDR_GSO_NONE) {

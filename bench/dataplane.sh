@@ -6,12 +6,15 @@
 #           permanent neighbour, onlink route; MTU 1450)
 #   udp     twill's udp backend (bench_dataplane_node: multi-queue TUN, GSO/GRO; MTU 1472)
 #   naive   the same in naive mode (one thread, one packet per syscall, no offloads)
+#   vxlan6  IPv6 inside: kernel VXLAN on the IPv6 underlay, flannel's dual-stack layout (MTU 1430)
+#   udp6    IPv6 inside twill's udp backend (same IPv4 socket and wire format as udp)
+# IPv6 figures are ratios to vxlan6 (IPv4 ones to vxlan).
 # Figures are medians of REPS runs; every one is also given as a ratio to kernel VXLAN
 # measured in the same run. Results go to bench/RESULTS.md (section "## dataplane",
 # replaced; other sections kept).
 #
 # Usage: sudo bench/dataplane.sh [BUILD_DIR]
-#   env: DURATION=10 REPS=3 MODES="raw vxlan udp naive" FIGURES="tcp1 tcp2 pps rtt"
+#   env: DURATION=10 REPS=3 MODES="raw vxlan udp naive vxlan6 udp6" FIGURES="tcp1 tcp2 pps rtt"
 #        RESULTS=file (default bench/RESULTS.md) PERF=dir (perf record -g of each 1-stream run)
 # Everything happens in namespaces named tw<pid>b*; nothing touches the root namespace.
 set -euo pipefail
@@ -21,7 +24,7 @@ BUILD=${1:-${TWILL_BUILD_DIR:-$SRC/build-udp}}
 NODE=$BUILD/bench/bench_dataplane_node
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
-MODES=${MODES:-raw vxlan udp naive}
+MODES=${MODES:-raw vxlan udp naive vxlan6 udp6}
 FIGURES=${FIGURES:-tcp1 tcp2 pps rtt}
 OUT=${RESULTS:-$SRC/bench/RESULTS.md}
 [ -x "$NODE" ] || { echo "no $NODE: build the bench_dataplane_node target" >&2; exit 1; }
@@ -52,6 +55,12 @@ for i in 1 2; do
 	ip -n "$c" link set eth0 up
 	ip -n "$c" route add default via 198.18.$i.1
 	ip netns exec "$h" sysctl -q -w net.ipv4.ip_forward=1
+	# IPv6 (the *6 modes): underlay 2001:db8::i, container subnet 2001:db8:100:i::/64.
+	ip -n "$h" addr add "2001:db8::$i/64" dev eth0 nodad
+	ip -n "$h" addr add "2001:db8:100:$i::1/64" dev c0 nodad
+	ip -n "$c" addr add "2001:db8:100:$i::2/64" dev eth0 nodad
+	ip -n "$c" -6 route add default via "2001:db8:100:$i::1"
+	ip netns exec "$h" sysctl -q -w net.ipv6.conf.all.forwarding=1
 done
 
 set_mtu() { # container-side MTU on both hosts
@@ -81,13 +90,27 @@ mode_up() {
 			ip -n "$h" route replace 198.18.$o.0/24 via 198.18.$o.0 dev vx0 onlink
 		done
 		;;
-	udp | naive)
+	vxlan6) # flannel's dual-stack layout: a second VXLAN device on the IPv6 underlay
+		set_mtu 1430
+		for i in 1 2; do
+			h=${TW_PREFIX}h$i o=$((3 - i))
+			ip -n "$h" link add vx6 address 02:00:00:00:06:0$i type vxlan id 1 \
+				local "2001:db8::$i" dev eth0 dstport 8472 nolearning
+			ip -n "$h" link set vx6 mtu 1430 up
+			ip -n "$h" addr add "2001:db8:100:$i::/128" dev vx6 nodad
+			ip -n "$h" neigh replace "2001:db8:100:$o::" lladdr 02:00:00:00:06:0$o dev vx6 nud permanent
+			bridge -n "$h" fdb append 02:00:00:00:06:0$o dev vx6 dst "2001:db8::$o" self permanent
+			ip -n "$h" route replace "2001:db8:100:$o::/64" via "2001:db8:100:$o::" dev vx6 onlink
+		done
+		;;
+	udp | naive | udp6)
 		set_mtu 1472
 		for i in 1 2; do
 			h=${TW_PREFIX}h$i o=$((3 - i))
 			: >"$TW_DIR/node-$1-h$i.log"
 			ip netns exec "$h" "$NODE" --iface eth0 --network 198.18.0.0/16 \
-				--subnet 198.18.$i.0/24 --lease 198.18.$o.0/24=192.0.2.$o \
+				--subnet 198.18.$i.0/24 --network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$i::/64" \
+				--lease "198.18.$o.0/24=192.0.2.$o,2001:db8:100:$o::/64" \
 				$([ "$1" = naive ] && echo --naive) </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
 			NODEPID[$i]=$!
 			TW_PROCS[$!]="node h$i"
@@ -96,7 +119,9 @@ mode_up() {
 		done
 		;;
 	esac
-	ping_ok "$C1" 198.18.2.2 3 || fail "$1: c1 cannot reach c2"
+	local dst=198.18.2.2
+	[[ $1 != *6 ]] || dst=2001:db8:100:2::2
+	ping_ok "$C1" "$dst" 3 || fail "$1: c1 cannot reach c2 ($dst)"
 }
 
 mode_down() {
@@ -108,7 +133,10 @@ mode_down() {
 	vxlan)
 		for i in 1 2; do ip -n "${TW_PREFIX}h$i" link del vx0; done
 		;;
-	udp | naive)
+	vxlan6)
+		for i in 1 2; do ip -n "${TW_PREFIX}h$i" link del vx6; done
+		;;
+	udp | naive | udp6)
 		for i in 1 2; do
 			stop_pid "${NODEPID[$i]}" 5
 			ip -n "${TW_PREFIX}h$i" link del flannel0 # persistent by design
@@ -187,7 +215,9 @@ for m in $MODES; do
 done
 
 ratio() { # mode metric
-	local v=${R[$1,$2]:-nan} ref=${R[vxlan,$2]:-nan}
+	local ref_mode=vxlan
+	[[ $1 != *6 ]] || ref_mode=vxlan6
+	local v=${R[$1,$2]:-nan} ref=${R[$ref_mode,$2]:-nan}
 	awk -v v="$v" -v r="$ref" 'BEGIN { if (r == "nan" || v == "nan" || r + 0 == 0) print "-"; else printf "%.2fx", v / r }'
 }
 fmt() { awk -v v="${1:-nan}" -v p="$2" 'BEGIN { if (v == "nan") print "-"; else printf "%." p "f", v }'; }
@@ -209,10 +239,12 @@ section=$(
 			"$(fmt "${R[$m,cpu1]}" 0)" "$(ratio "$m" cpu1)" "$(fmt "${R[$m,cpg1]}" 2)" "$(ratio "$m" cpg1)"
 	done
 	echo
-	echo "Ratios in parentheses are to kernel VXLAN in the same run (for RTT and CPU, lower is better)."
+	echo "Ratios in parentheses are to kernel VXLAN in the same run (vxlan6 for the *6 rows, IPv6 inside;"
+	echo "for RTT and CPU, lower is better). RTT is the median of 200 echoes, 5 ms apart."
 	echo "CPU is system-wide busy time from /proc/stat during the 1-stream runs: on a shared machine it"
 	echo "includes everything else running (see the load average), so compare it within one run only."
-	echo "Goal: udp >= 0.5x kernel VXLAN with one TCP stream: udp $(ratio udp tcp1)."
+	echo "Goals (issue 13, quiet machine): one stream >= 0.8x: $(ratio udp tcp1); two streams >= 0.7x:"
+	echo "$(ratio udp tcp2); RTT <= 1.5x: $(ratio udp rtt); CPU per GB <= 1.5x: $(ratio udp cpg1)."
 )
 echo
 echo "$section"

@@ -156,9 +156,9 @@ static size_t mk_tcp(uint8_t *b, size_t plen, uint32_t seq, uint8_t flags)
 static struct udp_table *mk_table(void)
 {
 	struct udp_peer peers[] = {
-		{ pfx("198.18.2.0/24"), addr("192.0.2.12") },
-		{ pfx("198.18.3.0/24"), addr("192.0.2.13") },
-		{ pfx("198.18.9.0/24"), addr("192.0.2.12") },
+		{ .subnet = pfx("198.18.2.0/24"), .public_ip = addr("192.0.2.12") },
+		{ .subnet = pfx("198.18.3.0/24"), .public_ip = addr("192.0.2.13") },
+		{ .subnet = pfx("198.18.9.0/24"), .public_ip = addr("192.0.2.12") },
 	};
 	struct ipam_prefix net = pfx("198.18.0.0/16"), own = pfx("198.18.1.0/24");
 	struct udp_table *t = udp_table_new(&net, &own, peers, 3);
@@ -221,12 +221,15 @@ Test(udp_table, lookup_finds_the_covering_lease_only)
 Test(udp_table, skips_own_outside_overlapping_and_non_ipv4)
 {
 	struct udp_peer peers[] = {
-		{ pfx("198.18.1.0/24"), addr("192.0.2.11") }, /* own */
-		{ pfx("10.1.0.0/24"), addr("192.0.2.14") },   /* outside the Network */
-		{ pfx("198.18.2.0/24"), addr("192.0.2.12") },
-		{ pfx("198.18.2.128/25"), addr("192.0.2.15") }, /* overlaps */
-		{ pfx("fc00::/64"), addr("192.0.2.16") },       /* not IPv4 */
-		{ pfx("198.18.5.0/24"), addr("fc00::1") },      /* PublicIP not IPv4 */
+		{ .subnet = pfx("198.18.1.0/24"), .public_ip = addr("192.0.2.11") }, /* own */
+		{ .subnet = pfx("10.1.0.0/24"),
+		  .public_ip = addr("192.0.2.14") }, /* outside the Network */
+		{ .subnet = pfx("198.18.2.0/24"), .public_ip = addr("192.0.2.12") },
+		{ .subnet = pfx("198.18.2.128/25"),
+		  .public_ip = addr("192.0.2.15") },                             /* overlaps */
+		{ .subnet = pfx("fc00::/64"), .public_ip = addr("192.0.2.16") }, /* not IPv4 */
+		{ .subnet = pfx("198.18.5.0/24"),
+		  .public_ip = addr("fc00::1") }, /* PublicIP not IPv4 */
 	};
 	struct ipam_prefix net = pfx("198.18.0.0/16"), own = pfx("198.18.1.0/24");
 	struct udp_table *t = udp_table_new(&net, &own, peers, 6);
