@@ -128,7 +128,7 @@ int udp_open_tun(struct backend *be)
 		}
 	}
 	if (mq) {
-		unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
+		unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
 
 		for (i = 0; i < be->nworkers; i++)
 			if (ioctl(be->workers[i].tun_fd, TUNSETOFFLOAD, off) < 0)
@@ -264,25 +264,31 @@ struct addr6_scan {
 	uint8_t stale[8][17]; /* address + prefix length */
 };
 
+static int addr6_attr(const struct nlattr *a, void *data)
+{
+	const void **ret = data;
+
+	if (mnl_attr_get_type(a) == IFA_ADDRESS && mnl_attr_get_payload_len(a) == 16)
+		*ret = mnl_attr_get_payload(a);
+	return MNL_CB_OK;
+}
+
 static int addr6_collect(const struct nlmsghdr *nlh, void *ctx)
 {
 	struct addr6_scan *sc = ctx;
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *a;
+	const void *addr = NULL;
 
 	if (nlh->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET6 ||
 	    (int)ifa->ifa_index != sc->ifindex || ifa->ifa_scope != RT_SCOPE_UNIVERSE)
 		return 0;
-	mnl_attr_for_each(a, nlh, sizeof(*ifa)) {
-		if (mnl_attr_get_type(a) != IFA_ADDRESS || mnl_attr_get_payload_len(a) != 16)
-			continue;
-		if ((ifa->ifa_prefixlen == 128 &&
-		     memcmp(mnl_attr_get_payload(a), sc->keep, 16) == 0) ||
-		    sc->n == sizeof(sc->stale) / sizeof(sc->stale[0]))
-			continue;
-		memcpy(sc->stale[sc->n], mnl_attr_get_payload(a), 16);
-		sc->stale[sc->n++][16] = ifa->ifa_prefixlen;
-	}
+	if (mnl_attr_parse(nlh, sizeof(*ifa), addr6_attr, &addr) < 0 || !addr)
+		return 0;
+	if ((ifa->ifa_prefixlen == 128 && memcmp(addr, sc->keep, 16) == 0) ||
+	    sc->n == sizeof(sc->stale) / sizeof(sc->stale[0]))
+		return 0;
+	memcpy(sc->stale[sc->n], addr, 16);
+	sc->stale[sc->n++][16] = ifa->ifa_prefixlen;
 	return 0;
 }
 

@@ -124,6 +124,15 @@ bool udp_hop_decrement(uint8_t *pkt);
  * fragments, multicast or unspecified addresses.
  */
 size_t udp_icmp6_unreach(const uint8_t *pkt, size_t len, uint8_t *out);
+/* udp_gso_segment() for VIRTIO_NET_HDR_GSO_TCPV6 (TCP right after the IPv6 header). */
+struct udp_gso_out;
+struct udp_gro_run;
+struct virtio_net_hdr;
+enum udp_verdict udp_gso_segment6(const uint8_t *pkt, size_t len, const struct virtio_net_hdr *vh,
+                                  unsigned mtu, size_t first, struct udp_gso_out *out);
+/* udp_gro_run() when @pkts[0] is IPv6 (@ret already reset to a run of 1). */
+void udp_gro_run6(const uint8_t *const *pkts, const size_t *lens, size_t n,
+                  struct udp_gro_run *ret);
 
 /* ---- Offloads ---- */
 
@@ -151,7 +160,7 @@ struct udp_gso_out {
 };
 
 /*
- * Split the IPv4/TCP GSO packet @pkt (@len bytes, described by @vh) into segments
+ * Split the IPv4/TCP (or IPv6/TCP: udp_gso_segment6) GSO packet @pkt (@len bytes, described by @vh) into segments
  * whose IPv4 packets are at most @mtu bytes (and at most vh->gso_size payload):
  * segments @first .. @first + UDP_GSO_BATCH - 1 go to @out (headers with their
  * IP id, total length, checksums, TCP sequence number, flags (FIN/PSH on the last
