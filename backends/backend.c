@@ -1,6 +1,12 @@
-/* The static table of backends by Backend.Type. */
+/* The static table of backends by Backend.Type, and helpers the backends share. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "lib/log.h"
+#include "lib/nl.h"
 
 #include "backends/backend.h"
 #include "backends/backends.h"
@@ -20,4 +26,75 @@ const struct backend_ops *backend_lookup(const char *type)
 		if (strcasecmp(backends[i]->name, type) == 0)
 			return backends[i];
 	return NULL;
+}
+
+static void warn_key(const struct lease *l, char *buf)
+{
+	lease_key_format(l, buf);
+}
+
+int be_v6warn(struct be_v6warn *w, const char *name, const struct lease *l, const char *why)
+{
+	char key[LEASE_KEY_MAX], *entry;
+
+	warn_key(l, key);
+	for (size_t i = 0; i < w->n; i++) {
+		size_t kl = strlen(key);
+
+		if (!strncmp(w->keys[i], key, kl) && w->keys[i][kl] == ' ' &&
+		    !strcmp(w->keys[i] + kl + 1, why))
+			return -EINVAL;
+	}
+	log_warnx("%s: lease %s: IPv6 half skipped (IPv4 half kept): %s", name, key, why);
+	w->total++;
+	if (w->n == w->cap) {
+		size_t c = w->cap ? w->cap * 2 : 8;
+		char **k = realloc(w->keys, c * sizeof(*k));
+
+		if (!k)
+			return -EINVAL; /* only the once-ness is lost */
+		w->keys = k;
+		w->cap = c;
+	}
+	entry = malloc(strlen(key) + strlen(why) + 2);
+	if (entry) {
+		sprintf(entry, "%s %s", key, why);
+		w->keys[w->n++] = entry;
+	}
+	return -EINVAL;
+}
+
+void be_v6warn_forget(struct be_v6warn *w, const struct lease *l)
+{
+	char key[LEASE_KEY_MAX];
+	size_t kl;
+
+	warn_key(l, key);
+	kl = strlen(key);
+	for (size_t i = 0; i < w->n;) {
+		if (!strncmp(w->keys[i], key, kl) && w->keys[i][kl] == ' ') {
+			free(w->keys[i]);
+			w->keys[i] = w->keys[--w->n];
+		} else {
+			i++;
+		}
+	}
+}
+
+void be_v6warn_clear(struct be_v6warn *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n; i++)
+		free(w->keys[i]);
+	free(w->keys);
+	w->keys = NULL;
+	w->n = w->cap = 0;
+}
+
+bool be_link_up(struct nl_sock *sk, int ifindex)
+{
+	struct nl_link l;
+
+	return sk && ifindex > 0 && nl_link_get(sk, NULL, ifindex, &l) == 0 && (l.flags & IFF_UP);
 }

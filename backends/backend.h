@@ -22,6 +22,14 @@ struct be_extif {
 	int mtu;
 	struct ipam_addr iface_addr; /* the interface's own IPv4 address (local end of tunnels) */
 	struct ipam_addr public_ip; /* advertised in the lease (== iface_addr unless --public-ip) */
+	/*
+	 * EnableIPv6: the IPv6 underlay. has_ipv6 is false when the network is IPv4 only;
+	 * then the two addresses are unset.
+	 */
+	bool has_ipv6;
+	struct ipam_addr
+		iface_addr6; /* the interface's first global IPv6 address, or public_ipv6 */
+	struct ipam_addr public_ipv6; /* PublicIPv6 of the lease (--public-ipv6 or iface_addr6) */
 };
 
 struct backend;
@@ -31,7 +39,37 @@ struct be_stats {
 	uint64_t reconciles; /* full comparisons of the kernel with the wanted state */
 	uint64_t repairs;    /* leases whose kernel objects were found missing or changed and
 			      * were restored (self-healing) */
+	/* EnableIPv6 (all zero when the backend has no IPv6 half) */
+	bool v6_configured;     /* the network is dual-stack and the backend programs IPv6 */
+	bool v6_working;        /* ... and its IPv6 half works now (e.g. its device is up) */
+	uint64_t v6_leases;     /* remote leases whose IPv6 half is wanted in the kernel */
+	uint64_t v6_objects;    /* IPv6 kernel objects wanted (routes, neighbours, fdb entries) */
+	uint64_t v6_bad_leases; /* remote leases whose IPv6 half was unusable (warned once each) */
 };
+
+/*
+ * Remote leases whose IPv6 half cannot be programmed (no IPv6 part in the key, no or bad
+ * PublicIPv6 or BackendV6Data): their IPv4 half still is; each is warned about once.
+ */
+struct be_v6warn {
+	char **keys; /* "<lease key> <reason>", malloc'd */
+	size_t n, cap;
+	uint64_t total; /* distinct (lease, reason) pairs warned about */
+};
+
+/*
+ * Warn (once per lease and reason, prefixed @name) that the IPv6 half of @l is skipped
+ * because @why, and count it. Returns -EINVAL (the route-set verdict for a bad half).
+ */
+int be_v6warn(struct be_v6warn *w, const char *name, const struct lease *l, const char *why);
+/* Forget @l (its lease is gone: a new bad half warns again). */
+void be_v6warn_forget(struct be_v6warn *w, const struct lease *l);
+/* Frees the set; NULL-safe. */
+void be_v6warn_clear(struct be_v6warn *w);
+
+struct nl_sock;
+/* Whether link @ifindex exists and is up (one netlink request; false on any error). */
+bool be_link_up(struct nl_sock *sk, int ifindex);
 
 struct backend_ops {
 	const char *name; /* Backend.Type, e.g. "vxlan" */

@@ -14,14 +14,16 @@
 #include "lib/log.h"
 #include "lib/nl.h"
 
-#define HOSTGW_NH_BASE 0x30000000u
+#define HOSTGW_NH_BASE  0x30000000u
+#define HOSTGW6_NH_BASE 0x31000000u /* HOSTGW_NH_BASE + RS_NH_RANGE */
 
 struct backend {
 	char logname[48];
 	int mtu;
 	bool started;
-	struct ipam_prefix own_subnet;
-	struct routeset *rs;
+	struct ipam_prefix own_subnet, own_subnet6;
+	struct routeset *rs, *rs6; /* rs6: EnableIPv6, else NULL */
+	struct be_v6warn warn;
 };
 
 static bool env_nexthops(void)
@@ -69,6 +71,21 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 		errno = err;
 		return NULL;
 	}
+	if (cfg->enable_ipv6 && ext->has_ipv6) {
+		rp.family = AF_INET6;
+		rp.network = cfg->ipv6_network;
+		rp.nh_base = HOSTGW6_NH_BASE;
+		rp.share = be->rs; /* both families in the same netlink batches */
+		be->rs6 = routeset_new(&rp);
+		if (!be->rs6) {
+			int err = errno;
+
+			log_error("%s: IPv6: %s", be->logname, strerror(err));
+			hostgw_stop(be);
+			errno = err;
+			return NULL;
+		}
+	}
 	snprintf(ret_attrs->backend_type, sizeof(ret_attrs->backend_type), "host-gw");
 	lease_attrs_set_backend_data(ret_attrs, NULL); /* cannot fail */
 	return be;
@@ -82,7 +99,11 @@ static int hostgw_start(struct backend *be, const struct lease *own)
 		be->own_subnet = ipam_prefix_network(&own->subnet);
 		be->started = true;
 	}
+	if (own->has_ipv6)
+		be->own_subnet6 = ipam_prefix_network(&own->ipv6_subnet);
 	r = routeset_start(be->rs);
+	if (r >= 0 && be->rs6)
+		r = routeset_start(be->rs6);
 	return r < 0 ? r : be->mtu;
 }
 
@@ -109,19 +130,73 @@ static int to_rs(void *ctx, const struct lease *l, struct rs_lease *ret)
 	return 0;
 }
 
+/* The IPv6 half: <v6 subnet> via <PublicIPv6> dev <ext>; an unusable one is warned once. */
+static int to_rs6(void *ctx, const struct lease *l, struct rs_lease *ret)
+{
+	struct backend *be = ctx;
+	const char *why = NULL;
+
+	if ((l->has_ipv4 && be->started && ipam_prefix_overlaps(&l->subnet, &be->own_subnet)) ||
+	    (l->has_ipv6 && be->started && ipam_prefix_overlaps(&l->ipv6_subnet, &be->own_subnet6)))
+		return -ENOENT;
+	if (strcmp(l->attrs.backend_type, "host-gw") != 0)
+		return -ENOENT; /* warned about by the IPv4 half */
+	if (!l->has_ipv6)
+		why = l->ipv6_key_bad ? "the IPv6 part of its key is malformed"
+		                      : "its key has no IPv6 part";
+	else if (l->attrs.public_ipv6_bad)
+		why = "its PublicIPv6 is not an IPv6 address";
+	else if (!l->attrs.has_public_ipv6)
+		why = "it has no PublicIPv6";
+	if (why)
+		return be_v6warn(&be->warn, be->logname, l, why);
+	memset(ret, 0, sizeof(*ret));
+	ret->subnet = l->ipv6_subnet;
+	ret->public_ip = l->attrs.public_ipv6;
+	return 0;
+}
+
+/* Both halves of a lease are queued under one hold: they reach the kernel in one batch. */
 static int hostgw_lease_added(struct backend *be, const struct lease *l)
 {
-	return routeset_lease_added(be->rs, l, to_rs, be);
+	int r, r6 = 0, rr;
+
+	routeset_hold(be->rs);
+	r = routeset_lease_added(be->rs, l, to_rs, be);
+	if (be->rs6)
+		r6 = routeset_lease_added(be->rs6, l, to_rs6, be);
+	rr = routeset_release(be->rs);
+	if (!r && r6 < 0 && r6 != -EINVAL)
+		r = r6; /* a bad IPv6 half is warned about, not an error */
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int hostgw_lease_removed(struct backend *be, const struct lease *l)
 {
-	return routeset_lease_removed(be->rs, l);
+	int r, rr;
+
+	routeset_hold(be->rs);
+	if (be->rs6) {
+		routeset_lease_removed(be->rs6, l);
+		be_v6warn_forget(&be->warn, l);
+	}
+	r = routeset_lease_removed(be->rs, l);
+	rr = routeset_release(be->rs);
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int hostgw_resync(struct backend *be, const struct lease *leases, size_t n)
 {
-	return routeset_lease_resync(be->rs, leases, n, to_rs, be);
+	int r, r6 = 0, rr;
+
+	routeset_hold(be->rs);
+	r = routeset_lease_resync(be->rs, leases, n, to_rs, be);
+	if (be->rs6)
+		r6 = routeset_lease_resync(be->rs6, leases, n, to_rs6, be);
+	rr = routeset_release(be->rs);
+	if (!r)
+		r = r6;
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static void hostgw_stop(struct backend *be)
@@ -129,13 +204,27 @@ static void hostgw_stop(struct backend *be)
 	if (!be)
 		return;
 	routeset_free(be->rs);
+	routeset_free(be->rs6);
+	be_v6warn_clear(&be->warn);
 	free(be);
 }
 
 static void hostgw_stats(struct backend *be, struct be_stats *ret)
 {
-	ret->reconciles = be ? routeset_reconciles(be->rs) : 0;
-	ret->repairs = be ? routeset_repairs(be->rs) : 0;
+	memset(ret, 0, sizeof(*ret));
+	if (!be)
+		return;
+	ret->reconciles = routeset_reconciles(be->rs);
+	ret->repairs = routeset_repairs(be->rs);
+	if (!be->rs6)
+		return;
+	ret->reconciles += routeset_reconciles(be->rs6);
+	ret->repairs += routeset_repairs(be->rs6);
+	ret->v6_configured = true;
+	ret->v6_working = be->started; /* no device of its own: the routes are the IPv6 half */
+	ret->v6_leases = routeset_count(be->rs6);
+	ret->v6_objects = routeset_objects(be->rs6);
+	ret->v6_bad_leases = be->warn.total;
 }
 
 const struct backend_ops hostgw_backend_ops = {

@@ -13,79 +13,11 @@
 #include <linux/rtnetlink.h>
 
 #include "backends/routeset.h"
+#include "backends/routeset_int.h"
 #include "lib/ev.h"
 #include "lib/log.h"
 #include "lib/nl.h"
 #include "subnet/lease.h"
-
-#define RS_HEAL_DELAY_MS  100  /* debounce of self-healing */
-#define RS_RETRY_DELAY_MS 1000 /* after a failed reconcile */
-
-struct rs_entry {
-	struct rs_entry *next_net, *next_mac, *next_dirty;
-	struct in_addr net; /* subnet network address */
-	uint8_t len;
-	struct in_addr pub;
-	uint8_t mac[6];
-	bool overlay;
-	bool wanted; /* false: removal queued */
-	bool dirty;
-	bool in_mac;
-	bool direct, direct_known; /* DirectRouting verdict */
-	bool failed;               /* a message of the current batch was refused */
-	/* what the kernel has, as far as we know */
-	bool p_valid, p_l2;
-	uint8_t p_mac[6];
-	uint32_t p_nh;
-	/* seen correct in the last dump */
-	bool k_route, k_neigh, k_fdb, k_nh;
-};
-
-struct rs_table {
-	struct rs_entry **b;
-	size_t nb, n;
-	bool by_mac;
-};
-
-enum rs_what { W_ROUTE, W_NEIGH, W_FDB, W_NH, W_LOOKUP };
-
-/* One message of the current batch, found again from its cookie (index + 1). */
-struct rs_op {
-	struct rs_entry *e; /* NULL for stale objects */
-	uint8_t what;
-	bool del;
-	struct in_addr addr;
-	uint8_t len;
-	uint8_t mac[6];
-	uint32_t id;
-};
-
-struct rs_stale {
-	struct nl_route *routes;
-	size_t nroutes, croutes;
-	struct nl_neigh *neighs; /* neighbours and fdb entries */
-	size_t nneighs, cneighs;
-	uint32_t *nhs;
-	size_t nnhs, cnhs;
-};
-
-struct routeset {
-	struct rs_params p;
-	char name[64];
-	struct nl_sock *sk, *evsk;
-	struct nl_batch *batch;
-	struct ev_io *io;
-	struct ev_timer *flush_timer, *heal_timer;
-	struct rs_table by_net, by_mac;
-	struct rs_entry *dirty;
-	struct rs_op *ops;
-	size_t nops, cops;
-	struct rs_stale stale;
-	int dev;
-	bool started, synced, nh_kernel, nh, ext_up;
-	uint64_t reconciles;
-	uint64_t repairs; /* entries found missing or changed in a reconcile after programming */
-};
 
 /* ---- Hash tables (chained, intrusive) ---- */
 
@@ -94,9 +26,12 @@ static struct rs_entry **next_of(struct rs_entry *e, bool by_mac)
 	return by_mac ? &e->next_mac : &e->next_net;
 }
 
-static uint32_t hash_net(struct in_addr a)
+static uint32_t hash_net(const union rs_ip *a)
 {
-	uint32_t x = a.s_addr;
+	uint32_t w[4], x;
+
+	memcpy(w, a->b, sizeof(w));
+	x = w[0] ^ (w[1] * 0x9e3779b1u) ^ (w[2] * 0x85ebca77u) ^ (w[3] * 0xc2b2ae3du);
 
 	x ^= x >> 16;
 	x *= 0x45d9f3bu;
@@ -115,7 +50,7 @@ static uint32_t hash_mac(const uint8_t *m)
 
 static size_t bucket_of(const struct rs_table *t, const struct rs_entry *e)
 {
-	return (t->by_mac ? hash_mac(e->mac) : hash_net(e->net)) & (t->nb - 1);
+	return (t->by_mac ? hash_mac(e->mac) : hash_net(&e->net)) & (t->nb - 1);
 }
 
 static int tbl_insert(struct rs_table *t, struct rs_entry *e)
@@ -165,38 +100,53 @@ static void tbl_remove(struct rs_table *t, struct rs_entry *e)
 	}
 }
 
-static struct rs_entry *net_find(const struct routeset *rs, struct in_addr net)
+bool rs_ip_eq(const union rs_ip *a, const union rs_ip *b)
+{
+	return memcmp(a->b, b->b, sizeof(a->b)) == 0;
+}
+
+/* @src (4 or 16 bytes, by the set's family) as a union. */
+union rs_ip rs_ip_of(const struct routeset *rs, const void *src)
+{
+	union rs_ip a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(a.b, src, rs->family == AF_INET6 ? 16 : 4);
+	return a;
+}
+
+struct rs_entry *rs_net_find(const struct routeset *rs, const union rs_ip *net)
 {
 	struct rs_entry *e;
 
 	if (!rs->by_net.nb)
 		return NULL;
 	for (e = rs->by_net.b[hash_net(net) & (rs->by_net.nb - 1)]; e; e = e->next_net)
-		if (e->net.s_addr == net.s_addr)
+		if (rs_ip_eq(&e->net, net))
 			return e;
 	return NULL;
 }
 
-static bool e_l2(const struct rs_entry *e)
+bool rs_e_l2(const struct rs_entry *e)
 {
 	return e->overlay && !e->direct;
 }
 
 /* A wanted entry with neighbour/fdb for @mac, other than @skip. */
-static struct rs_entry *mac_find(const struct routeset *rs, const uint8_t *mac,
-                                 const struct rs_entry *skip)
+struct rs_entry *rs_mac_find(const struct routeset *rs, const uint8_t *mac,
+                             const struct rs_entry *skip)
 {
 	struct rs_entry *e;
 
 	if (!rs->by_mac.nb)
 		return NULL;
 	for (e = rs->by_mac.b[hash_mac(mac) & (rs->by_mac.nb - 1)]; e; e = e->next_mac)
-		if (e != skip && e->wanted && e_l2(e) && memcmp(e->mac, mac, 6) == 0)
+		if (e != skip && e->wanted && rs_e_l2(e) && memcmp(e->mac, mac, 6) == 0)
 			return e;
 	return NULL;
 }
 
-static void entry_free(struct routeset *rs, struct rs_entry *e)
+void rs_entry_free(struct routeset *rs, struct rs_entry *e)
 {
 	tbl_remove(&rs->by_net, e);
 	if (e->in_mac)
@@ -206,58 +156,75 @@ static void entry_free(struct routeset *rs, struct rs_entry *e)
 
 /* ---- Wanted kernel objects of an entry ---- */
 
-static uint32_t network_base(const struct routeset *rs)
+/* The first 4 (IPv4) or 8 (IPv6) bytes of @b as a number. */
+static uint64_t ip_head(const struct routeset *rs, const uint8_t *b)
 {
-	const uint8_t *b = rs->p.network.addr.bytes;
+	unsigned n = rs->family == AF_INET6 ? 8 : 4;
+	uint64_t v = 0;
 
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | b[i];
+	return v;
 }
 
-/* Deterministic nexthop id: the subnet's offset in Network in /30 units; 0 = plain route. */
-static uint32_t e_nh(const struct routeset *rs, const struct rs_entry *e)
+/*
+ * Deterministic nexthop id: the subnet's offset in Network in /30 units (IPv4) or /64
+ * units (IPv6: leases are /64 or shorter); 0 = plain route.
+ */
+uint32_t rs_e_nh(const struct routeset *rs, const struct rs_entry *e)
 {
-	uint32_t net = ntohl(e->net.s_addr), base = network_base(rs), idx;
+	bool v6 = rs->family == AF_INET6;
+	uint64_t net = ip_head(rs, e->net.b), base = ip_head(rs, rs->p.network.addr.bytes), idx;
 
-	if (!rs->nh || e->len > 30 || net < base)
+	if (!rs->nh || e->len > (v6 ? 64 : 30) || net < base)
 		return 0;
-	idx = (net - base) >> 2;
-	return idx < RS_NH_RANGE ? rs->p.nh_base + idx : 0;
+	idx = v6 ? net - base : (net - base) >> 2;
+	return idx < RS_NH_RANGE ? rs->p.nh_base + (uint32_t)idx : 0;
 }
 
-static struct in_addr id_net(const struct routeset *rs, uint32_t id)
+union rs_ip rs_id_net(const struct routeset *rs, uint32_t id)
 {
-	struct in_addr a = { .s_addr = htonl(network_base(rs) + ((id - rs->p.nh_base) << 2)) };
+	bool v6 = rs->family == AF_INET6;
+	uint64_t v = ip_head(rs, rs->p.network.addr.bytes) +
+	             ((uint64_t)(id - rs->p.nh_base) << (v6 ? 0 : 2));
+	union rs_ip a;
+	int n = v6 ? 8 : 4;
 
+	memset(&a, 0, sizeof(a));
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		a.b[i] = (uint8_t)v;
 	return a;
 }
 
-static void e_nexthop(const struct routeset *rs, const struct rs_entry *e, struct nl_nexthop *nh)
+void rs_e_nexthop(const struct routeset *rs, const struct rs_entry *e, struct nl_nexthop *nh)
 {
 	memset(nh, 0, sizeof(*nh));
-	nh->id = e_nh(rs, e);
+	nh->family = rs->family;
+	nh->id = rs_e_nh(rs, e);
 	nh->has_gw = true;
-	if (e_l2(e)) {
+	if (rs_e_l2(e)) {
 		nh->oif = rs->dev;
-		nh->gw = e->net;
+		memcpy(&nh->gw6, e->net.b, 16);
 		nh->flags = RTNH_F_ONLINK;
 	} else {
 		nh->oif = rs->p.ext_ifindex;
-		nh->gw = e->pub;
+		memcpy(&nh->gw6, e->pub.b, 16);
 	}
 }
 
-static void e_route(const struct routeset *rs, const struct rs_entry *e, struct nl_route *r)
+void rs_e_route(const struct routeset *rs, const struct rs_entry *e, struct nl_route *r)
 {
 	struct nl_nexthop nh;
 
-	e_nexthop(rs, e, &nh);
+	rs_e_nexthop(rs, e, &nh);
 	memset(r, 0, sizeof(*r));
-	r->dst = e->net;
+	r->family = rs->family;
+	memcpy(&r->dst6, e->net.b, 16);
 	r->dst_len = e->len;
 	r->nh_id = nh.id;
 	r->oif = nh.oif;
 	r->has_gw = true;
-	r->gw = nh.gw;
+	r->gw6 = nh.gw6;
 	r->flags = nh.flags;
 }
 
@@ -265,19 +232,21 @@ static void e_route(const struct routeset *rs, const struct rs_entry *e, struct 
 
 static void *push_op(struct routeset *rs, struct rs_entry *e, enum rs_what what, bool del)
 {
+	struct rs_batch *rb = rs->rb;
 	struct rs_op *op;
 
-	if (rs->nops == rs->cops) {
-		size_t c = rs->cops ? rs->cops * 2 : 256;
-		struct rs_op *ops = realloc(rs->ops, c * sizeof(*ops));
+	if (rb->nops == rb->cops) {
+		size_t c = rb->cops ? rb->cops * 2 : 256;
+		struct rs_op *ops = realloc(rb->ops, c * sizeof(*ops));
 
 		if (!ops)
 			return NULL;
-		rs->ops = ops;
-		rs->cops = c;
+		rb->ops = ops;
+		rb->cops = c;
 	}
-	op = &rs->ops[rs->nops++];
+	op = &rb->ops[rb->nops++];
 	memset(op, 0, sizeof(*op));
+	op->rs = rs;
 	op->e = e;
 	op->what = (uint8_t)what;
 	op->del = del;
@@ -285,14 +254,19 @@ static void *push_op(struct routeset *rs, struct rs_entry *e, enum rs_what what,
 		op->addr = e->net;
 		op->len = e->len;
 	}
-	return (void *)(uintptr_t)rs->nops;
+	return (void *)(uintptr_t)rb->nops;
+}
+
+static struct rs_op *rb_op(struct rs_batch *rb, void *cookie)
+{
+	uintptr_t i = (uintptr_t)cookie;
+
+	return i && i <= rb->nops ? &rb->ops[i - 1] : NULL;
 }
 
 static struct rs_op *op_of(struct routeset *rs, void *cookie)
 {
-	uintptr_t i = (uintptr_t)cookie;
-
-	return i && i <= rs->nops ? &rs->ops[i - 1] : NULL;
+	return rb_op(rs->rb, cookie);
 }
 
 static const char *what_name(uint8_t what)
@@ -305,9 +279,10 @@ static const char *what_name(uint8_t what)
 
 static void batch_err(void *ctx, void *cookie, int err, const char *extack)
 {
-	struct routeset *rs = ctx;
-	struct rs_op *op = op_of(rs, cookie);
-	char a[INET_ADDRSTRLEN];
+	struct rs_batch *rb = ctx;
+	struct rs_op *op = rb_op(rb, cookie);
+	struct routeset *rs = op ? op->rs : rb->members[0];
+	char a[INET6_ADDRSTRLEN];
 
 	if (!op) {
 		log_warnx("%s: netlink request failed: %s%s%s", rs->name, strerror(-err),
@@ -324,7 +299,7 @@ static void batch_err(void *ctx, void *cookie, int err, const char *extack)
 	/* Removing what is already gone is success. */
 	if (op->del && (err == -ENOENT || err == -ESRCH || err == -ENODEV))
 		return;
-	inet_ntop(AF_INET, &op->addr, a, sizeof(a));
+	inet_ntop(rs->family, op->addr.b, a, sizeof(a));
 	if (op->e) {
 		op->e->failed = true;
 		log_warnx("%s: lease %s-%u: %s %s failed: %s%s%s", rs->name, a, op->len,
@@ -347,69 +322,78 @@ static void batch_err(void *ctx, void *cookie, int err, const char *extack)
 
 static void batch_reply(void *ctx, void *cookie, const struct nlmsghdr *nlh)
 {
-	struct routeset *rs = ctx;
-	struct rs_op *op = op_of(rs, cookie);
+	struct rs_op *op = rb_op(ctx, cookie);
+	struct routeset *rs = op ? op->rs : NULL;
 	struct nl_route r;
 
 	if (!op || op->what != W_LOOKUP || !op->e || nlh->nlmsg_type != RTM_NEWROUTE ||
-	    nl_parse_route(nlh, &r) < 0)
+	    nl_parse_route(nlh, &r) < 0 || r.family != rs->family)
 		return;
 	op->e->direct = r.type == RTN_UNICAST && !r.has_gw && r.oif == rs->p.ext_ifindex;
 	op->e->direct_known = true;
 }
 
 /* Queue the messages that install the parts of @e selected by the flags. */
-static int emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool neigh, bool fdb,
-                      bool route)
+int rs_emit_entry(struct routeset *rs, struct rs_entry *e, bool nh, bool neigh, bool fdb,
+                  bool route)
 {
 	struct nl_nexthop x;
 	struct nl_route r;
 	struct nl_neigh n;
 	int ret = 0;
 
-	e_nexthop(rs, e, &x);
+	rs_e_nexthop(rs, e, &x);
 	if (nh && x.id)
-		ret = nl_batch_nexthop(rs->batch, NL_OP_REPLACE, &x, push_op(rs, e, W_NH, false));
-	if (!ret && e_l2(e) && neigh) {
-		n = (struct nl_neigh){ .family = AF_INET,
+		ret = nl_batch_nexthop(rs->rb->batch, NL_OP_REPLACE, &x,
+		                       push_op(rs, e, W_NH, false));
+	if (!ret && rs_e_l2(e) && neigh) {
+		n = (struct nl_neigh){ .family = rs->family,
 			               .ifindex = rs->dev,
 			               .state = NUD_PERMANENT,
 			               .has_dst = true,
-			               .dst = e->net,
+			               .dst_family = rs->family,
 			               .has_lladdr = true };
+		memcpy(&n.dst6, e->net.b, 16);
 		memcpy(n.lladdr, e->mac, 6);
-		ret = nl_batch_neigh(rs->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_NEIGH, false));
+		ret = nl_batch_neigh(rs->rb->batch, NL_OP_REPLACE, &n,
+		                     push_op(rs, e, W_NEIGH, false));
 	}
-	if (!ret && e_l2(e) && fdb) {
+	if (!ret && rs_e_l2(e) && fdb) {
 		n = (struct nl_neigh){ .family = AF_BRIDGE,
 			               .ifindex = rs->dev,
 			               .state = NUD_PERMANENT,
 			               .flags = NTF_SELF,
 			               .has_dst = true,
-			               .dst = e->pub,
+			               .dst_family = rs->family,
 			               .has_lladdr = true };
+		memcpy(&n.dst6, e->pub.b, 16);
 		memcpy(n.lladdr, e->mac, 6);
-		ret = nl_batch_neigh(rs->batch, NL_OP_REPLACE, &n, push_op(rs, e, W_FDB, false));
+		ret = nl_batch_neigh(rs->rb->batch, NL_OP_REPLACE, &n,
+		                     push_op(rs, e, W_FDB, false));
 	}
 	if (!ret && route) {
-		e_route(rs, e, &r);
-		ret = nl_batch_route(rs->batch, NL_OP_REPLACE, &r, push_op(rs, e, W_ROUTE, false));
+		rs_e_route(rs, e, &r);
+		ret = nl_batch_route(rs->rb->batch, NL_OP_REPLACE, &r,
+		                     push_op(rs, e, W_ROUTE, false));
 	}
 	return ret;
 }
 
-static int emit_del_neigh(struct routeset *rs, struct rs_entry *e, struct in_addr dst)
+int rs_emit_del_neigh(struct routeset *rs, struct rs_entry *e, const union rs_ip *dst)
 {
-	struct nl_neigh n = { .family = AF_INET, .ifindex = rs->dev, .has_dst = true, .dst = dst };
+	struct nl_neigh n = {
+		.family = rs->family, .ifindex = rs->dev, .has_dst = true, .dst_family = rs->family
+	};
 	struct rs_op *op;
 	void *c = push_op(rs, e, W_NEIGH, true);
 
+	memcpy(&n.dst6, dst->b, 16);
 	if ((op = op_of(rs, c)))
-		op->addr = dst, op->len = 32;
-	return nl_batch_neigh(rs->batch, NL_OP_DELETE, &n, c);
+		op->addr = *dst, op->len = (uint8_t)ipam_family_bits(rs->family);
+	return nl_batch_neigh(rs->rb->batch, NL_OP_DELETE, &n, c);
 }
 
-static int emit_del_fdb(struct routeset *rs, struct rs_entry *e, const uint8_t *mac)
+int rs_emit_del_fdb(struct routeset *rs, struct rs_entry *e, const uint8_t *mac)
 {
 	struct nl_neigh n = {
 		.family = AF_BRIDGE, .ifindex = rs->dev, .flags = NTF_SELF, .has_lladdr = true
@@ -420,10 +404,10 @@ static int emit_del_fdb(struct routeset *rs, struct rs_entry *e, const uint8_t *
 	memcpy(n.lladdr, mac, 6);
 	if ((op = op_of(rs, c)))
 		memcpy(op->mac, mac, 6);
-	return nl_batch_neigh(rs->batch, NL_OP_DELETE, &n, c);
+	return nl_batch_neigh(rs->rb->batch, NL_OP_DELETE, &n, c);
 }
 
-static int emit_del_nh(struct routeset *rs, struct rs_entry *e, uint32_t id)
+int rs_emit_del_nh(struct routeset *rs, struct rs_entry *e, uint32_t id)
 {
 	struct nl_nexthop x = { .id = id };
 	struct rs_op *op;
@@ -431,48 +415,57 @@ static int emit_del_nh(struct routeset *rs, struct rs_entry *e, uint32_t id)
 
 	if ((op = op_of(rs, c)))
 		op->id = id;
-	return nl_batch_nexthop(rs->batch, NL_OP_DELETE, &x, c);
+	return nl_batch_nexthop(rs->rb->batch, NL_OP_DELETE, &x, c);
 }
 
-static int emit_del_route(struct routeset *rs, struct rs_entry *e, struct in_addr dst, uint8_t len)
+int rs_emit_del_route(struct routeset *rs, struct rs_entry *e, const union rs_ip *dst, uint8_t len)
 {
-	struct nl_route r = { .dst = dst, .dst_len = len };
+	struct nl_route r = { .family = rs->family, .dst_len = len };
 	struct rs_op *op;
 	void *c = push_op(rs, e, W_ROUTE, true);
 
+	memcpy(&r.dst6, dst->b, 16);
 	if ((op = op_of(rs, c)))
-		op->addr = dst, op->len = len;
-	return nl_batch_route(rs->batch, NL_OP_DELETE, &r, c);
+		op->addr = *dst, op->len = len;
+	return nl_batch_route(rs->rb->batch, NL_OP_DELETE, &r, c);
 }
 
-/* Send the batch; the count of refused objects, or -errno (logged). */
-static int commit(struct routeset *rs)
+/* Send the batch (of every set sharing it); the count of refused objects, or -errno (logged). */
+int rs_commit(struct routeset *rs)
 {
-	int ret = nl_batch_commit(rs->batch);
+	struct rs_batch *rb = rs->rb;
+	int ret = nl_batch_commit(rb->batch);
+	bool retry = false;
 
-	rs->nops = 0;
+	rb->nops = 0;
 	if (ret >= 0)
 		return ret;
-	if (rs->heal_timer && rs->synced) {
+	for (size_t i = 0; i < rb->nmembers; i++) {
+		struct routeset *m = rb->members[i];
+
+		if (m->heal_timer && m->synced) {
+			ev_timer_start(m->heal_timer, RS_RETRY_DELAY_MS, 0);
+			retry = true;
+		}
+	}
+	if (retry)
 		log_warnx("%s: netlink batch failed: %s, resyncing in %ds", rs->name,
 		          strerror(-ret), RS_RETRY_DELAY_MS / 1000);
-		ev_timer_start(rs->heal_timer, RS_RETRY_DELAY_MS, 0);
-	} else {
+	else
 		log_warnx("%s: netlink batch failed: %s", rs->name, strerror(-ret));
-	}
 	return ret;
 }
 
-static void entry_programmed(const struct routeset *rs, struct rs_entry *e)
+void rs_entry_programmed(const struct routeset *rs, struct rs_entry *e)
 {
 	e->p_valid = true;
-	e->p_l2 = e_l2(e);
+	e->p_l2 = rs_e_l2(e);
 	memcpy(e->p_mac, e->mac, 6);
-	e->p_nh = e_nh(rs, e);
+	e->p_nh = rs_e_nh(rs, e);
 }
 
 /* DirectRouting: ask the kernel for the route to every PublicIP in one batch. */
-static int lookup_direct(struct routeset *rs, bool all)
+int rs_lookup_direct(struct routeset *rs, bool all)
 {
 	bool any = false;
 	int ret;
@@ -485,7 +478,8 @@ static int lookup_direct(struct routeset *rs, bool all)
 				continue;
 			e->direct = false;
 			e->direct_known = false;
-			ret = nl_batch_getroute(rs->batch, e->pub, push_op(rs, e, W_LOOKUP, false));
+			ret = nl_batch_getroute_af(rs->rb->batch, rs->family, e->pub.b,
+			                           push_op(rs, e, W_LOOKUP, false));
 			if (ret < 0)
 				return ret;
 			any = true;
@@ -493,81 +487,116 @@ static int lookup_direct(struct routeset *rs, bool all)
 	}
 	if (!any)
 		return 0;
-	ret = commit(rs);
+	ret = rs_commit(rs);
 	return ret < 0 ? ret : 0;
 }
 
 /* ---- Flush: queued changes ---- */
 
-int routeset_flush(struct routeset *rs)
+/* Queue the messages of @rs's dirty entries: removals and moves first, then what is wanted. */
+static int emit_dirty(struct routeset *rs)
 {
-	struct rs_entry *e, *next;
-	int ret;
+	struct rs_entry *e;
+	int ret = 0;
 
-	if (!rs->started || !rs->dirty)
-		return 0;
-	if (rs->flush_timer)
-		ev_timer_stop(rs->flush_timer);
-	rs->nops = 0;
-	ret = lookup_direct(rs, false);
 	for (e = rs->dirty; e && ret >= 0; e = e->next_dirty) {
 		e->failed = false;
 		if (!e->wanted) {
 			/* Without a record of what is installed, remove what it would be. */
-			bool l2 = e->p_valid ? e->p_l2 : e_l2(e);
+			bool l2 = e->p_valid ? e->p_l2 : rs_e_l2(e);
 			const uint8_t *mac = e->p_valid ? e->p_mac : e->mac;
-			uint32_t nh = e->p_valid ? e->p_nh : e_nh(rs, e);
+			uint32_t nh = e->p_valid ? e->p_nh : rs_e_nh(rs, e);
 
 			if (l2 && rs->dev) {
-				ret = emit_del_neigh(rs, e, e->net);
-				if (ret >= 0 && !mac_find(rs, mac, e))
-					ret = emit_del_fdb(rs, e, mac);
+				ret = rs_emit_del_neigh(rs, e, &e->net);
+				if (ret >= 0 && !rs_mac_find(rs, mac, e))
+					ret = rs_emit_del_fdb(rs, e, mac);
 			}
 			if (ret >= 0)
-				ret = emit_del_route(rs, e, e->net, e->len);
+				ret = rs_emit_del_route(rs, e, &e->net, e->len);
 			if (ret >= 0 && nh)
-				ret = emit_del_nh(rs, e, nh);
+				ret = rs_emit_del_nh(rs, e, nh);
 		} else if (e->p_valid) {
-			bool want_l2 = e_l2(e);
+			bool want_l2 = rs_e_l2(e);
 
 			if (e->p_l2 && !want_l2)
-				ret = emit_del_neigh(rs, e, e->net);
+				ret = rs_emit_del_neigh(rs, e, &e->net);
 			if (ret >= 0 && e->p_l2 && (!want_l2 || memcmp(e->p_mac, e->mac, 6)) &&
-			    !mac_find(rs, e->p_mac, e))
-				ret = emit_del_fdb(rs, e, e->p_mac);
-			if (ret >= 0 && e->p_nh && e->p_nh != e_nh(rs, e))
-				ret = emit_del_nh(rs, e, e->p_nh);
+			    !rs_mac_find(rs, e->p_mac, e))
+				ret = rs_emit_del_fdb(rs, e, e->p_mac);
+			if (ret >= 0 && e->p_nh && e->p_nh != rs_e_nh(rs, e))
+				ret = rs_emit_del_nh(rs, e, e->p_nh);
 		}
 	}
 	for (e = rs->dirty; e && ret >= 0; e = e->next_dirty)
 		if (e->wanted)
-			ret = emit_entry(rs, e, true, true, true, true);
-	if (ret >= 0)
-		ret = commit(rs);
-	else
-		nl_batch_commit(rs->batch);
+			ret = rs_emit_entry(rs, e, true, true, true, true);
+	return ret;
+}
+
+/* After the batch (@ret: its result): forget removed entries, record what was installed. */
+static void finish_dirty(struct routeset *rs, int ret)
+{
+	struct rs_entry *e, *next;
+
 	for (e = rs->dirty; e; e = next) {
 		next = e->next_dirty;
 		e->dirty = false;
 		e->next_dirty = NULL;
 		if (!e->wanted) {
-			entry_free(rs, e);
+			rs_entry_free(rs, e);
 			continue;
 		}
-		entry_programmed(rs, e);
+		rs_entry_programmed(rs, e);
 		e->p_valid = ret >= 0 && !e->failed;
 	}
 	rs->dirty = NULL;
+}
+
+/* The changes of every set sharing @rs's batch go out together. */
+int routeset_flush(struct routeset *rs)
+{
+	struct rs_batch *rb = rs->rb;
+	bool go[2] = { false, false }, any = false;
+	int ret = 0;
+
+	if (rb->hold)
+		return 0;
+	for (size_t i = 0; i < rb->nmembers; i++) {
+		struct routeset *m = rb->members[i];
+
+		if (m->flush_timer)
+			ev_timer_stop(m->flush_timer);
+		go[i] = m->started && m->dirty;
+		any |= go[i];
+	}
+	if (!any)
+		return 0;
+	rb->nops = 0;
+	/* DirectRouting's route lookups are batches of their own, sent before the changes. */
+	for (size_t i = 0; i < rb->nmembers && ret >= 0; i++)
+		if (go[i])
+			ret = rs_lookup_direct(rb->members[i], false);
+	for (size_t i = 0; i < rb->nmembers && ret >= 0; i++)
+		if (go[i])
+			ret = emit_dirty(rb->members[i]);
+	if (ret >= 0)
+		ret = rs_commit(rs);
+	else
+		nl_batch_commit(rb->batch);
+	for (size_t i = 0; i < rb->nmembers; i++)
+		if (go[i])
+			finish_dirty(rb->members[i], ret);
 	return ret;
 }
 
-static void flush_cb(struct ev_timer *t, void *ctx)
+static void rs_flush_cb(struct ev_timer *t, void *ctx)
 {
 	(void)t;
 	routeset_flush(ctx);
 }
 
-static void mark_dirty(struct routeset *rs, struct rs_entry *e)
+void rs_mark_dirty(struct routeset *rs, struct rs_entry *e)
 {
 	if (!e->dirty) {
 		e->dirty = true;
@@ -587,24 +616,25 @@ static void schedule_flush(struct routeset *rs)
 }
 
 /* Update or create the entry for @l; no flush. */
-static int set_entry(struct routeset *rs, const struct rs_lease *l)
+int rs_set_entry(struct routeset *rs, const struct rs_lease *l)
 {
-	struct in_addr net, pub;
+	union rs_ip net, pub;
 	struct ipam_prefix np;
 	struct rs_entry *e;
 	char buf[IPAM_PREFIX_STRLEN];
 	int ret;
 
-	if (l->subnet.addr.family != AF_INET || l->public_ip.family != AF_INET ||
-	    l->subnet.len > 32) {
-		log_warnx("%s: lease %s: not an IPv4 lease, ignored", rs->name,
-		          ipam_prefix_format(&l->subnet, buf));
+	if (l->subnet.addr.family != rs->family || l->public_ip.family != rs->family ||
+	    l->subnet.len > ipam_family_bits(rs->family)) {
+		log_warnx("%s: lease %s: not an %s lease, ignored", rs->name,
+		          ipam_prefix_format(&l->subnet, buf),
+		          rs->family == AF_INET6 ? "IPv6" : "IPv4");
 		return -EINVAL;
 	}
 	np = ipam_prefix_network(&l->subnet);
-	memcpy(&net, np.addr.bytes, 4);
-	memcpy(&pub, l->public_ip.bytes, 4);
-	e = net_find(rs, net);
+	net = rs_ip_of(rs, np.addr.bytes);
+	pub = rs_ip_of(rs, l->public_ip.bytes);
+	e = rs_net_find(rs, &net);
 	if (!e) {
 		e = calloc(1, sizeof(*e));
 		if (!e)
@@ -615,11 +645,11 @@ static int set_entry(struct routeset *rs, const struct rs_lease *l)
 			free(e);
 			return ret;
 		}
-	} else if (e->wanted && e->len == np.len && e->pub.s_addr == pub.s_addr &&
+	} else if (e->wanted && e->len == np.len && rs_ip_eq(&e->pub, &pub) &&
 	           e->overlay == l->overlay && (!l->overlay || !memcmp(e->mac, l->mac, 6))) {
 		return 0; /* unchanged */
 	}
-	if (e->pub.s_addr != pub.s_addr)
+	if (!rs_ip_eq(&e->pub, &pub))
 		e->direct_known = false;
 	if (e->in_mac && (!l->overlay || memcmp(e->mac, l->mac, 6))) {
 		tbl_remove(&rs->by_mac, e);
@@ -637,13 +667,13 @@ static int set_entry(struct routeset *rs, const struct rs_lease *l)
 		e->in_mac = true;
 	}
 	e->wanted = true;
-	mark_dirty(rs, e);
+	rs_mark_dirty(rs, e);
 	return 0;
 }
 
 int routeset_set(struct routeset *rs, const struct rs_lease *l)
 {
-	int ret = set_entry(rs, l);
+	int ret = rs_set_entry(rs, l);
 
 	if (ret == 0)
 		schedule_flush(rs);
@@ -653,278 +683,19 @@ int routeset_set(struct routeset *rs, const struct rs_lease *l)
 int routeset_unset(struct routeset *rs, const struct ipam_prefix *subnet)
 {
 	struct ipam_prefix np = ipam_prefix_network(subnet);
-	struct in_addr net;
+	union rs_ip net;
 	struct rs_entry *e;
 
-	if (np.addr.family != AF_INET)
+	if (np.addr.family != rs->family)
 		return 0;
-	memcpy(&net, np.addr.bytes, 4);
-	e = net_find(rs, net);
+	net = rs_ip_of(rs, np.addr.bytes);
+	e = rs_net_find(rs, &net);
 	if (!e || !e->wanted || e->len != np.len)
 		return 0;
 	e->wanted = false;
-	mark_dirty(rs, e);
+	rs_mark_dirty(rs, e);
 	schedule_flush(rs);
 	return 0;
-}
-
-/* ---- Reconcile: dump, compare, repair ---- */
-
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-	void *p;
-	size_t c;
-
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 64;
-	p = realloc(*arr, c * size);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = c;
-	return 0;
-}
-
-static bool in_network(const struct routeset *rs, struct in_addr dst, uint8_t len)
-{
-	struct ipam_prefix p = { .addr = { .family = AF_INET }, .len = len };
-
-	memcpy(p.addr.bytes, &dst, 4);
-	return len > rs->p.network.len && ipam_prefix_contains(&rs->p.network, &p);
-}
-
-static int route_cb(const struct nlmsghdr *nlh, void *ctx)
-{
-	struct routeset *rs = ctx;
-	struct nl_route r;
-	struct rs_entry *e;
-
-	if (nl_parse_route(nlh, &r) < 0 || r.table != RT_TABLE_MAIN || r.type != RTN_UNICAST ||
-	    r.protocol == RTPROT_KERNEL || !r.dst_len)
-		return 0;
-	if (!((rs->dev && r.oif == rs->dev) || r.oif == rs->p.ext_ifindex))
-		return 0;
-	e = net_find(rs, r.dst);
-	if (e && e->wanted && e->len == r.dst_len) {
-		struct nl_route w;
-
-		e_route(rs, e, &w);
-		if (r.priority == 0 &&
-		    (w.nh_id ? r.nh_id == w.nh_id
-		             : (!r.nh_id && r.has_gw && r.gw.s_addr == w.gw.s_addr &&
-		                r.oif == w.oif &&
-		                !(r.flags & RTNH_F_ONLINK) == !(w.flags & RTNH_F_ONLINK))))
-			e->k_route = true;
-		return 0;
-	}
-	if (e && e->wanted)
-		return 0; /* same address, other length: not ours to judge */
-	if ((rs->dev && r.oif == rs->dev) ||
-	    ((r.has_gw || r.nh_id) && in_network(rs, r.dst, r.dst_len))) {
-		if (grow((void **)&rs->stale.routes, &rs->stale.croutes, rs->stale.nroutes,
-		         sizeof(r)) < 0)
-			return -ENOMEM;
-		rs->stale.routes[rs->stale.nroutes++] = r;
-	}
-	return 0;
-}
-
-static int neigh_cb(const struct nlmsghdr *nlh, void *ctx)
-{
-	struct routeset *rs = ctx;
-	struct nl_neigh n;
-	struct rs_entry *e;
-
-	if (nl_parse_neigh(nlh, &n) < 0 || n.ifindex != rs->dev)
-		return 0;
-	if (n.family == AF_INET) {
-		if (!n.has_dst || !(n.state & NUD_PERMANENT))
-			return 0;
-		e = net_find(rs, n.dst);
-		if (e && e->wanted && e_l2(e)) {
-			if (n.has_lladdr && memcmp(n.lladdr, e->mac, 6) == 0)
-				e->k_neigh = true;
-			return 0;
-		}
-	} else {
-		if (!(n.flags & NTF_SELF) || !n.has_lladdr || (n.lladdr[0] & 1))
-			return 0;
-		e = mac_find(rs, n.lladdr, NULL);
-		if (e) {
-			if (n.has_dst && n.dst.s_addr == e->pub.s_addr)
-				e->k_fdb = true;
-			return 0;
-		}
-	}
-	if (grow((void **)&rs->stale.neighs, &rs->stale.cneighs, rs->stale.nneighs, sizeof(n)) < 0)
-		return -ENOMEM;
-	rs->stale.neighs[rs->stale.nneighs++] = n;
-	return 0;
-}
-
-static int nh_cb(const struct nlmsghdr *nlh, void *ctx)
-{
-	struct routeset *rs = ctx;
-	struct nl_nexthop x;
-	struct rs_entry *e;
-
-	if (nl_parse_nexthop(nlh, &x) < 0 || x.id < rs->p.nh_base ||
-	    x.id - rs->p.nh_base >= RS_NH_RANGE)
-		return 0;
-	e = net_find(rs, id_net(rs, x.id));
-	if (e && e->wanted && e_nh(rs, e) == x.id) {
-		struct nl_nexthop w;
-
-		e_nexthop(rs, e, &w);
-		if (!x.group && !x.blackhole && x.oif == w.oif && x.has_gw &&
-		    x.gw.s_addr == w.gw.s_addr &&
-		    !(x.flags & RTNH_F_ONLINK) == !(w.flags & RTNH_F_ONLINK))
-			e->k_nh = true;
-		return 0;
-	}
-	if (grow((void **)&rs->stale.nhs, &rs->stale.cnhs, rs->stale.nnhs, sizeof(x.id)) < 0)
-		return -ENOMEM;
-	rs->stale.nhs[rs->stale.nnhs++] = x.id;
-	return 0;
-}
-
-static void drop_dirty(struct routeset *rs)
-{
-	struct rs_entry *e, *next;
-
-	for (e = rs->dirty; e; e = next) {
-		next = e->next_dirty;
-		e->dirty = false;
-		e->next_dirty = NULL;
-		if (!e->wanted)
-			entry_free(rs, e);
-	}
-	rs->dirty = NULL;
-}
-
-static int ensure_dev(struct routeset *rs)
-{
-	int ret;
-
-	if (!rs->p.ensure_dev)
-		return 0;
-	ret = rs->p.ensure_dev(rs->p.ctx);
-	if (ret < 0)
-		return ret;
-	rs->dev = ret;
-	return 0;
-}
-
-/* @e was programmed as it is wanted now: what the kernel lacks was removed or changed by others. */
-static bool entry_was_programmed(const struct routeset *rs, const struct rs_entry *e)
-{
-	return e->p_valid && e->p_l2 == e_l2(e) && memcmp(e->p_mac, e->mac, 6) == 0 &&
-	       e->p_nh == e_nh(rs, e);
-}
-
-int routeset_reconcile(struct routeset *rs)
-{
-	int ret;
-
-	if (!rs->started)
-		return -EAGAIN;
-	rs->reconciles++;
-	if (rs->heal_timer)
-		ev_timer_stop(rs->heal_timer);
-	if (rs->flush_timer)
-		ev_timer_stop(rs->flush_timer);
-	ret = ensure_dev(rs);
-	if (ret < 0)
-		return ret;
-	drop_dirty(rs);
-	rs->nops = 0;
-	rs->stale.nroutes = rs->stale.nneighs = rs->stale.nnhs = 0;
-	ret = lookup_direct(rs, true);
-	if (ret < 0)
-		return ret;
-	for (size_t i = 0; i < rs->by_net.nb; i++)
-		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net)
-			e->k_route = e->k_neigh = e->k_fdb = false, e->k_nh = !e_nh(rs, e),
-			e->failed = false;
-
-	ret = nl_dump(rs->sk, RTM_GETROUTE, AF_INET, route_cb, rs);
-	if (!ret && rs->dev)
-		ret = nl_dump(rs->sk, RTM_GETNEIGH, AF_INET, neigh_cb, rs);
-	if (!ret && rs->dev)
-		ret = nl_dump(rs->sk, RTM_GETNEIGH, AF_BRIDGE, neigh_cb, rs);
-	if (!ret && rs->nh_kernel)
-		ret = nl_dump(rs->sk, RTM_GETNEXTHOP, AF_UNSPEC, nh_cb, rs);
-	if (ret < 0) {
-		log_warnx("%s: reading kernel state failed: %s%s%s", rs->name, strerror(-ret),
-		          *nl_sock_errmsg(rs->sk) ? ": " : "", nl_sock_errmsg(rs->sk));
-		return ret;
-	}
-
-	for (size_t i = 0; i < rs->stale.nroutes && ret >= 0; i++)
-		ret = emit_del_route(rs, NULL, rs->stale.routes[i].dst,
-		                     rs->stale.routes[i].dst_len);
-	for (size_t i = 0; i < rs->stale.nnhs && ret >= 0; i++)
-		ret = emit_del_nh(rs, NULL, rs->stale.nhs[i]);
-	for (size_t i = 0; i < rs->stale.nneighs && ret >= 0; i++) {
-		const struct nl_neigh *n = &rs->stale.neighs[i];
-
-		if (n->family == AF_BRIDGE)
-			ret = emit_del_fdb(rs, NULL, n->lladdr);
-		else
-			ret = emit_del_neigh(rs, NULL, n->dst);
-	}
-	for (size_t i = 0; i < rs->by_net.nb && ret >= 0; i++) {
-		for (struct rs_entry *e = rs->by_net.b[i]; e && ret >= 0; e = e->next_net) {
-			if (!e->k_route || !e->k_nh || (e_l2(e) && (!e->k_neigh || !e->k_fdb))) {
-				rs->repairs += entry_was_programmed(rs, e);
-				ret = emit_entry(rs, e, !e->k_nh, !e->k_neigh, !e->k_fdb,
-				                 !e->k_route || !e->k_nh);
-			}
-		}
-	}
-	if (ret >= 0)
-		ret = commit(rs);
-	else
-		nl_batch_commit(rs->batch);
-	for (size_t i = 0; i < rs->by_net.nb; i++) {
-		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net) {
-			entry_programmed(rs, e);
-			e->p_valid = ret >= 0 && !e->failed;
-		}
-	}
-	log_debug(
-		"%s: reconciled %zu leases (%zu stale routes, %zu stale neighbours/fdb, %zu stale nexthops)",
-		rs->name, rs->by_net.n, rs->stale.nroutes, rs->stale.nneighs, rs->stale.nnhs);
-	return ret;
-}
-
-int routeset_resync(struct routeset *rs, const struct rs_lease *ls, size_t n)
-{
-	int ret = 0;
-
-	for (size_t i = 0; i < rs->by_net.nb; i++)
-		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net)
-			if (e->wanted) {
-				e->wanted = false;
-				mark_dirty(rs, e);
-			}
-	for (size_t i = 0; i < n; i++) {
-		int r = set_entry(rs, &ls[i]);
-
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0 && !ret)
-			ret = r;
-	}
-	rs->synced = true;
-	if (!rs->started)
-		return ret;
-	{
-		int r = routeset_reconcile(rs);
-
-		return r ? r : ret;
-	}
 }
 
 /* ---- Leases ---- */
@@ -943,9 +714,16 @@ int routeset_lease_added(struct routeset *rs, const struct lease *l, rs_lease_fn
 
 int routeset_lease_removed(struct routeset *rs, const struct lease *l)
 {
+	if (rs->family == AF_INET6)
+		return l->has_ipv6 ? routeset_unset(rs, &l->ipv6_subnet) : 0;
 	if (!l->has_ipv4)
 		return 0;
 	return routeset_unset(rs, &l->subnet);
+}
+
+uint8_t routeset_family(const struct routeset *rs)
+{
+	return rs->family;
 }
 
 int routeset_lease_resync(struct routeset *rs, const struct lease *leases, size_t n,
@@ -965,119 +743,6 @@ int routeset_lease_resync(struct routeset *rs, const struct lease *leases, size_
 	return r < 0 ? r : 0;
 }
 
-/* ---- Self-healing ---- */
-
-static void heal_cb(struct ev_timer *t, void *ctx)
-{
-	struct routeset *rs = ctx;
-	int ret;
-
-	(void)t;
-	if (!rs->synced) {
-		ret = ensure_dev(rs);
-	} else {
-		log_debug("%s: kernel state changed under us, reconciling", rs->name);
-		ret = routeset_reconcile(rs);
-	}
-	if (ret < 0) {
-		log_warnx("%s: repair failed, retrying in %ds", rs->name, RS_RETRY_DELAY_MS / 1000);
-		ev_timer_start(rs->heal_timer, RS_RETRY_DELAY_MS, 0);
-	}
-}
-
-static void trigger_heal(struct routeset *rs)
-{
-	if (!ev_timer_active(rs->heal_timer))
-		ev_timer_start(rs->heal_timer, RS_HEAL_DELAY_MS, 0);
-}
-
-/* True when the event removed or broke something we want. */
-static bool event_hurts(struct routeset *rs, const struct nlmsghdr *nlh)
-{
-	switch (nlh->nlmsg_type) {
-	case RTM_NEWLINK:
-	case RTM_DELLINK: {
-		struct nl_link l;
-
-		if (nl_parse_link(nlh, &l) < 0)
-			return false;
-		if (rs->dev && l.ifindex == rs->dev)
-			return nlh->nlmsg_type == RTM_DELLINK || !(l.flags & IFF_UP);
-		if (l.ifindex == rs->p.ext_ifindex) {
-			bool up = nlh->nlmsg_type == RTM_NEWLINK && (l.flags & IFF_UP);
-			bool came_up = up && !rs->ext_up;
-
-			rs->ext_up = up;
-			return came_up; /* routes via ext vanished when it went down */
-		}
-		return false;
-	}
-	case RTM_DELADDR: {
-		struct nl_addr a;
-
-		return rs->dev && nl_parse_addr(nlh, &a) == 0 && a.ifindex == rs->dev;
-	}
-	case RTM_DELROUTE: {
-		struct nl_route r;
-		struct rs_entry *e;
-
-		if (nl_parse_route(nlh, &r) < 0 || r.table != RT_TABLE_MAIN)
-			return false;
-		e = net_find(rs, r.dst);
-		return e && e->wanted && e->len == r.dst_len;
-	}
-	case RTM_DELNEIGH: {
-		struct nl_neigh n;
-		struct rs_entry *e;
-
-		if (!rs->dev || nl_parse_neigh(nlh, &n) < 0 || n.ifindex != rs->dev)
-			return false;
-		if (n.family == AF_BRIDGE)
-			return n.has_lladdr && mac_find(rs, n.lladdr, NULL);
-		e = n.has_dst ? net_find(rs, n.dst) : NULL;
-		return e && e->wanted && e_l2(e);
-	}
-	case RTM_DELNEXTHOP: {
-		struct nl_nexthop x;
-		struct rs_entry *e;
-
-		if (nl_parse_nexthop(nlh, &x) < 0 || x.id < rs->p.nh_base ||
-		    x.id - rs->p.nh_base >= RS_NH_RANGE)
-			return false;
-		e = net_find(rs, id_net(rs, x.id));
-		return e && e->wanted && e_nh(rs, e) == x.id;
-	}
-	default:
-		return false;
-	}
-}
-
-static int event_cb(const struct nlmsghdr *nlh, void *ctx)
-{
-	struct routeset *rs = ctx;
-
-	if (event_hurts(rs, nlh))
-		trigger_heal(rs);
-	return 0;
-}
-
-static void io_cb(struct ev_io *io, int fd, uint32_t revents, void *ctx)
-{
-	struct routeset *rs = ctx;
-	int ret;
-
-	(void)io;
-	(void)fd;
-	(void)revents;
-	ret = nl_recv_events(rs->evsk, event_cb, rs);
-	if (ret == -ENOBUFS) {
-		log_info("%s: netlink events were lost (ENOBUFS), resyncing", rs->name);
-		trigger_heal(rs);
-	} else if (ret < 0) {
-		log_warnx("%s: reading netlink events failed: %s", rs->name, strerror(-ret));
-	}
-}
-
 /* ---- Life cycle ---- */
 
 struct routeset *routeset_new(const struct rs_params *p)
@@ -1088,36 +753,74 @@ struct routeset *routeset_new(const struct rs_params *p)
 	if (!rs)
 		return NULL;
 	rs->p = *p;
+	rs->family = p->family == AF_INET6 ? AF_INET6 : AF_INET;
 	rs->p.network = ipam_prefix_network(&p->network);
 	snprintf(rs->name, sizeof(rs->name), "%s", p->name ? p->name : "routes");
 	rs->p.name = rs->name;
 	rs->by_mac.by_mac = true;
-	rs->sk = nl_sock_open(NULL, 0);
-	if (!rs->sk)
-		goto fail_errno;
-	rs->batch = nl_batch_new(rs->sk, batch_err, batch_reply, rs);
-	if (!rs->batch)
-		goto fail_errno;
-	rs->nh_kernel = nl_nexthops_supported(rs->sk);
+	if (p->share) {
+		if (p->share->rb->nmembers >= 2 || p->share->family == rs->family) {
+			err = EINVAL;
+			goto fail;
+		}
+		rs->rb = p->share->rb;
+	} else {
+		rs->rb = calloc(1, sizeof(*rs->rb));
+		if (!rs->rb)
+			goto fail;
+		rs->rb->sk = nl_sock_open(NULL, 0);
+		if (!rs->rb->sk)
+			goto fail_errno;
+		rs->rb->batch = nl_batch_new(rs->rb->sk, batch_err, batch_reply, rs->rb);
+		if (!rs->rb->batch)
+			goto fail_errno;
+	}
+	rs->rb->members[rs->rb->nmembers++] = rs;
+	rs->nh_kernel = nl_nexthops_supported(rs->rb->sk);
 	rs->nh = p->nexthops && rs->nh_kernel;
 	if (p->loop) {
-		rs->flush_timer = ev_timer_new(p->loop, flush_cb, rs);
-		rs->heal_timer = ev_timer_new(p->loop, heal_cb, rs);
+		rs->flush_timer = ev_timer_new(p->loop, rs_flush_cb, rs);
+		rs->heal_timer = ev_timer_new(p->loop, rs_heal_cb, rs);
 		if (!rs->flush_timer || !rs->heal_timer)
 			goto fail_errno;
 	}
 	return rs;
 fail_errno:
 	err = errno ? errno : ENOMEM;
+fail:
 	routeset_free(rs);
 	errno = err;
 	return NULL;
 }
 
+/* Leave the shared batch; the last member frees it. */
+static void rb_leave(struct routeset *rs)
+{
+	struct rs_batch *rb = rs->rb;
+	size_t k = 0;
+
+	if (!rb)
+		return;
+	for (size_t i = 0; i < rb->nmembers; i++)
+		if (rb->members[i] != rs)
+			rb->members[k++] = rb->members[i];
+	rb->nmembers = k;
+	rs->rb = NULL;
+	if (k)
+		return;
+	nl_batch_free(rb->batch);
+	nl_sock_close(rb->sk);
+	free(rb->ops);
+	free(rb);
+}
+
 int routeset_start(struct routeset *rs)
 {
-	static const unsigned groups[] = { RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR,
-		                           RTNLGRP_IPV4_ROUTE, RTNLGRP_NEXTHOP };
+	static const unsigned groups4[] = { RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR,
+		                            RTNLGRP_IPV4_ROUTE, RTNLGRP_NEXTHOP };
+	static const unsigned groups6[] = { RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV6_IFADDR,
+		                            RTNLGRP_IPV6_ROUTE, RTNLGRP_NEXTHOP };
+	const unsigned *groups = rs->family == AF_INET6 ? groups6 : groups4;
 	int ret;
 
 	if (rs->p.loop && !rs->evsk) {
@@ -1125,11 +828,11 @@ int routeset_start(struct routeset *rs)
 		rs->evsk = nl_sock_open(groups, rs->nh_kernel ? 5 : 4);
 		if (!rs->evsk)
 			return -errno;
-		rs->io = ev_io_new(rs->p.loop, nl_sock_fd(rs->evsk), EPOLLIN, io_cb, rs);
+		rs->io = ev_io_new(rs->p.loop, nl_sock_fd(rs->evsk), EPOLLIN, rs_io_cb, rs);
 		if (!rs->io)
 			return -errno;
 	}
-	ret = ensure_dev(rs);
+	ret = rs_ensure_dev(rs);
 	if (ret < 0)
 		return ret;
 	rs->ext_up = true;
@@ -1149,8 +852,7 @@ void routeset_free(struct routeset *rs)
 	ev_timer_free(rs->flush_timer);
 	ev_timer_free(rs->heal_timer);
 	nl_sock_close(rs->evsk);
-	nl_batch_free(rs->batch);
-	nl_sock_close(rs->sk);
+	rb_leave(rs);
 	for (size_t i = 0; i < rs->by_net.nb; i++) {
 		struct rs_entry *e = rs->by_net.b[i], *next;
 
@@ -1161,7 +863,6 @@ void routeset_free(struct routeset *rs)
 	}
 	free(rs->by_net.b);
 	free(rs->by_mac.b);
-	free(rs->ops);
 	free(rs->stale.routes);
 	free(rs->stale.neighs);
 	free(rs->stale.nhs);
@@ -1180,6 +881,16 @@ size_t routeset_count(const struct routeset *rs)
 	for (size_t i = 0; i < rs->by_net.nb; i++)
 		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net)
 			n += e->wanted;
+	return n;
+}
+
+size_t routeset_objects(const struct routeset *rs)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rs->by_net.nb; i++)
+		for (struct rs_entry *e = rs->by_net.b[i]; e; e = e->next_net)
+			n += e->wanted ? (rs_e_l2(e) ? 3 : 1) : 0;
 	return n;
 }
 

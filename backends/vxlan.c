@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <linux/rtnetlink.h>
 
 #include "backends/backends.h"
 #include "backends/routeset.h"
@@ -17,21 +18,34 @@
 #include "lib/log.h"
 #include "lib/nl.h"
 
-#define VXLAN_OVERHEAD 50
-#define VXLAN_NH_BASE  0x40000000u /* + (VNI % 63) * RS_NH_RANGE */
+#define VXLAN_OVERHEAD  50 /* IPv4 underlay: outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14 */
+#define VXLAN6_OVERHEAD 70 /* IPv6 underlay: the outer header is 40 bytes instead of 20 */
+#define VXLAN_NH_BASE   0x40000000u /* + (VNI % 63) * RS_NH_RANGE; IPv6: 0x80000000u + ... */
+#define VXLAN6_NH_BASE  0x80000000u
 
-struct backend {
-	struct nl_sock *sk;
+/* One VXLAN device with its route set: flannel.<VNI> (IPv4) or flannel-v6.<VNI> (IPv6). */
+struct vx_dev {
+	uint8_t family; /* AF_INET or AF_INET6: of the underlay and of the overlay routes */
 	char ifname[IF_NAMESIZE];
 	char logname[48];
+	struct nl_sock *sk;
 	struct nl_vxlan spec;
 	uint8_t mac[6];
 	int mtu;
 	int ifindex;
 	bool started;
 	struct ipam_prefix own_subnet;
-	struct nl_addr own; /* <own subnet network address>/32 */
+	struct nl_addr own; /* <own subnet network address>/32 or /128 */
 	struct routeset *rs;
+	struct backend *be;
+	struct be_v6warn warn; /* IPv6 device: remote leases whose IPv6 half is unusable */
+};
+
+struct backend {
+	struct vx_dev v4;
+	struct vx_dev *v6; /* EnableIPv6 with an IPv6 underlay, else NULL */
+	struct vxlan_options o;
+	bool direct_v6;
 };
 
 static int opt_uint(const struct subnet_config *cfg, const char *key, long long min, long long max,
@@ -81,9 +95,18 @@ int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxl
 		return -EINVAL;
 	o.vni = (uint32_t)vni;
 	o.port = port ? (uint16_t)port : 8472; /* flannel: 0 means the default */
-	o.mtu = mtu ? (int)mtu : ext_mtu - VXLAN_OVERHEAD;
+	/*
+	 * Dual-stack: both devices get the MTU of the IPv6 one (underlay - 70), so that one
+	 * FLANNEL_MTU fits both families (docs/compat.md, "Dual-stack").
+	 */
+	o.mtu = mtu ? (int)mtu : ext_mtu - (cfg->enable_ipv6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD);
 	if (o.mtu < 68) {
 		log_error("vxlan: device MTU %d is too small (underlay MTU %d)", o.mtu, ext_mtu);
+		return -EINVAL;
+	}
+	if (cfg->enable_ipv6 && o.mtu < 1280) {
+		log_error("vxlan: device MTU %d is below IPv6's minimum of 1280 (underlay MTU %d)",
+		          o.mtu, ext_mtu);
 		return -EINVAL;
 	}
 	*ret = o;
@@ -92,98 +115,115 @@ int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxl
 
 static bool compatible(const struct nl_link *l, const struct nl_vxlan *want)
 {
-	return l->is_vxlan && l->vxlan.vni == want->vni &&
-	       l->vxlan.local.s_addr == want->local.s_addr && l->vxlan.port == want->port &&
-	       l->vxlan.link == want->link && l->vxlan.gbp == want->gbp;
+	bool v6 = want->family == AF_INET6;
+	uint8_t fam = l->vxlan.family ? l->vxlan.family : AF_INET;
+
+	return l->is_vxlan && l->vxlan.vni == want->vni && fam == (v6 ? AF_INET6 : AF_INET) &&
+	       (v6 ? !memcmp(&l->vxlan.local6, &want->local6, 16)
+	           : l->vxlan.local.s_addr == want->local.s_addr) &&
+	       l->vxlan.port == want->port && l->vxlan.link == want->link &&
+	       l->vxlan.gbp == want->gbp;
 }
 
-static void log_nl(struct backend *be, const char *what, int err)
+static void log_nl(struct vx_dev *d, const char *what, int err)
 {
-	const char *m = nl_sock_errmsg(be->sk);
+	const char *m = nl_sock_errmsg(d->sk);
 
-	log_error("%s: %s: %s%s%s", be->logname, what, strerror(-err), *m ? ": " : "", m);
+	log_error("%s: %s: %s%s%s", d->logname, what, strerror(-err), *m ? ": " : "", m);
 }
 
 /* Create the device, or keep a compatible one (adopting its MAC), or recreate it. */
-static int ensure_link(struct backend *be, bool adopt_mac, struct nl_link *ret)
+static int ensure_link(struct vx_dev *d, bool adopt_mac, struct nl_link *ret)
 {
+	char a[INET6_ADDRSTRLEN];
 	struct nl_link l;
 	int r;
 
-	r = nl_link_get(be->sk, be->ifname, 0, &l);
-	if (r == 0 && !compatible(&l, &be->spec)) {
+	r = nl_link_get(d->sk, d->ifname, 0, &l);
+	if (r == 0 && !compatible(&l, &d->spec)) {
+		inet_ntop(l.vxlan.family == AF_INET6 ? AF_INET6 : AF_INET, &l.vxlan.local6, a,
+		          sizeof(a));
 		log_info(
 			"%s: existing device is incompatible (vni %u, local %s, port %u), recreating",
-			be->logname, l.vxlan.vni, inet_ntoa(l.vxlan.local), l.vxlan.port);
-		r = nl_link_del(be->sk, l.ifindex);
+			d->logname, l.vxlan.vni, a, l.vxlan.port);
+		r = nl_link_del(d->sk, l.ifindex);
 		if (r < 0 && r != -ENODEV) {
-			log_nl(be, "deleting the incompatible device failed", r);
+			log_nl(d, "deleting the incompatible device failed", r);
 			return r;
 		}
 		r = -ENODEV;
 	}
 	if (r == -ENODEV) {
-		r = nl_link_vxlan_create(be->sk, be->ifname, &be->spec, be->mac, be->mtu);
+		r = nl_link_vxlan_create(d->sk, d->ifname, &d->spec, d->mac, d->mtu);
 		if (r == -EEXIST)
 			return -EAGAIN; /* raced with someone: the next repair looks again */
 		if (r < 0) {
-			log_nl(be, "creating the device failed", r);
+			log_nl(d, "creating the device failed", r);
 			return r;
 		}
-		r = nl_link_get(be->sk, be->ifname, 0, &l);
+		r = nl_link_get(d->sk, d->ifname, 0, &l);
 	}
 	if (r < 0) {
-		log_nl(be, "reading the device failed", r);
+		log_nl(d, "reading the device failed", r);
 		return r;
 	}
 	if (adopt_mac && l.has_mac)
-		memcpy(be->mac, l.mac, 6);
-	be->ifindex = l.ifindex;
+		memcpy(d->mac, l.mac, 6);
+	d->ifindex = l.ifindex;
 	*ret = l;
 	return 0;
+}
+
+static bool own_addr(const struct vx_dev *d, const struct nl_addr *a)
+{
+	unsigned bits = d->family == AF_INET6 ? 128 : 32;
+
+	return a->prefixlen == bits && !memcmp(&a->local6, &d->own.local6, bits / 8);
 }
 
 /* The route set's device callback: the link, its MTU, up, and exactly our address. */
 static int ensure_dev(void *ctx)
 {
-	struct backend *be = ctx;
+	struct vx_dev *d = ctx;
 	struct nl_addr addrs[16];
 	struct nl_link l;
 	bool have = false;
 	int r, n;
 
-	r = ensure_link(be, false, &l);
+	r = ensure_link(d, false, &l);
 	if (r < 0)
 		return r;
-	if (!be->started)
+	if (!d->started)
 		return l.ifindex;
-	if (l.mtu != be->mtu || !(l.flags & IFF_UP)) {
-		r = nl_link_set_up(be->sk, l.ifindex, be->mtu);
+	if (l.mtu != d->mtu || !(l.flags & IFF_UP)) {
+		r = nl_link_set_up(d->sk, l.ifindex, d->mtu);
 		if (r < 0) {
-			log_nl(be, "setting the device up failed", r);
+			log_nl(d, "setting the device up failed", r);
 			return r;
 		}
 	}
-	n = nl_addr_list(be->sk, l.ifindex, addrs, sizeof(addrs) / sizeof(addrs[0]));
+	n = nl_addr_list_af(d->sk, d->family, l.ifindex, addrs, sizeof(addrs) / sizeof(addrs[0]));
 	if (n < 0) {
-		log_nl(be, "listing addresses failed", n);
+		log_nl(d, "listing addresses failed", n);
 		return n;
 	}
-	be->own.ifindex = l.ifindex;
+	d->own.ifindex = l.ifindex;
 	for (int i = 0; i < n; i++) {
-		if (addrs[i].local.s_addr == be->own.local.s_addr && addrs[i].prefixlen == 32) {
+		if (own_addr(d, &addrs[i])) {
 			have = true;
 			continue;
 		}
+		if (addrs[i].scope == RT_SCOPE_LINK)
+			continue; /* the kernel's IPv6 link-local address stays */
 		/* flannel keeps only the lease's address on the device. */
-		r = nl_addr_set(be->sk, NL_OP_DELETE, &addrs[i]);
+		r = nl_addr_set(d->sk, NL_OP_DELETE, &addrs[i]);
 		if (r < 0 && r != -EADDRNOTAVAIL)
-			log_nl(be, "removing an old address failed", r);
+			log_nl(d, "removing an old address failed", r);
 	}
 	if (!have) {
-		r = nl_addr_set(be->sk, NL_OP_REPLACE, &be->own);
+		r = nl_addr_set(d->sk, NL_OP_REPLACE, &d->own);
 		if (r < 0) {
-			log_nl(be, "adding the address failed", r);
+			log_nl(d, "adding the address failed", r);
 			return r;
 		}
 	}
@@ -206,21 +246,88 @@ static bool env_nexthops(void)
 	return !v || strcmp(v, "0") != 0;
 }
 
+static void dev_free(struct vx_dev *d)
+{
+	if (!d)
+		return;
+	routeset_free(d->rs);
+	nl_sock_close(d->sk);
+	be_v6warn_clear(&d->warn);
+	d->rs = NULL;
+	d->sk = NULL;
+}
+
+/*
+ * Set up @d for @family: spec, MAC (adopted from a compatible existing device), route
+ * set. 0 or -errno (logged).
+ */
+static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct ev_loop *loop,
+                    const struct subnet_config *cfg, const struct be_extif *ext)
+{
+	bool v6 = family == AF_INET6;
+	struct rs_params rp;
+	struct nl_link l;
+	int r;
+
+	d->family = family;
+	d->be = be;
+	snprintf(d->ifname, sizeof(d->ifname), v6 ? "flannel-v6.%u" : "flannel.%u", be->o.vni);
+	snprintf(d->logname, sizeof(d->logname), "vxlan %s", d->ifname);
+	d->spec.vni = be->o.vni;
+	d->spec.family = family;
+	if (v6)
+		memcpy(&d->spec.local6, ext->iface_addr6.bytes, 16);
+	else
+		memcpy(&d->spec.local, ext->iface_addr.bytes, 4);
+	d->spec.link = ext->ifindex;
+	d->spec.port = be->o.port;
+	d->spec.learning = be->o.learning;
+	d->spec.gbp = be->o.gbp;
+	d->mtu = be->o.mtu;
+	d->own.family = family;
+	random_mac(d->mac);
+	d->sk = nl_sock_open(NULL, 0);
+	if (!d->sk) {
+		r = -errno;
+		log_error("%s: netlink socket: %s", d->logname, strerror(-r));
+		return r;
+	}
+	r = ensure_link(d, true, &l);
+	if (r < 0)
+		return r;
+	rp = (struct rs_params){ .name = d->logname,
+		                 .family = family,
+		                 .loop = loop,
+		                 .ext_ifindex = ext->ifindex,
+		                 .network = v6 ? cfg->ipv6_network : cfg->network,
+		                 .nh_base = (v6 ? VXLAN6_NH_BASE : VXLAN_NH_BASE) +
+		                            (be->o.vni % 63) * RS_NH_RANGE,
+		                 .nexthops = env_nexthops(),
+		                 .direct_routing = be->o.direct_routing,
+		                 .ensure_dev = ensure_dev,
+		                 .ctx = d,
+		                 .share = v6 ? be->v4.rs : NULL };
+	d->rs = routeset_new(&rp);
+	if (!d->rs) {
+		r = -errno;
+		log_error("%s: %s", d->logname, strerror(-r));
+		return r;
+	}
+	log_info("%s: device ready (VtepMAC %02x:%02x:%02x:%02x:%02x:%02x, port %u, MTU %d, %s)",
+	         d->logname, d->mac[0], d->mac[1], d->mac[2], d->mac[3], d->mac[4], d->mac[5],
+	         be->o.port, d->mtu,
+	         routeset_uses_nexthops(d->rs) ? "nexthop objects" : "plain routes");
+	return 0;
+}
+
 static void vxlan_stop(struct backend *be);
 
 static struct backend *vxlan_init(struct ev_loop *loop, const struct subnet_config *cfg,
                                   const struct be_extif *ext, struct lease_attrs *ret_attrs)
 {
 	struct backend *be = NULL;
-	struct vxlan_options o;
-	struct rs_params rp;
-	struct nl_link l;
 	int err;
 
-	if (vxlan_parse_options(cfg, ext->mtu, &o) < 0) {
-		errno = EINVAL;
-		return NULL;
-	}
 	if (ext->iface_addr.family != AF_INET) {
 		log_error("vxlan: the external interface %s has no IPv4 address", ext->name);
 		errno = EINVAL;
@@ -229,49 +336,29 @@ static struct backend *vxlan_init(struct ev_loop *loop, const struct subnet_conf
 	be = calloc(1, sizeof(*be));
 	if (!be)
 		return NULL;
-	snprintf(be->ifname, sizeof(be->ifname), "flannel.%u", o.vni);
-	snprintf(be->logname, sizeof(be->logname), "vxlan %s", be->ifname);
-	be->spec.vni = o.vni;
-	memcpy(&be->spec.local, ext->iface_addr.bytes, 4);
-	be->spec.link = ext->ifindex;
-	be->spec.port = o.port;
-	be->spec.learning = o.learning;
-	be->spec.gbp = o.gbp;
-	be->mtu = o.mtu;
-	random_mac(be->mac);
-	be->sk = nl_sock_open(NULL, 0);
-	if (!be->sk) {
-		err = errno;
-		log_error("%s: netlink socket: %s", be->logname, strerror(err));
+	if (vxlan_parse_options(cfg, ext->mtu, &be->o) < 0) {
+		err = EINVAL;
 		goto fail;
 	}
-	err = -ensure_link(be, true, &l);
+	err = -dev_init(be, &be->v4, AF_INET, loop, cfg, ext);
 	if (err)
 		goto fail;
-	rp = (struct rs_params){ .name = be->logname,
-		                 .loop = loop,
-		                 .ext_ifindex = ext->ifindex,
-		                 .network = cfg->network,
-		                 .nh_base = VXLAN_NH_BASE + (o.vni % 63) * RS_NH_RANGE,
-		                 .nexthops = env_nexthops(),
-		                 .direct_routing = o.direct_routing,
-		                 .ensure_dev = ensure_dev,
-		                 .ctx = be };
-	be->rs = routeset_new(&rp);
-	if (!be->rs) {
-		err = errno;
-		log_error("%s: %s", be->logname, strerror(err));
-		goto fail;
+	if (cfg->enable_ipv6 && ext->has_ipv6) {
+		be->v6 = calloc(1, sizeof(*be->v6));
+		if (!be->v6) {
+			err = ENOMEM;
+			goto fail;
+		}
+		err = -dev_init(be, be->v6, AF_INET6, loop, cfg, ext);
+		if (err)
+			goto fail;
 	}
-	if (lease_attrs_set_vxlan(ret_attrs, o.vni, be->mac) < 0) {
+	if (lease_attrs_set_vxlan(ret_attrs, be->o.vni, be->v4.mac) < 0 ||
+	    (be->v6 && lease_attrs_set_vxlan_v6(ret_attrs, be->o.vni, be->v6->mac) < 0)) {
 		err = ENOMEM;
 		goto fail;
 	}
 	snprintf(ret_attrs->backend_type, sizeof(ret_attrs->backend_type), "vxlan");
-	log_info("%s: device ready (VtepMAC %02x:%02x:%02x:%02x:%02x:%02x, port %u, MTU %d, %s)",
-	         be->logname, be->mac[0], be->mac[1], be->mac[2], be->mac[3], be->mac[4],
-	         be->mac[5], o.port, o.mtu,
-	         routeset_uses_nexthops(be->rs) ? "nexthop objects" : "plain routes");
 	return be;
 fail:
 	vxlan_stop(be);
@@ -279,38 +366,53 @@ fail:
 	return NULL;
 }
 
+static int dev_start(struct vx_dev *d, const struct ipam_prefix *subnet)
+{
+	struct ipam_prefix np = ipam_prefix_network(subnet);
+
+	d->own_subnet = np;
+	memset(&d->own.local6, 0, sizeof(d->own.local6));
+	memcpy(&d->own.local6, np.addr.bytes, d->family == AF_INET6 ? 16 : 4);
+	d->own.prefixlen = d->family == AF_INET6 ? 128 : 32;
+	d->started = true;
+	return routeset_start(d->rs);
+}
+
 static int vxlan_start(struct backend *be, const struct lease *own)
 {
-	struct ipam_prefix np;
 	int r;
 
 	if (!own->has_ipv4 || own->subnet.addr.family != AF_INET) {
-		log_error("%s: the own lease has no IPv4 subnet", be->logname);
+		log_error("%s: the own lease has no IPv4 subnet", be->v4.logname);
 		return -EINVAL;
 	}
-	np = ipam_prefix_network(&own->subnet);
-	be->own_subnet = np;
-	memcpy(&be->own.local, np.addr.bytes, 4);
-	be->own.prefixlen = 32;
-	be->started = true;
-	r = routeset_start(be->rs);
+	if (be->v6 && !own->has_ipv6) {
+		log_error("%s: the own lease has no IPv6 subnet", be->v6->logname);
+		return -EINVAL;
+	}
+	r = dev_start(&be->v4, &own->subnet);
 	if (r < 0)
 		return r;
-	return be->mtu;
+	if (be->v6) {
+		r = dev_start(be->v6, &own->ipv6_subnet);
+		if (r < 0)
+			return r;
+	}
+	return be->v4.mtu;
 }
 
 /* The route-set view of a remote lease; -ENOENT when it is not ours to program. */
 static int to_rs(void *ctx, const struct lease *l, struct rs_lease *ret)
 {
-	struct backend *be = ctx;
+	struct vx_dev *d = ctx;
 	char key[LEASE_KEY_MAX];
 	uint32_t vni;
 
-	if (!l->has_ipv4 || (be->started && ipam_prefix_overlaps(&l->subnet, &be->own_subnet)))
+	if (!l->has_ipv4 || (d->started && ipam_prefix_overlaps(&l->subnet, &d->own_subnet)))
 		return -ENOENT; /* IPv6-only, or our own lease: nothing to program */
 	if (strcmp(l->attrs.backend_type, "vxlan") != 0) {
 		/* flannel's udp backend writes no BackendType */
-		log_warnx("%s: lease %s has backend type \"%s\", not vxlan: ignored", be->logname,
+		log_warnx("%s: lease %s has backend type \"%s\", not vxlan: ignored", d->logname,
 		          lease_key_format(l, key),
 		          l->attrs.backend_type[0] ? l->attrs.backend_type : "udp");
 		return -ENOENT;
@@ -318,7 +420,7 @@ static int to_rs(void *ctx, const struct lease *l, struct rs_lease *ret)
 	memset(ret, 0, sizeof(*ret));
 	if (lease_vxlan_data(&l->attrs, &vni, ret->mac) < 0 ||
 	    l->attrs.public_ip.family != AF_INET) {
-		log_warnx("%s: lease %s: bad BackendData or PublicIP: ignored", be->logname,
+		log_warnx("%s: lease %s: bad BackendData or PublicIP: ignored", d->logname,
 		          lease_key_format(l, key));
 		return -EINVAL;
 	}
@@ -328,34 +430,110 @@ static int to_rs(void *ctx, const struct lease *l, struct rs_lease *ret)
 	return 0;
 }
 
+/* The IPv6 half of a remote lease; a lease with an unusable one is warned about once. */
+static int to_rs6(void *ctx, const struct lease *l, struct rs_lease *ret)
+{
+	struct vx_dev *d = ctx;
+	const char *why = NULL;
+	uint32_t vni;
+	int r;
+
+	if (l->has_ipv6 && d->started && ipam_prefix_overlaps(&l->ipv6_subnet, &d->own_subnet))
+		return -ENOENT;
+	if (l->has_ipv4 && d->started && ipam_prefix_overlaps(&l->subnet, &d->be->v4.own_subnet))
+		return -ENOENT;
+	if (strcmp(l->attrs.backend_type, "vxlan") != 0)
+		return -ENOENT; /* warned about by the IPv4 half */
+	memset(ret, 0, sizeof(*ret));
+	r = lease_vxlan_v6_data(&l->attrs, &vni, ret->mac);
+	if (!l->has_ipv6)
+		why = l->ipv6_key_bad ? "the IPv6 part of its key is malformed"
+		                      : "its key has no IPv6 part";
+	else if (l->attrs.public_ipv6_bad)
+		why = "its PublicIPv6 is not an IPv6 address";
+	else if (!l->attrs.has_public_ipv6)
+		why = "it has no PublicIPv6";
+	else if (r == -ENOENT)
+		why = "it has no BackendV6Data";
+	else if (r < 0)
+		why = "its BackendV6Data is not {\"VNI\":..,\"VtepMAC\":..}";
+	if (why)
+		return be_v6warn(&d->warn, d->logname, l, why);
+	ret->subnet = l->ipv6_subnet;
+	ret->public_ip = l->attrs.public_ipv6;
+	ret->overlay = true;
+	return 0;
+}
+
+/* Both halves of a lease are queued under one hold: they reach the kernel in one batch. */
 static int vxlan_lease_added(struct backend *be, const struct lease *l)
 {
-	return routeset_lease_added(be->rs, l, to_rs, be);
+	int r, r6 = 0, rr;
+
+	routeset_hold(be->v4.rs);
+	r = routeset_lease_added(be->v4.rs, l, to_rs, &be->v4);
+	if (be->v6)
+		r6 = routeset_lease_added(be->v6->rs, l, to_rs6, be->v6);
+	rr = routeset_release(be->v4.rs);
+	if (!r && r6 < 0 && r6 != -EINVAL)
+		r = r6; /* a bad IPv6 half is warned about, not an error */
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int vxlan_lease_removed(struct backend *be, const struct lease *l)
 {
-	return routeset_lease_removed(be->rs, l);
+	int r, rr;
+
+	routeset_hold(be->v4.rs);
+	if (be->v6) {
+		routeset_lease_removed(be->v6->rs, l);
+		be_v6warn_forget(&be->v6->warn, l);
+	}
+	r = routeset_lease_removed(be->v4.rs, l);
+	rr = routeset_release(be->v4.rs);
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static int vxlan_resync(struct backend *be, const struct lease *leases, size_t n)
 {
-	return routeset_lease_resync(be->rs, leases, n, to_rs, be);
+	int r, r6 = 0, rr;
+
+	routeset_hold(be->v4.rs);
+	r = routeset_lease_resync(be->v4.rs, leases, n, to_rs, &be->v4);
+	if (be->v6)
+		r6 = routeset_lease_resync(be->v6->rs, leases, n, to_rs6, be->v6);
+	rr = routeset_release(be->v4.rs);
+	if (!r)
+		r = r6;
+	return r ? r : (rr < 0 ? rr : 0);
 }
 
 static void vxlan_stop(struct backend *be)
 {
 	if (!be)
 		return;
-	routeset_free(be->rs);
-	nl_sock_close(be->sk);
+	dev_free(&be->v4);
+	dev_free(be->v6);
+	free(be->v6);
 	free(be);
 }
 
 static void vxlan_stats(struct backend *be, struct be_stats *ret)
 {
-	ret->reconciles = be ? routeset_reconciles(be->rs) : 0;
-	ret->repairs = be ? routeset_repairs(be->rs) : 0;
+	memset(ret, 0, sizeof(*ret));
+	if (!be)
+		return;
+	ret->reconciles = routeset_reconciles(be->v4.rs);
+	ret->repairs = routeset_repairs(be->v4.rs);
+	if (!be->v6)
+		return;
+	ret->reconciles += routeset_reconciles(be->v6->rs);
+	ret->repairs += routeset_repairs(be->v6->rs);
+	ret->v6_configured = true;
+	ret->v6_working = be->v6->started && be_link_up(be->v6->sk, be->v6->ifindex);
+	ret->v6_leases = routeset_count(be->v6->rs);
+	ret->v6_objects = routeset_objects(be->v6->rs);
+	ret->v6_bad_leases = be->v6->warn.total;
 }
 
 const struct backend_ops vxlan_backend_ops = {

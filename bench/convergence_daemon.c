@@ -24,6 +24,9 @@
  *
  * Leases: lease i is 198.18.0.0 + (i + 1) * 8 /29, VtepMAC 02:00:00:<i>, PublicIP
  * 192.0.2.(2 + i % 200), VNI 1: exactly bench_convergence's and preload_leases.py's.
+ * With BENCH_DUALSTACK=1 in the environment (preload_leases.py --dualstack), converge also
+ * waits for the IPv6 half of each lease: route 2001:db8:100:<i+1>::/64, its neighbour and
+ * the fdb entry of VtepMAC 02:01:00:<i> (6N objects in all).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,7 +72,31 @@ static int slot_of(uint32_t a)
 struct seen {
 	uint8_t route[MAX_LEASES + 2], neigh[MAX_LEASES + 2], fdb[1u << 16];
 	unsigned n_route, n_neigh, n_fdb;
+	uint8_t route6[1u << 16], neigh6[1u << 16], fdb6[1u << 16];
+	unsigned n_route6, n_neigh6, n_fdb6;
 };
+
+static bool dualstack;
+
+/* Lease index of 2001:db8:100:<i+1>::/64 (@a: 16 bytes), or -1. */
+static int slot6_of(const uint8_t *a)
+{
+	static const uint8_t pfx[6] = { 0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00 };
+	int i = (a[6] << 8 | a[7]) - 1;
+
+	if (memcmp(a, pfx, 6) != 0 || i < 0)
+		return -1;
+	for (int k = 8; k < 16; k++)
+		if (a[k])
+			return -1;
+	return i;
+}
+
+static bool all_seen(const struct seen *s, unsigned n)
+{
+	return s->n_route >= n && s->n_neigh >= n && s->n_fdb >= n &&
+	       (!dualstack || (s->n_route6 >= n && s->n_neigh6 >= n && s->n_fdb6 >= n));
+}
 
 static void mark(uint8_t *set, unsigned *n, int i, bool on)
 {
@@ -95,8 +122,12 @@ static int count_cb(const struct nlmsghdr *nlh, void *ctx)
 	case RTM_NEWROUTE:
 	case RTM_DELROUTE:
 		add = nlh->nlmsg_type == RTM_NEWROUTE;
-		if (nl_parse_route(nlh, &r) == 0 && r.table == RT_TABLE_MAIN && r.dst_len == 29)
+		if (nl_parse_route(nlh, &r) < 0 || r.table != RT_TABLE_MAIN)
+			break;
+		if (r.family == AF_INET && r.dst_len == 29)
 			mark(s->route, &s->n_route, slot_of(ntohl(r.dst.s_addr)), add);
+		else if (r.family == AF_INET6 && r.dst_len == 64)
+			mark(s->route6, &s->n_route6, slot6_of(r.dst6.s6_addr), add);
 		break;
 	case RTM_NEWNEIGH:
 	case RTM_DELNEIGH:
@@ -105,6 +136,13 @@ static int count_cb(const struct nlmsghdr *nlh, void *ctx)
 		if (n.family == AF_INET && n.has_dst) {
 			add = nlh->nlmsg_type == RTM_NEWNEIGH && (n.state & NUD_PERMANENT);
 			mark(s->neigh, &s->n_neigh, slot_of(ntohl(n.dst.s_addr)), add);
+		} else if (n.family == AF_INET6 && n.has_dst) {
+			add = nlh->nlmsg_type == RTM_NEWNEIGH && (n.state & NUD_PERMANENT);
+			mark(s->neigh6, &s->n_neigh6, slot6_of(n.dst6.s6_addr), add);
+		} else if (n.family == AF_BRIDGE && n.has_lladdr && n.lladdr[0] == 2 &&
+		           n.lladdr[1] == 1 && n.lladdr[2] == 0 && n.lladdr[3] == 0) {
+			add = nlh->nlmsg_type == RTM_NEWNEIGH && n.has_dst;
+			mark(s->fdb6, &s->n_fdb6, (n.lladdr[4] << 8) | n.lladdr[5], add);
 		} else if (n.family == AF_BRIDGE && n.has_lladdr && n.lladdr[0] == 2 &&
 		           n.lladdr[1] == 0 && n.lladdr[2] == 0 && n.lladdr[3] == 0) {
 			add = nlh->nlmsg_type == RTM_NEWNEIGH && n.has_dst;
@@ -127,6 +165,10 @@ static int dump_all(struct nl_sock *sk, struct seen *s)
 		r = nl_dump(sk, RTM_GETNEIGH, AF_INET, count_cb, s);
 	if (r == 0)
 		r = nl_dump(sk, RTM_GETNEIGH, AF_BRIDGE, count_cb, s);
+	if (r == 0 && dualstack)
+		r = nl_dump(sk, RTM_GETROUTE, AF_INET6, count_cb, s);
+	if (r == 0 && dualstack)
+		r = nl_dump(sk, RTM_GETNEIGH, AF_INET6, count_cb, s);
 	return r;
 }
 
@@ -186,9 +228,9 @@ static void stop_child(pid_t pid)
 
 static int converge(unsigned n, unsigned timeout_ms, const char *logfile, char **cmd)
 {
-	static const unsigned groups[] = { RTNLGRP_IPV4_ROUTE, RTNLGRP_NEIGH };
+	static const unsigned groups[] = { RTNLGRP_IPV4_ROUTE, RTNLGRP_NEIGH, RTNLGRP_IPV6_ROUTE };
 	static struct seen s, chk;
-	struct nl_sock *ev = event_sock(groups, 2), *dsk = nl_sock_open(NULL, 0);
+	struct nl_sock *ev = event_sock(groups, dualstack ? 3 : 2), *dsk = nl_sock_open(NULL, 0);
 	uint64_t t0, t1 = 0, deadline, last_dump = 0;
 	bool polling = false;
 	unsigned enobufs = 0;
@@ -227,7 +269,7 @@ static int converge(unsigned n, unsigned timeout_ms, const char *logfile, char *
 		uint64_t now = now_us();
 		int r;
 
-		if (s.n_route >= n && s.n_neigh >= n && s.n_fdb >= n) {
+		if (all_seen(&s, n)) {
 			t1 = now;
 			break;
 		}
@@ -261,16 +303,19 @@ static int converge(unsigned n, unsigned timeout_ms, const char *logfile, char *
 		}
 	}
 	proc_usage(pid, &cpu, &hwm);
-	if (dump_all(dsk, &chk) < 0 || chk.n_route != n || chk.n_neigh != n || chk.n_fdb != n) {
-		fprintf(stderr, "converge: check dump: routes %u neigh %u fdb %u, want %u each\n",
-		        chk.n_route, chk.n_neigh, chk.n_fdb, n);
+	if (dump_all(dsk, &chk) < 0 || chk.n_route != n || chk.n_neigh != n || chk.n_fdb != n ||
+	    (dualstack && (chk.n_route6 != n || chk.n_neigh6 != n || chk.n_fdb6 != n))) {
+		fprintf(stderr,
+		        "converge: check dump: routes %u neigh %u fdb %u, IPv6 %u %u %u, want %u each\n",
+		        chk.n_route, chk.n_neigh, chk.n_fdb, chk.n_route6, chk.n_neigh6, chk.n_fdb6,
+		        n);
 		stop_child(pid);
 		return 2;
 	}
 	printf("converge_ms=%.1f cpu_ms=%.0f hwm_kb=%ld pid=%d routes=%u neighs=%u fdb=%u "
-	       "enobufs=%u\n",
+	       "routes6=%u neighs6=%u fdb6=%u enobufs=%u\n",
 	       (double)(t1 - t0) / 1e3, cpu, hwm, (int)pid, chk.n_route, chk.n_neigh, chk.n_fdb,
-	       enobufs);
+	       chk.n_route6, chk.n_neigh6, chk.n_fdb6, enobufs);
 	fflush(stdout);
 	nl_sock_close(ev);
 	nl_sock_close(dsk);
@@ -429,6 +474,7 @@ int main(int argc, char **argv)
 {
 	unsigned long n;
 
+	dualstack = getenv("BENCH_DUALSTACK") && strcmp(getenv("BENCH_DUALSTACK"), "1") == 0;
 	if (argc >= 6 && strcmp(argv[1], "converge") == 0 && strcmp(argv[5], "--") == 0 &&
 	    argc > 6) {
 		n = strtoul(argv[2], NULL, 10);

@@ -19,7 +19,10 @@
 #
 # usage: sudo bench/convergence_daemon.sh [N...]
 # env:   TWILL_BUILD_DIR (default build-perf, then build), REPS=3, LAT_N=1000 (the N with the
-#        latency run), LAT_K=100, TWILL_NEXTHOPS (passed to twilld), RESULTS=path|none
+#        latency run), LAT_K=100, TWILL_NEXTHOPS (passed to twilld), RESULTS=path|none,
+#        DUALSTACK=1: EnableIPv6 (IPv6Network 2001:db8:100::/48): dual-stack leases, so 6N
+#        objects (IPv4 and IPv6 neighbour, fdb entry, route per lease) for twilld and for the
+#        reference; no latency run; results in the section "## convergence, dual-stack".
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,6 +61,30 @@ PREFIX=/coreos.com/network
 URL=http://127.0.0.1:2379
 CONFIG='{"Network":"198.18.0.0/15","SubnetLen":29,"Backend":{"Type":"vxlan"}}'
 NH=${TWILL_NEXTHOPS:-}
+DS=${DUALSTACK:-0}
+SECTION=convergence
+if [ "$DS" = 1 ]; then
+	CONFIG='{"Network":"198.18.0.0/15","SubnetLen":29,"EnableIPv6":true,"IPv6Network":"2001:db8:100::/48","Backend":{"Type":"vxlan"}}'
+	SECTION="convergence, dual-stack"
+	LAT_N=none
+fi
+
+# emit6 N DIR: the IPv6 half of the reference batches (lease i: 2001:db8:100:<i+1>::/64,
+# VtepMAC 02:01:00:<i>, PublicIPv6 2001:db8:0:1::<2 + i % 200>), appended.
+emit6() {
+	awk -v n="$1" -v ip="$2/ip.batch" -v br="$2/bridge.batch" 'BEGIN {
+		for (i = 0; i < n; i++) {
+			net = sprintf("2001:db8:100:%x::", i + 1)
+			mac = sprintf("02:01:00:%02x:%02x:%02x", int(i / 65536) % 256, int(i / 256) % 256, i % 256)
+			printf "neigh replace %s lladdr %s dev flannel-v6.1 nud permanent\n", net, mac >>ip
+			printf "route replace %s/64 via %s dev flannel-v6.1 onlink\n", net, net >>ip
+			printf "fdb append %s dev flannel-v6.1 dst 2001:db8:0:1::%x self permanent\n", mac, 2 + i % 200 >>br
+		}
+	}'
+}
+# The reference's and the benchmark namespace's IPv6 underlay and flannel-v6.1 (reference only).
+UL6='ip -6 addr add 2001:db8:0:1::1/64 dev ul nodad'
+DEV6='ip link add flannel-v6.1 type vxlan id 1 local 2001:db8:0:1::1 dev ul dstport 8472 nolearning && ip -6 addr add 2001:db8:100::/128 dev flannel-v6.1 nodad && ip link set flannel-v6.1 up'
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { sed -n "s/.*\b$1=\([0-9.-]*\).*/\1/p" <<<"$2"; }
@@ -80,6 +107,7 @@ reference() {
 		ip addr add 192.0.2.1/24 dev ul && ip link set ul up && ip link set ulp up &&
 		ip link add flannel.1 type vxlan id 1 local 192.0.2.1 dev ul dstport 8472 nolearning &&
 		ip addr add 198.18.0.0/32 dev flannel.1 && ip link set flannel.1 up &&
+		$([ "$DS" = 1 ] && echo "$UL6 && $DEV6 &&")
 		s=\$(date +%s%N) && ip -batch $dir/ip.batch && bridge -batch $dir/bridge.batch &&
 		e=\$(date +%s%N) && echo \$(( (e - s) / 1000 )) &&
 		[ \$(ip -j route show dev flannel.1 | jq length) -eq $n ]") || fail "reference ip -batch run for N=$n failed"
@@ -97,6 +125,7 @@ one_rep() {
 	ip -n "$ns" addr add 192.0.2.1/24 dev ul
 	ip -n "$ns" link set ul up
 	ip -n "$ns" link set ulp up
+	[ "$DS" != 1 ] || ip -n "$ns" -6 addr add 2001:db8:0:1::1/64 dev ul nodad
 	# etcd's data on tmpfs: the latency figures measure twilld, not the disk's fsync
 	edata=$SHM/$ns.etcd
 	rm -rf "$edata"
@@ -109,9 +138,10 @@ one_rep() {
 	etcd_pid=$TW_BG_PID
 	wait_for --timeout 15 etcd_healthy "$ns" || fail "etcd in $ns not healthy after 15 s"
 	ip netns exec "$ns" python3 "$SRC/bench/preload_leases.py" --endpoint "$URL" \
-		--prefix "$PREFIX" --count "$n" --config "$CONFIG" >"$dir/preload.log" ||
+		--prefix "$PREFIX" --count "$n" --config "$CONFIG" $([ "$DS" = 1 ] && echo --dualstack) \
+		>"$dir/preload.log" ||
 		fail "preload of $n leases failed"
-	bg_start "$ns" "$dir/converge.out" "converge $ns" env ${NH:+TWILL_NEXTHOPS=$NH} "$HELPER" \
+	bg_start "$ns" "$dir/converge.out" "converge $ns" env ${NH:+TWILL_NEXTHOPS=$NH} BENCH_DUALSTACK="$DS" "$HELPER" \
 		converge "$n" 60000 "$dir/twilld.log" -- "$TWILLD_BIN" --etcd-endpoints="$URL" --iface=ul \
 		--subnet-file="$dir/subnet.env" -v=0
 	helper_pid=$TW_BG_PID
@@ -154,6 +184,7 @@ one_rep() {
 rows=()
 for n in $SIZES; do
 	"$EMIT" emit "$n" "$TW_DIR"
+	[ "$DS" != 1 ] || emit6 "$n" "$TW_DIR"
 	refs=()
 	for ((rep = 1; rep <= REPS; rep++)); do
 		refs+=("$(reference "$n" "$TW_DIR")")
@@ -181,7 +212,14 @@ done
 
 kernel=$(uname -r)
 cpus=$(nproc)
-section="## convergence
+dsnote=
+[ "$DS" != 1 ] || dsnote="
+Dual-stack (DUALSTACK=1): EnableIPv6 with IPv6Network 2001:db8:100::/48, every lease with its IPv6
+half (2001:db8:100:<i+1>::/64, PublicIPv6, BackendV6Data), so 6N kernel objects (N = 10,000: 60,000)
+on flannel.1 and flannel-v6.1, for twilld and for the ip/bridge -batch reference alike. Where the
+text below says 3N, read 6N."
+section="## $SECTION
+$dsnote
 
 Daemon-level convergence of twilld (vxlan backend, nexthop objects${NH:+, TWILL_NEXTHOPS=$NH}): N remote
 vxlan leases preloaded in etcd, twilld started in a fresh network namespace (veth underlay at
@@ -197,7 +235,7 @@ from just before each put to its RTM_NEWROUTE (goal p99 <= 20 ms). etcd 3.4 on 1
 same namespace, data on tmpfs. For scale: flanneld, measured the same way, takes 8.4x the
 ip -batch time and 56 MB.
 
-Command: \`sudo bench/convergence_daemon.sh $SIZES\` (REPS=$REPS, build $(basename "$BUILD"): gcc
+Command: \`sudo $([ "$DS" = 1 ] && echo 'DUALSTACK=1 ')bench/convergence_daemon.sh $SIZES\` (REPS=$REPS, build $(basename "$BUILD"): gcc
 RelWithDebInfo), $(date -u '+%Y-%m-%d %H:%M') UTC, kernel $kernel, $cpus CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 
 | N | ip+bridge -batch ms | twilld converge ms | ratio | twilld CPU ms | peak RSS MiB | anon RSS at end MiB | latency p50 ms | p99 ms | max ms |
@@ -206,17 +244,17 @@ $(printf '%s\n' "${rows[@]}")
 "
 printf '%s\n' "$section"
 if [ "$OUT" != none ]; then
-	python3 - "$OUT" "$section" <<'EOF'
+	python3 - "$OUT" "$section" "$SECTION" <<'EOF'
 import re, sys
-path, section = sys.argv[1], sys.argv[2].rstrip() + "\n"
+path, section, name = sys.argv[1], sys.argv[2].rstrip() + "\n", sys.argv[3]
 try:
     text = open(path).read()
 except FileNotFoundError:
     text = "# twill benchmark results\n"
 # Replace the generated part of our section; notes after the marker line (up to the next
 # "## " heading) and every other section are kept.
-marker = "<!-- convergence: hand-written notes below are kept by bench/convergence_daemon.sh -->"
-m = re.search(r"^## convergence\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
+marker = "<!-- %s: hand-written notes below are kept by bench/convergence_daemon.sh -->" % name
+m = re.search(r"^## " + re.escape(name) + r"\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
 if m:
     old = text[m.start():m.end()]
     notes = old[old.index(marker):] if marker in old else marker + "\n"

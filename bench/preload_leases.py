@@ -13,6 +13,7 @@ Lease i (same generator as bench_convergence and bench_convergence_daemon):
 
 usage: preload_leases.py --endpoint http://127.0.0.1:2379 --count N [--first 0]
                          [--prefix /coreos.com/network] [--config JSON] [--ttl 86400]
+                         [--dualstack]
 """
 import argparse
 import base64
@@ -29,10 +30,20 @@ def b64(s):
     return base64.b64encode(s.encode()).decode()
 
 
-def lease(i, prefix):
+def lease(i, prefix, dualstack=False):
     a = NET_BASE + (i + 1) * 8
     net = "%d.%d.%d.%d" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)
     key = "%s/subnets/%s-29" % (prefix, net)
+    if dualstack:
+        # flannel's dual-stack lease: key <v4>-29&2001:db8:100:<i+1>::-64, PublicIPv6 and
+        # BackendV6Data (VtepMAC 02:01:00:<i>) after the IPv4 fields
+        key += "&2001:db8:100:%x::-64" % (i + 1)
+        val = ('{"PublicIP":"192.0.2.%d","PublicIPv6":"2001:db8:0:1::%x","BackendType":"vxlan",'
+               '"BackendData":{"VNI":1,"VtepMAC":"02:00:00:%02x:%02x:%02x"},'
+               '"BackendV6Data":{"VNI":1,"VtepMAC":"02:01:00:%02x:%02x:%02x"}}'
+               % (2 + i % 200, 2 + i % 200, (i >> 16) & 255, (i >> 8) & 255, i & 255,
+                  (i >> 16) & 255, (i >> 8) & 255, i & 255))
+        return key, val
     val = ('{"PublicIP":"192.0.2.%d","PublicIPv6":null,"BackendType":"vxlan",'
            '"BackendData":{"VNI":1,"VtepMAC":"02:00:00:%02x:%02x:%02x"}}'
            % (2 + i % 200, (i >> 16) & 255, (i >> 8) & 255, i & 255))
@@ -68,6 +79,8 @@ def main():
     ap.add_argument("--config", help="network config JSON to put at <prefix>/config")
     ap.add_argument("--ttl", type=int, default=86400)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--dualstack", action="store_true",
+                    help="dual-stack leases (IPv6 key part, PublicIPv6, BackendV6Data)")
     a = ap.parse_args()
     if a.count < 0 or a.first < 0 or a.first + a.count > 16383 or a.batch < 1:
         raise SystemExit("preload: leases must lie in 0..16382")
@@ -84,7 +97,7 @@ def main():
     while done < a.count:
         ops = []
         for i in range(a.first + done, a.first + min(a.count, done + a.batch)):
-            k, v = lease(i, prefix)
+            k, v = lease(i, prefix, a.dualstack)
             put = {"key": b64(k), "value": b64(v)}
             if lease_id:
                 put["lease"] = lease_id

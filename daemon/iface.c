@@ -1033,3 +1033,40 @@ out:
 	free(res);
 	return r;
 }
+
+/* Go's IP.IsGlobalUnicast for IPv6: not unspecified, loopback, multicast or link-local. */
+static bool is_global6(const struct in6_addr *a)
+{
+	return !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_LOOPBACK(a) &&
+	       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_LINKLOCAL(a);
+}
+
+int iface_ipv6_addr(int ifindex, struct ipam_addr *ret)
+{
+	struct nl_addr addrs[64];
+	struct nl_sock *sk = nl_sock_open(NULL, 0);
+	bool tentative = false;
+	int n;
+
+	if (!sk)
+		return -errno;
+	n = nl_addr_list_af(sk, AF_INET6, ifindex, addrs, sizeof(addrs) / sizeof(addrs[0]));
+	nl_sock_close(sk);
+	if (n < 0)
+		return n;
+	/* The kernel lists an interface's addresses newest first; flannel takes the first. */
+	for (int i = 0; i < n; i++) {
+		if (!is_global6(&addrs[i].local6))
+			continue;
+		/* Tunnels cannot bind a tentative address yet: wait for DAD. */
+		if (addrs[i].flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)) {
+			tentative = true;
+			continue;
+		}
+		memset(ret, 0, sizeof(*ret));
+		ret->family = AF_INET6;
+		memcpy(ret->bytes, &addrs[i].local6, 16);
+		return 0;
+	}
+	return tentative ? -EAGAIN : -EADDRNOTAVAIL;
+}

@@ -35,6 +35,14 @@ struct iface_sel {
  */
 int iface_choose(const struct iface_sel *sel, struct be_extif *ret, char *err, size_t errlen);
 
+/*
+ * The first global IPv6 address of interface @ifindex (flannel's choice of PublicIPv6
+ * without --public-ipv6; link-local, tentative and DAD-failed addresses are skipped).
+ * 0, -EADDRNOTAVAIL (none), -EAGAIN (only tentative ones: DAD still running) or -errno.
+ * Does not log.
+ */
+int iface_ipv6_addr(int ifindex, struct ipam_addr *ret);
+
 /* Limits on an --iface-regex (see iface_regex_translate). */
 #define IFACE_REGEX_MAX_LEN    1024  /* bytes */
 #define IFACE_REGEX_MAX_REPEAT 1000  /* a repeat count, and nested counts multiplied (RE2's) */

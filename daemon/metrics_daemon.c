@@ -33,6 +33,8 @@ struct twilld_metrics {
 	struct metric *ready, *held, *expiry, *remote, *events, *renewals, *etcd_req, *etcd_err,
 		*etcd_ep, *nl_ops, *nl_err, *repairs, *udp_pkts, *udp_bytes, *udp_drop;
 	struct metric_series *kind[N_KINDS]; /* twill_lease_events_total by event_kinds[] */
+	struct metric *v6_objects, *v6_leases, *v6_bad; /* dual-stack: the IPv6 half */
+	uint64_t last_v6_bad;
 	/* counters of other modules as last seen, to add only what is new */
 	uint64_t last_renewals, last_skipped, last_changes;
 	uint64_t last_req[STORE_STAT_OP_COUNT], last_err[STORE_STAT_ERR_COUNT];
@@ -139,6 +141,9 @@ static void scrape_kernel(struct twilld_metrics *tm)
 
 		ops->stats(be, &bs);
 		add_delta(tm->repairs, NULL, bs.repairs, &tm->last_be_repairs);
+		metric_set(tm->v6_objects, NULL, NULL, (double)bs.v6_objects);
+		metric_set(tm->v6_leases, NULL, NULL, (double)bs.v6_leases);
+		add_delta(tm->v6_bad, NULL, bs.v6_bad_leases, &tm->last_v6_bad);
 	}
 }
 
@@ -202,6 +207,21 @@ struct twilld_metrics *twilld_metrics_new(struct metrics *reg, const struct twil
 		reg, METRIC_GAUGE, M_READY,
 		"1 when /readyz answers 200: backend running with a confirmed lease, etcd reachable.",
 		NULL, NULL);
+	tm->v6_objects = metrics_register(
+		reg, METRIC_GAUGE, "twill_ipv6_kernel_objects",
+		"IPv6 kernel objects the backend keeps for remote leases (routes, neighbours, fdb entries).",
+		NULL, NULL);
+	tm->v6_leases =
+		metrics_register(reg, METRIC_GAUGE, "twill_ipv6_remote_leases",
+	                         "Remote leases whose IPv6 half is programmed.", NULL, NULL);
+	tm->v6_bad = metrics_register(
+		reg, METRIC_COUNTER, "twill_ipv6_bad_leases_total",
+		"Remote leases whose IPv6 half was unusable (IPv4 half programmed, warned once).",
+		NULL, NULL);
+	if (!tm->v6_objects || !tm->v6_leases || !tm->v6_bad ||
+	    !metric_series(tm->v6_objects, NULL, NULL) ||
+	    !metric_series(tm->v6_leases, NULL, NULL) || !metric_series(tm->v6_bad, NULL, NULL))
+		goto fail;
 	tm->held = metrics_find(reg, TWILL_M_LEASE_HELD);
 	tm->expiry = metrics_find(reg, TWILL_M_LEASE_EXPIRY);
 	tm->remote = metrics_find(reg, TWILL_M_REMOTE_LEASES);

@@ -593,11 +593,46 @@ static const struct leasemgr_events lm_events = {
 
 /* ---- Start-up steps ---- */
 
+/*
+ * EnableIPv6: the IPv6 underlay (--public-ipv6, else the interface's first global IPv6
+ * address), looked up again on every try so that an address still in DAD is waited for.
+ * 0, or -errno after a warning naming the interface and the flag (no lease is written).
+ */
+static int resolve_ipv6(struct twilld *d)
+{
+	char a[IPAM_ADDR_STRLEN], b[IPAM_ADDR_STRLEN];
+	struct ipam_addr ifa;
+	int r;
+
+	d->ext.has_ipv6 = false;
+	if (!d->cfg->enable_ipv6)
+		return 0;
+	r = iface_ipv6_addr(d->ext.ifindex, &ifa);
+	if (r < 0 && !d->o->has_public_ipv6) {
+		warn_once(
+			d,
+			"EnableIPv6: interface %s has %s global IPv6 address and --public-ipv6 is not set: set --public-ipv6 (FLANNELD_PUBLIC_IPV6) or add an IPv6 address to %s; no lease is written, retrying in %ds",
+			d->ext.name, r == -EAGAIN ? "only a tentative (DAD)" : "no", d->ext.name,
+			INIT_RETRY_MS / 1000);
+		retry_in(d, RETRY_INIT, INIT_RETRY_MS);
+		return r == -EAGAIN ? r : -EADDRNOTAVAIL;
+	}
+	d->ext.public_ipv6 = d->o->has_public_ipv6 ? d->o->public_ipv6_addr : ifa;
+	d->ext.iface_addr6 = r == 0 ? ifa : d->ext.public_ipv6;
+	d->ext.has_ipv6 = true;
+	log_info("EnableIPv6: interface %s, IPv6 address %s, public IPv6 %s", d->ext.name,
+	         ipam_addr_format(&d->ext.iface_addr6, a),
+	         ipam_addr_format(&d->ext.public_ipv6, b));
+	return 0;
+}
+
 static void init_backend(struct twilld *d)
 {
 	struct leasemgr_opts lo = { 0 };
 	int r;
 
+	if (resolve_ipv6(d) < 0)
+		return;
 	lease_attrs_clear(&d->attrs);
 	memset(&d->attrs, 0, sizeof(d->attrs));
 	d->attrs.public_ip = d->ext.public_ip;
@@ -609,9 +644,9 @@ static void init_backend(struct twilld *d)
 		return;
 	}
 	d->attrs.public_ip = d->ext.public_ip;
-	if (d->cfg->enable_ipv6 && d->o->has_public_ipv6) {
+	if (d->ext.has_ipv6) {
 		d->attrs.has_public_ipv6 = true;
-		d->attrs.public_ipv6 = d->o->public_ipv6_addr;
+		d->attrs.public_ipv6 = d->ext.public_ipv6;
 	}
 	log_info("backend %s: initialised on %s", d->be_ops->name, d->ext.name);
 
@@ -895,15 +930,34 @@ static int start_iptables(struct twilld *d)
  * /readyz: ready once the backend runs with a lease and the subnet file is written, then while
  * the lease can be confirmed (twilld_metrics_ready: held, not expired, etcd answering).
  */
+/* Dual-stack: whether the backend's IPv6 half works (true when there is none). */
+static bool v6_working(struct twilld *d)
+{
+	struct be_stats bs = { 0 };
+
+	if (!d->be || !d->be_ops->stats)
+		return true;
+	d->be_ops->stats(d->be, &bs);
+	return !bs.v6_configured || bs.v6_working;
+}
+
 static bool health_ready(void *ctx, char *reason, size_t len)
 {
 	struct twilld *d = ctx;
 	const char *why = "backend not started yet";
 
+	if (d->started && !v6_working(d)) {
+		snprintf(
+			reason, len,
+			"EnableIPv6: the backend's IPv6 half is not working (device missing or down)");
+		return false;
+	}
 	if (d->started)
 		return twilld_metrics_ready(d->tm, reason, len);
 	if (!d->cfg)
 		why = "no valid network config yet";
+	else if (d->cfg->enable_ipv6 && !d->ext.has_ipv6)
+		why = "EnableIPv6: no IPv6 address on the interface and no --public-ipv6";
 	else if (!d->lm)
 		why = "backend not initialised yet";
 	else if (!d->has_own)

@@ -1,5 +1,5 @@
 /*
- * rtnetlink on libmnl: sockets, batches, dumps, events, builders and parsers.
+ * rtnetlink on libmnl: sockets, batches, dumps, events, builders (parsers: nl_parse.c).
  * See nl.h for the contracts.
  */
 #define _GNU_SOURCE /* recvmmsg */
@@ -460,11 +460,27 @@ static void put_in_addr(struct nlmsghdr *nlh, uint16_t type, struct in_addr a)
 	mnl_attr_put(nlh, type, sizeof(a), &a);
 }
 
+static bool is6(uint8_t family)
+{
+	return family == AF_INET6;
+}
+
+static uint8_t fam(uint8_t family)
+{
+	return is6(family) ? AF_INET6 : AF_INET;
+}
+
+/* An address of @family from a 16-byte union (IPv4 in the first 4 bytes). */
+static void put_ip(struct nlmsghdr *nlh, uint16_t type, uint8_t family, const void *a)
+{
+	mnl_attr_put(nlh, type, is6(family) ? 16 : 4, a);
+}
+
 static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_route *r)
 {
 	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 
-	rtm->rtm_family = AF_INET;
+	rtm->rtm_family = fam(r->family);
 	rtm->rtm_dst_len = r->dst_len;
 	rtm->rtm_table = r->table ? r->table : RT_TABLE_MAIN;
 	if (op == NL_OP_DELETE) {
@@ -475,7 +491,7 @@ static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_rou
 		rtm->rtm_type = r->type ? r->type : RTN_UNICAST;
 		rtm->rtm_flags = r->nh_id ? 0 : r->flags;
 	}
-	put_in_addr(nlh, RTA_DST, r->dst);
+	put_ip(nlh, RTA_DST, r->family, &r->dst6);
 	if (r->priority)
 		mnl_attr_put_u32(nlh, RTA_PRIORITY, r->priority);
 	if (op == NL_OP_DELETE)
@@ -487,7 +503,7 @@ static void build_route(struct nlmsghdr *nlh, enum nl_op op, const struct nl_rou
 	if (r->oif)
 		mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)r->oif);
 	if (r->has_gw)
-		put_in_addr(nlh, RTA_GATEWAY, r->gw);
+		put_ip(nlh, RTA_GATEWAY, r->family, &r->gw6);
 }
 
 int nl_batch_route(struct nl_batch *b, enum nl_op op, const struct nl_route *r, void *cookie)
@@ -516,7 +532,7 @@ int nl_batch_neigh(struct nl_batch *b, enum nl_op op, const struct nl_neigh *n, 
 	ndm->ndm_state = n->state ? n->state : NUD_PERMANENT;
 	ndm->ndm_flags = n->flags;
 	if (n->has_dst && (!fdb || op != NL_OP_DELETE))
-		put_in_addr(nlh, NDA_DST, n->dst);
+		put_ip(nlh, NDA_DST, fdb ? n->dst_family : n->family, &n->dst6);
 	if (n->has_lladdr && (fdb || op != NL_OP_DELETE))
 		mnl_attr_put(nlh, NDA_LLADDR, 6, n->lladdr);
 	return 0;
@@ -534,15 +550,15 @@ int nl_batch_nexthop(struct nl_batch *b, enum nl_op op, const struct nl_nexthop 
 	mnl_attr_put_u32(nlh, NHA_ID, nh->id);
 	if (op == NL_OP_DELETE)
 		return 0;
-	nhm->nh_family = AF_INET;
+	nhm->nh_family = fam(nh->family);
 	nhm->nh_flags = nh->flags;
 	mnl_attr_put_u32(nlh, NHA_OIF, (uint32_t)nh->oif);
 	if (nh->has_gw)
-		put_in_addr(nlh, NHA_GATEWAY, nh->gw);
+		put_ip(nlh, NHA_GATEWAY, nh->family, &nh->gw6);
 	return 0;
 }
 
-int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie)
+int nl_batch_getroute_af(struct nl_batch *b, uint8_t family, const void *dst, void *cookie)
 {
 	struct nlmsghdr *nlh = batch_begin(b, RTM_GETROUTE, 0, cookie);
 	struct rtmsg *rtm;
@@ -550,272 +566,15 @@ int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie)
 	if (!nlh)
 		return -errno;
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = AF_INET;
-	rtm->rtm_dst_len = 32;
-	put_in_addr(nlh, RTA_DST, dst);
+	rtm->rtm_family = fam(family);
+	rtm->rtm_dst_len = is6(family) ? 128 : 32;
+	put_ip(nlh, RTA_DST, family, dst);
 	return 0;
 }
 
-/* ---- Parsers ---- */
-
-static bool attr_in_addr(const struct nlattr *a, struct in_addr *ret)
+int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie)
 {
-	if (mnl_attr_get_payload_len(a) != sizeof(*ret))
-		return false;
-	memcpy(ret, mnl_attr_get_payload(a), sizeof(*ret));
-	return true;
-}
-
-static bool attr_u32(const struct nlattr *a, uint32_t *ret)
-{
-	if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
-		return false;
-	*ret = mnl_attr_get_u32(a);
-	return true;
-}
-
-int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret)
-{
-	const struct rtmsg *rtm;
-	struct nlattr *a;
-	uint32_t v;
-
-	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*rtm))
-		return -EINVAL;
-	rtm = mnl_nlmsg_get_payload(nlh);
-	if (rtm->rtm_family != AF_INET)
-		return -EAFNOSUPPORT;
-	memset(ret, 0, sizeof(*ret));
-	ret->dst_len = rtm->rtm_dst_len;
-	ret->table = rtm->rtm_table;
-	ret->protocol = rtm->rtm_protocol;
-	ret->type = rtm->rtm_type;
-	ret->scope = rtm->rtm_scope;
-	ret->flags = rtm->rtm_flags;
-	mnl_attr_for_each(a, nlh, sizeof(*rtm)) {
-		switch (mnl_attr_get_type(a)) {
-		case RTA_DST:
-			if (!attr_in_addr(a, &ret->dst))
-				return -EINVAL;
-			break;
-		case RTA_GATEWAY:
-			if (!attr_in_addr(a, &ret->gw))
-				return -EINVAL;
-			ret->has_gw = true;
-			break;
-		case RTA_OIF:
-			if (!attr_u32(a, &v))
-				return -EINVAL;
-			ret->oif = (int)v;
-			break;
-		case RTA_NH_ID:
-			if (!attr_u32(a, &ret->nh_id))
-				return -EINVAL;
-			break;
-		case RTA_PRIORITY:
-			if (!attr_u32(a, &ret->priority))
-				return -EINVAL;
-			break;
-		case RTA_TABLE:
-			if (!attr_u32(a, &v))
-				return -EINVAL;
-			ret->table = v > 255 ? RT_TABLE_UNSPEC : (uint8_t)v;
-			break;
-		default:
-			break;
-		}
-	}
-	return 0;
-}
-
-int nl_parse_neigh(const struct nlmsghdr *nlh, struct nl_neigh *ret)
-{
-	const struct ndmsg *ndm;
-	struct nlattr *a;
-
-	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ndm))
-		return -EINVAL;
-	ndm = mnl_nlmsg_get_payload(nlh);
-	if (ndm->ndm_family != AF_INET && ndm->ndm_family != AF_BRIDGE)
-		return -EAFNOSUPPORT;
-	memset(ret, 0, sizeof(*ret));
-	ret->family = ndm->ndm_family;
-	ret->ifindex = ndm->ndm_ifindex;
-	ret->state = ndm->ndm_state;
-	ret->flags = ndm->ndm_flags;
-	mnl_attr_for_each(a, nlh, sizeof(*ndm)) {
-		switch (mnl_attr_get_type(a)) {
-		case NDA_DST:
-			/* an fdb remote may be IPv6: then it is not ours */
-			ret->has_dst = attr_in_addr(a, &ret->dst);
-			break;
-		case NDA_LLADDR:
-			if (mnl_attr_get_payload_len(a) == 6) {
-				memcpy(ret->lladdr, mnl_attr_get_payload(a), 6);
-				ret->has_lladdr = true;
-			}
-			break;
-		default:
-			break;
-		}
-	}
-	return 0;
-}
-
-int nl_parse_nexthop(const struct nlmsghdr *nlh, struct nl_nexthop *ret)
-{
-	const struct nhmsg *nhm;
-	struct nlattr *a;
-	uint32_t v;
-
-	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*nhm))
-		return -EINVAL;
-	nhm = mnl_nlmsg_get_payload(nlh);
-	memset(ret, 0, sizeof(*ret));
-	ret->flags = nhm->nh_flags;
-	mnl_attr_for_each(a, nlh, sizeof(*nhm)) {
-		switch (mnl_attr_get_type(a)) {
-		case NHA_ID:
-			if (!attr_u32(a, &ret->id))
-				return -EINVAL;
-			break;
-		case NHA_OIF:
-			if (!attr_u32(a, &v))
-				return -EINVAL;
-			ret->oif = (int)v;
-			break;
-		case NHA_GATEWAY:
-			ret->has_gw = nhm->nh_family == AF_INET && attr_in_addr(a, &ret->gw);
-			break;
-		case NHA_BLACKHOLE:
-			ret->blackhole = true;
-			break;
-		case NHA_GROUP:
-			ret->group = true;
-			break;
-		default:
-			break;
-		}
-	}
-	return ret->id ? 0 : -EINVAL;
-}
-
-int nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *ret)
-{
-	const struct ifaddrmsg *ifa;
-	struct nlattr *a;
-	bool local = false;
-
-	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ifa))
-		return -EINVAL;
-	ifa = mnl_nlmsg_get_payload(nlh);
-	if (ifa->ifa_family != AF_INET)
-		return -EAFNOSUPPORT;
-	memset(ret, 0, sizeof(*ret));
-	ret->ifindex = (int)ifa->ifa_index;
-	ret->prefixlen = ifa->ifa_prefixlen;
-	mnl_attr_for_each(a, nlh, sizeof(*ifa)) {
-		uint16_t t = mnl_attr_get_type(a);
-
-		if (t == IFA_LOCAL)
-			local = attr_in_addr(a, &ret->local);
-		else if (t == IFA_ADDRESS && !local)
-			attr_in_addr(a, &ret->local);
-	}
-	return 0;
-}
-
-static void parse_vxlan(const struct nlattr *data, struct nl_vxlan *v)
-{
-	struct nlattr *a;
-	uint32_t u;
-
-	mnl_attr_for_each_nested(a, data) {
-		switch (mnl_attr_get_type(a)) {
-		case IFLA_VXLAN_ID:
-			attr_u32(a, &v->vni);
-			break;
-		case IFLA_VXLAN_LOCAL:
-			attr_in_addr(a, &v->local);
-			break;
-		case IFLA_VXLAN_LINK:
-			if (attr_u32(a, &u))
-				v->link = (int)u;
-			break;
-		case IFLA_VXLAN_PORT:
-			if (mnl_attr_validate(a, MNL_TYPE_U16) >= 0)
-				v->port = ntohs(mnl_attr_get_u16(a));
-			break;
-		case IFLA_VXLAN_LEARNING:
-			if (mnl_attr_validate(a, MNL_TYPE_U8) >= 0)
-				v->learning = mnl_attr_get_u8(a) != 0;
-			break;
-		case IFLA_VXLAN_GBP:
-			v->gbp = true;
-			break;
-		default:
-			break;
-		}
-	}
-}
-
-int nl_parse_link(const struct nlmsghdr *nlh, struct nl_link *ret)
-{
-	const struct ifinfomsg *ifi;
-	struct nlattr *a;
-	const struct nlattr *data = NULL;
-	uint32_t v;
-
-	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*ifi))
-		return -EINVAL;
-	ifi = mnl_nlmsg_get_payload(nlh);
-	memset(ret, 0, sizeof(*ret));
-	ret->ifindex = ifi->ifi_index;
-	ret->flags = ifi->ifi_flags;
-	mnl_attr_for_each(a, nlh, sizeof(*ifi)) {
-		switch (mnl_attr_get_type(a)) {
-		case IFLA_IFNAME:
-			if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
-				snprintf(ret->name, sizeof(ret->name), "%s", mnl_attr_get_str(a));
-			break;
-		case IFLA_MTU:
-			if (attr_u32(a, &v))
-				ret->mtu = (int)v;
-			break;
-		case IFLA_ADDRESS:
-			if (mnl_attr_get_payload_len(a) == 6) {
-				memcpy(ret->mac, mnl_attr_get_payload(a), 6);
-				ret->has_mac = true;
-			}
-			break;
-		case IFLA_LINKINFO: {
-			struct nlattr *li;
-
-			if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0)
-				break;
-			mnl_attr_for_each_nested(li, a) {
-				uint16_t t = mnl_attr_get_type(li);
-
-				if (t == IFLA_INFO_KIND &&
-				    mnl_attr_validate(li, MNL_TYPE_NUL_STRING) >= 0)
-					snprintf(ret->kind, sizeof(ret->kind), "%s",
-					         mnl_attr_get_str(li));
-				else if (t == IFLA_INFO_DATA &&
-				         mnl_attr_validate(li, MNL_TYPE_NESTED) >= 0)
-					data = li;
-			}
-			break;
-		}
-		default:
-			break;
-		}
-	}
-	if (strcmp(ret->kind, "vxlan") == 0) {
-		ret->is_vxlan = true;
-		if (data)
-			parse_vxlan(data, &ret->vxlan);
-	}
-	return 0;
+	return nl_batch_getroute_af(b, AF_INET, &dst, cookie);
 }
 
 /* ---- Synchronous requests ---- */
@@ -884,7 +643,9 @@ int nl_link_vxlan_create(struct nl_sock *sk, const char *name, const struct nl_v
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vxlan");
 	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
 	mnl_attr_put_u32(nlh, IFLA_VXLAN_ID, v->vni);
-	if (v->local.s_addr)
+	if (is6(v->family))
+		put_ip(nlh, IFLA_VXLAN_LOCAL6, AF_INET6, &v->local6);
+	else if (v->local.s_addr)
 		put_in_addr(nlh, IFLA_VXLAN_LOCAL, v->local);
 	if (v->link > 0)
 		mnl_attr_put_u32(nlh, IFLA_VXLAN_LINK, (uint32_t)v->link);
@@ -924,6 +685,7 @@ int nl_link_set_up(struct nl_sock *sk, int ifindex, int mtu)
 }
 
 struct addr_ctx {
+	uint8_t family;
 	int ifindex;
 	struct nl_addr *out;
 	size_t max, n;
@@ -936,7 +698,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *ctx)
 
 	if (nlh->nlmsg_type != RTM_NEWADDR || nl_parse_addr(nlh, &a) < 0)
 		return 0;
-	if (a.ifindex != ac->ifindex)
+	if ((ac->ifindex && a.ifindex != ac->ifindex) || a.family != ac->family)
 		return 0;
 	if (ac->n < ac->max)
 		ac->out[ac->n] = a;
@@ -944,14 +706,20 @@ static int addr_cb(const struct nlmsghdr *nlh, void *ctx)
 	return 0;
 }
 
-int nl_addr_list(struct nl_sock *sk, int ifindex, struct nl_addr *ret, size_t max)
+int nl_addr_list_af(struct nl_sock *sk, uint8_t family, int ifindex, struct nl_addr *ret,
+                    size_t max)
 {
-	struct addr_ctx ac = { .ifindex = ifindex, .out = ret, .max = max };
-	int r = nl_dump(sk, RTM_GETADDR, AF_INET, addr_cb, &ac);
+	struct addr_ctx ac = { .family = fam(family), .ifindex = ifindex, .out = ret, .max = max };
+	int r = nl_dump(sk, RTM_GETADDR, ac.family, addr_cb, &ac);
 
 	if (r < 0)
 		return r;
 	return (int)(ac.n < max ? ac.n : max);
+}
+
+int nl_addr_list(struct nl_sock *sk, int ifindex, struct nl_addr *ret, size_t max)
+{
+	return ifindex ? nl_addr_list_af(sk, AF_INET, ifindex, ret, max) : 0;
 }
 
 int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a)
@@ -962,11 +730,13 @@ int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a)
 	struct ifaddrmsg *ifa;
 
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET;
+	ifa->ifa_family = fam(a->family);
 	ifa->ifa_prefixlen = a->prefixlen;
 	ifa->ifa_index = (uint32_t)a->ifindex;
-	put_in_addr(nlh, IFA_LOCAL, a->local);
-	put_in_addr(nlh, IFA_ADDRESS, a->local);
+	if (is6(a->family) && op != NL_OP_DELETE)
+		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD); /* a /128 on a tunnel: no DAD */
+	put_ip(nlh, IFA_LOCAL, a->family, &a->local6);
+	put_ip(nlh, IFA_ADDRESS, a->family, &a->local6);
 	return nl_request(sk, nlh, NULL, NULL);
 }
 

@@ -3,7 +3,11 @@
  * messages per sendmsg, one sequence number and ACK each, errors mapped back to
  * a caller cookie), dumps, single requests, an event socket, and one builder and
  * one parser per object kind (link, address, route, neighbour/fdb, nexthop).
- * IPv4 only. Nothing here logs above debug; errors carry the kernel's text.
+ * IPv4 and IPv6: each address field is a union of struct in_addr (the IPv4
+ * name, used when family is 0 or AF_INET) and struct in6_addr (the name with a
+ * 6 suffix), so IPv4 callers stay as they are and a 16-byte copy into the 6
+ * member carries either family (IPv4 in the first 4 bytes, the rest zero).
+ * Nothing here logs above debug; errors carry the kernel's text.
  */
 #ifndef TWILL_LIB_NL_H
 #define TWILL_LIB_NL_H
@@ -95,7 +99,11 @@ enum nl_op {
 };
 
 struct nl_route {
-	struct in_addr dst;
+	uint8_t family; /* AF_INET (also 0 on build) or AF_INET6 */
+	union {
+		struct in_addr dst;
+		struct in6_addr dst6;
+	};
 	uint8_t dst_len;
 	uint8_t table;    /* RT_TABLE_MAIN when 0 on build */
 	uint8_t protocol; /* RTPROT_BOOT when 0 on build */
@@ -104,27 +112,38 @@ struct nl_route {
 	uint32_t flags; /* RTNH_F_ONLINK */
 	int oif;        /* 0: none */
 	bool has_gw;
-	struct in_addr gw;
+	union {
+		struct in_addr gw;
+		struct in6_addr gw6;
+	};
 	uint32_t nh_id; /* RTA_NH_ID; 0: none (then oif/gw are used) */
 	uint32_t priority;
 };
 
 struct nl_neigh {
-	uint8_t family; /* AF_INET: neighbour; AF_BRIDGE: fdb entry */
+	uint8_t family; /* AF_INET or AF_INET6: neighbour; AF_BRIDGE: fdb entry */
 	int ifindex;
 	uint16_t state; /* NUD_* */
 	uint8_t flags;  /* NTF_SELF for fdb */
 	bool has_dst;
-	struct in_addr dst; /* neighbour address, or fdb remote (NDA_DST) */
+	uint8_t dst_family; /* family of dst: AF_INET (also 0 on build) or AF_INET6 */
+	union {
+		struct in_addr dst; /* neighbour address, or fdb remote (NDA_DST) */
+		struct in6_addr dst6;
+	};
 	bool has_lladdr;
 	uint8_t lladdr[6];
 };
 
 struct nl_nexthop {
 	uint32_t id;
+	uint8_t family; /* AF_INET (also 0 on build) or AF_INET6 */
 	int oif;
 	bool has_gw;
-	struct in_addr gw;
+	union {
+		struct in_addr gw;
+		struct in6_addr gw6;
+	};
 	uint32_t flags; /* RTNH_F_ONLINK */
 	bool blackhole;
 	bool group;
@@ -138,6 +157,8 @@ int nl_batch_neigh(struct nl_batch *b, enum nl_op op, const struct nl_neigh *n, 
 int nl_batch_nexthop(struct nl_batch *b, enum nl_op op, const struct nl_nexthop *nh, void *cookie);
 /* Route lookup (ip route get @dst); the answer comes through the batch's reply callback. */
 int nl_batch_getroute(struct nl_batch *b, struct in_addr dst, void *cookie);
+/* The same for @family (AF_INET or AF_INET6) and @dst (4 or 16 bytes). */
+int nl_batch_getroute_af(struct nl_batch *b, uint8_t family, const void *dst, void *cookie);
 
 /* ---- Parsers: 0, -EAFNOSUPPORT (another family: skip it) or -EINVAL ---- */
 int nl_parse_route(const struct nlmsghdr *nlh, struct nl_route *ret);
@@ -146,14 +167,24 @@ int nl_parse_nexthop(const struct nlmsghdr *nlh, struct nl_nexthop *ret);
 
 struct nl_addr {
 	int ifindex;
-	struct in_addr local;
+	uint8_t family; /* AF_INET (also 0 on build) or AF_INET6 */
+	union {
+		struct in_addr local;
+		struct in6_addr local6;
+	};
 	uint8_t prefixlen;
+	uint8_t scope;  /* RT_SCOPE_* */
+	uint32_t flags; /* IFA_F_* (IFA_FLAGS when present) */
 };
 int nl_parse_addr(const struct nlmsghdr *nlh, struct nl_addr *ret);
 
 struct nl_vxlan {
 	uint32_t vni;
-	struct in_addr local;
+	uint8_t family; /* of local: AF_INET (also 0 on build) or AF_INET6 */
+	union {
+		struct in_addr local;
+		struct in6_addr local6;
+	};
 	int link;      /* underlay ifindex */
 	uint16_t port; /* host order */
 	bool learning;
@@ -188,6 +219,9 @@ int nl_link_del(struct nl_sock *sk, int ifindex);
 int nl_link_set_up(struct nl_sock *sk, int ifindex, int mtu);
 /* Every IPv4 address on @ifindex into @ret (caller's array of @max); the count or -errno. */
 int nl_addr_list(struct nl_sock *sk, int ifindex, struct nl_addr *ret, size_t max);
+/* The same for @family (AF_INET or AF_INET6); @ifindex 0 lists every interface. */
+int nl_addr_list_af(struct nl_sock *sk, uint8_t family, int ifindex, struct nl_addr *ret,
+                    size_t max);
 /* Add (create|replace) or delete @a. 0 or -errno. */
 int nl_addr_set(struct nl_sock *sk, enum nl_op op, const struct nl_addr *a);
 /* Whether the kernel has nexthop objects (a nexthop dump succeeds). */

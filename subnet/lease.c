@@ -82,6 +82,26 @@ int lease_key_parse(const char *key, struct lease *ret)
 	return 0;
 }
 
+int lease_key_parse_lenient6(const char *key, struct lease *ret)
+{
+	char v4[LEASE_KEY_MAX];
+	const char *amp;
+
+	if (lease_key_parse(key, ret) == 0) {
+		ret->ipv6_key_bad = false;
+		return 0;
+	}
+	amp = key ? strchr(key, '&') : NULL;
+	if (!amp || amp == key || (size_t)(amp - key) >= sizeof(v4))
+		return -EINVAL;
+	memcpy(v4, key, (size_t)(amp - key));
+	v4[amp - key] = '\0';
+	if (lease_key_parse(v4, ret) < 0)
+		return -EINVAL;
+	ret->ipv6_key_bad = true;
+	return 0;
+}
+
 char *lease_key_format(const struct lease *l, char *buf)
 {
 	char a[IPAM_ADDR_STRLEN], b[IPAM_ADDR_STRLEN];
@@ -164,8 +184,8 @@ int lease_attrs_set_vxlan(struct lease_attrs *a, uint32_t vni, const uint8_t mac
 	return r;
 }
 
-int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, char *err,
-                      size_t errlen)
+static int attrs_parse(const char *json, size_t len, struct lease_attrs *ret, char *err,
+                       size_t errlen, bool lenient6)
 {
 	struct lease_attrs a = { 0 };
 	bool has_public_ip = false;
@@ -203,8 +223,13 @@ int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, cha
 			a.has_public_ipv6 = false;
 			if (json_is_null(v))
 				continue;
-			if (get_ip("PublicIPv6", v, AF_INET6, &a.public_ipv6, err, errlen) < 0)
-				goto fail;
+			a.public_ipv6_bad = false;
+			if (get_ip("PublicIPv6", v, AF_INET6, &a.public_ipv6, err, errlen) < 0) {
+				if (!lenient6)
+					goto fail;
+				a.public_ipv6_bad = true;
+				continue;
+			}
 			a.has_public_ipv6 = true;
 		} else if (!strcasecmp(key, "BackendType")) {
 			if (json_is_null(v))
@@ -247,6 +272,18 @@ fail:
 	lease_attrs_clear(&a);
 	json_decref(root);
 	return r;
+}
+
+int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, char *err,
+                      size_t errlen)
+{
+	return attrs_parse(json, len, ret, err, errlen, false);
+}
+
+int lease_attrs_parse_lenient6(const char *json, size_t len, struct lease_attrs *ret, char *err,
+                               size_t errlen)
+{
+	return attrs_parse(json, len, ret, err, errlen, true);
 }
 
 /*
@@ -546,4 +583,39 @@ json_t *lease_vxlan_data_new(uint32_t vni, const uint8_t mac[6])
 	if (!o)
 		errno = ENOMEM;
 	return o;
+}
+
+int lease_attrs_set_vxlan_v6(struct lease_attrs *a, uint32_t vni, const uint8_t mac[6])
+{
+	json_t *d = lease_vxlan_data_new(vni, mac);
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	r = set_text(&a->backend_v6_data, d);
+	json_decref(d);
+	return r;
+}
+
+int lease_vxlan_v6_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret_mac[6])
+{
+	uint8_t mac[6];
+	uint32_t vni;
+	json_t *d;
+	int r;
+
+	if (!a || !a->backend_v6_data)
+		return -ENOENT;
+	d = json_loads(a->backend_v6_data, JSON_DECODE_ANY, NULL);
+	if (!d)
+		return -EINVAL; /* the text was parsed once: only ENOMEM gets here */
+	r = vxlan_from_json(d, &vni, mac);
+	json_decref(d);
+	if (r < 0)
+		return r;
+	if (ret_vni)
+		*ret_vni = vni;
+	if (ret_mac)
+		memcpy(ret_mac, mac, 6);
+	return 0;
 }

@@ -33,6 +33,8 @@ struct lease_attrs {
 	 */
 	char *backend_data;
 	char *backend_v6_data; /* flannel's dual-stack vxlan BackendV6Data; same rules */
+	/* lease_attrs_parse_lenient6 only: PublicIPv6 was there but not an IPv6 address */
+	bool public_ipv6_bad;
 };
 
 struct lease {
@@ -44,6 +46,8 @@ struct lease {
 	int64_t store_lease_id; /* 0 = reservation (key with no etcd lease) */
 	int64_t expires_at;     /* CLOCK_REALTIME seconds; 0 = never (reservation) or unknown */
 	int64_t mod_revision;
+	/* lease_key_parse_lenient6 only: the key's IPv6 part is malformed (has_ipv6 false) */
+	bool ipv6_key_bad;
 };
 
 /*
@@ -51,6 +55,12 @@ struct lease {
  * 0 or -EINVAL (also for host bits set). Fills has_ipv4/subnet/has_ipv6/ipv6_subnet.
  */
 int lease_key_parse(const char *key, struct lease *ret);
+/*
+ * As lease_key_parse, but a key whose IPv4 part is valid and whose IPv6 part after '&' is
+ * not reads as that IPv4 lease with ipv6_key_bad set (twill programs the valid half of a
+ * dual-stack lease). 0 or -EINVAL.
+ */
+int lease_key_parse_lenient6(const char *key, struct lease *ret);
 /* Inverse of lease_key_parse (host bits cleared); returns @buf, which holds LEASE_KEY_MAX bytes. */
 char *lease_key_format(const struct lease *l, char *buf);
 
@@ -61,6 +71,13 @@ char *lease_key_format(const struct lease *l, char *buf);
  */
 int lease_attrs_parse(const char *json, size_t len, struct lease_attrs *ret, char *err,
                       size_t errlen);
+/*
+ * As lease_attrs_parse, but a PublicIPv6 that is not an IPv6 address leaves
+ * has_public_ipv6 false and sets public_ipv6_bad instead of failing (the IPv4 half of
+ * such a lease stays usable).
+ */
+int lease_attrs_parse_lenient6(const char *json, size_t len, struct lease_attrs *ret, char *err,
+                               size_t errlen);
 /*
  * Byte-exact flannel JSON (field order PublicIP, PublicIPv6, BackendType, BackendData,
  * BackendV6Data; the last three left out when empty/NULL; <, >, & escaped as Go does).
@@ -97,5 +114,12 @@ void lease_clear(struct lease *l);
  */
 int lease_vxlan_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret_mac[6]);
 json_t *lease_vxlan_data_new(uint32_t vni, const uint8_t mac[6]);
+/* BackendV6Data = {"VNI":@vni,"VtepMAC":"@mac"} (flannel's dual-stack vxlan). 0 or -ENOMEM. */
+int lease_attrs_set_vxlan_v6(struct lease_attrs *a, uint32_t vni, const uint8_t mac[6]);
+/*
+ * Read BackendV6Data as vxlan's {"VNI":..,"VtepMAC":..} (rules of lease_vxlan_data):
+ * 0, -ENOENT when absent (or JSON null), -EINVAL when malformed. Does not log.
+ */
+int lease_vxlan_v6_data(const struct lease_attrs *a, uint32_t *ret_vni, uint8_t ret_mac[6]);
 
 #endif

@@ -382,11 +382,14 @@ static int parse_kv(struct leasemgr *m, const struct store_kv *kv, bool want_val
 	if (!kv->key || strncmp(kv->key, m->subnets_prefix, plen) != 0)
 		return -1;
 	suffix = kv->key + plen;
-	if (lease_key_parse(suffix, ret) < 0) {
+	/* A dual-stack key with a bad IPv6 part keeps its IPv4 half (the backends warn). */
+	if (lease_key_parse_lenient6(suffix, ret) < 0) {
 		skip(m, kv->key, "not a subnet key (expected e.g. 10.5.34.0-24)");
 		return -1;
 	}
-	if (strcmp(lease_key_format(ret, canon), suffix) != 0) {
+	lease_key_format(ret, canon);
+	if (ret->ipv6_key_bad ? strncmp(canon, suffix, strlen(canon)) != 0
+	                      : strcmp(canon, suffix) != 0) {
 		skip(m, kv->key, "not in canonical form (expected %s)", canon);
 		return -1;
 	}
@@ -399,8 +402,8 @@ static int parse_kv(struct leasemgr *m, const struct store_kv *kv, bool want_val
 	ret->mod_revision = kv->mod_revision;
 	if (!want_value)
 		return 1;
-	if (lease_attrs_parse(kv->value ? kv->value : "", kv->value_len, &ret->attrs, err,
-	                      sizeof(err)) < 0) {
+	if (lease_attrs_parse_lenient6(kv->value ? kv->value : "", kv->value_len, &ret->attrs, err,
+	                               sizeof(err)) < 0) {
 		skip(m, kv->key, "bad lease value: %s", err);
 		return 0;
 	}

@@ -25,6 +25,7 @@ static void fuzz_attrs(const char *buf, size_t len)
 		return;
 	}
 	(void)lease_vxlan_data(&a, &vni, mac);
+	(void)lease_vxlan_v6_data(&a, &vni, mac);
 	/* What we write parses back to the same attributes and the same bytes. */
 	s = lease_attrs_format(&a);
 	if (!s)
@@ -54,6 +55,16 @@ static void fuzz_key(const char *buf, size_t len)
 		len = sizeof(key) - 1;
 	memcpy(key, buf, len);
 	key[len] = '\0';
+	/* The lenient form keeps only a valid IPv4 half, and only when the IPv6 part is bad. */
+	memset(&m, 0, sizeof(m));
+	if (lease_key_parse_lenient6(key, &m) == 0 && m.ipv6_key_bad) {
+		if (!m.has_ipv4 || m.has_ipv6 || !strchr(key, '&'))
+			abort();
+		memset(&l, 0, sizeof(l));
+		if (lease_key_parse(lease_key_format(&m, out), &l) < 0 || !l.has_ipv4 ||
+		    l.has_ipv6 || !ipam_prefix_equal(&l.subnet, &m.subnet))
+			abort();
+	}
 	memset(&l, 0, sizeof(l));
 	if (lease_key_parse(key, &l) < 0)
 		return;

@@ -685,7 +685,7 @@ actual_state() {
 	{
 		_tw_json ip -n "$ns" -j -4 route show table main root "$TW_OVERLAY"
 		_tw_json ip -n "$ns" -j -4 route show table all
-		_tw_json ip -n "$ns" -j nexthop show
+		_tw_json ip -n "$ns" -j -4 nexthop show # IPv4 ones: lib_dualstack.sh reads the IPv6 half
 		_tw_json ip -n "$ns" -j -4 neigh show dev "$TW_VXLAN_DEV"
 		_tw_json bridge -n "$ns" -j fdb show dev "$TW_VXLAN_DEV"
 	} | jq -s -r --arg br "$TW_BRIDGE" '

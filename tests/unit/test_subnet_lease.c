@@ -404,3 +404,112 @@ Test(lease, key_format_clears_host_bits)
 	memset(&l, 0, sizeof(l));
 	cr_expect_str_eq(lease_key_format(&l, buf), "");
 }
+
+/* The attributes of a node's own lease as twilld and its backends build them. */
+static void own_attrs(struct lease_attrs *a, const char *type, bool v6)
+{
+	static const uint8_t m4[6] = { 0x72, 0x07, 0x01, 0xd5, 0x03, 0xde };
+	static const uint8_t m6[6] = { 0x3a, 0xc3, 0x56, 0xd6, 0x78, 0x82 };
+
+	memset(a, 0, sizeof(*a));
+	cr_assert_eq(ipam_addr_parse("192.0.2.3", &a->public_ip), 0);
+	if (v6) {
+		a->has_public_ipv6 = true;
+		cr_assert_eq(ipam_addr_parse("2001:db8:0:1::3", &a->public_ipv6), 0);
+	}
+	if (strcmp(type, "vxlan") == 0) {
+		cr_assert_eq(lease_attrs_set_vxlan(a, 1, m4), 0);
+		if (v6)
+			cr_assert_eq(lease_attrs_set_vxlan_v6(a, 1, m6), 0);
+	} else {
+		cr_assert_eq(lease_attrs_set_backend_data(a, NULL), 0);
+	}
+	snprintf(a->backend_type, sizeof(a->backend_type), "%s", type);
+}
+
+/* What twill writes for its own lease equals flannel's bytes, for both families. */
+Test(lease, written_matches_flannel_both_families)
+{
+	static const struct {
+		const char *file, *type;
+		bool v6;
+	} cases[] = {
+		{ "vxlan-dualstack", "vxlan", true },
+		{ "vxlan-ipv4", "vxlan", false },
+		{ "host-gw-dualstack", "host-gw", true },
+		{ "host-gw-ipv4", "host-gw", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[512], err[256];
+		struct lease_attrs a, b;
+		char *want, *got;
+		uint8_t mac[6];
+		uint32_t vni;
+
+		snprintf(path, sizeof(path), "%s/written/%s.json", FIX, cases[i].file);
+		want = slurp(path, NULL);
+		own_attrs(&a, cases[i].type, cases[i].v6);
+		got = lease_attrs_format(&a);
+		cr_assert_not_null(got);
+		cr_expect_str_eq(got, want, "%s:\n got  %s\n want %s", cases[i].file, got, want);
+		/* and it reads back: BackendV6Data as vxlan data exactly when dual-stack vxlan */
+		cr_assert_eq(lease_attrs_parse(want, strlen(want), &b, err, sizeof(err)), 0, "%s",
+		             err);
+		cr_expect(lease_attrs_equal(&a, &b), "%s: not equal after parsing", cases[i].file);
+		cr_expect_eq(lease_vxlan_v6_data(&b, &vni, mac),
+		             cases[i].v6 && !strcmp(cases[i].type, "vxlan") ? 0 : -ENOENT, "%s",
+		             cases[i].file);
+		lease_attrs_clear(&a);
+		lease_attrs_clear(&b);
+		free(got);
+		free(want);
+	}
+}
+
+/* BackendV6Data that is not vxlan data, and a PublicIPv6 that is not an address. */
+Test(lease, ipv6_half_malformed)
+{
+	static const char bad6[] =
+		"{\"PublicIP\":\"192.0.2.3\",\"PublicIPv6\":\"192.0.2.4\",\"BackendType\":\"vxlan\","
+		"\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"72:07:01:d5:03:de\"},"
+		"\"BackendV6Data\":{\"VNI\":1,\"VtepMAC\":\"not-a-mac\"}}";
+	struct lease_attrs a;
+	char err[256];
+
+	cr_assert_eq(lease_attrs_parse(bad6, strlen(bad6), &a, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "PublicIPv6"), "%s", err);
+	cr_assert_eq(lease_attrs_parse_lenient6(bad6, strlen(bad6), &a, err, sizeof(err)), 0);
+	cr_assert(!a.has_public_ipv6 && a.public_ipv6_bad);
+	cr_assert_eq(lease_vxlan_data(&a, NULL, NULL), 0, "the IPv4 half is intact");
+	cr_assert_eq(lease_vxlan_v6_data(&a, NULL, NULL), -EINVAL);
+	lease_attrs_clear(&a);
+}
+
+/* The dual-stack key: both halves, and the lenient form that keeps a valid IPv4 half. */
+Test(lease, dual_stack_key_lenient)
+{
+	static const char *const bad6[] = {
+		"198.18.27.0-24&",
+		"198.18.27.0-24&2001:db8:100:e::1-64",
+		"198.18.27.0-24&garbage-64",
+		"198.18.27.0-24&2001:db8:100:e::-129",
+		"198.18.27.0-24&198.18.0.0-24",
+	};
+	char out[LEASE_KEY_MAX];
+	struct lease l;
+
+	memset(&l, 0, sizeof(l));
+	cr_assert_eq(lease_key_parse_lenient6("198.18.27.0-24&2001:db8:100:e::-64", &l), 0);
+	cr_assert(l.has_ipv4 && l.has_ipv6 && !l.ipv6_key_bad);
+	cr_assert_str_eq(lease_key_format(&l, out), "198.18.27.0-24&2001:db8:100:e::-64");
+	for (size_t i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++) {
+		memset(&l, 0, sizeof(l));
+		cr_assert_eq(lease_key_parse(bad6[i], &l), -EINVAL, "%s", bad6[i]);
+		cr_assert_eq(lease_key_parse_lenient6(bad6[i], &l), 0, "%s", bad6[i]);
+		cr_assert(l.has_ipv4 && !l.has_ipv6 && l.ipv6_key_bad, "%s", bad6[i]);
+		cr_assert_str_eq(lease_key_format(&l, out), "198.18.27.0-24");
+	}
+	cr_assert_eq(lease_key_parse_lenient6("198.18.27.1-24&2001:db8:100:e::-64", &l), -EINVAL);
+	cr_assert_eq(lease_key_parse_lenient6("garbage&2001:db8:100:e::-64", &l), -EINVAL);
+}
