@@ -118,6 +118,9 @@ static int rebuild(struct backend *be)
 		          t->skipped);
 	for (i = 0; be->ipv6 && i < be->npeers; i++)
 		v4only += !be->peers[i].ipv6_ok;
+	be->v6_peers = 0;
+	for (i = 0; i < t->nroutes6; i++)
+		be->v6_peers += t->routes6[i].peer_be != 0;
 	atomic_store(&be->table_routes, t->nroutes);
 	atomic_store(&be->table_routes6, t->nroutes6);
 	atomic_store(&be->peers_v4only, v4only);
@@ -496,6 +499,23 @@ static void udp_stop(struct backend *be)
 	free(be);
 }
 
+/*
+ * For /readyz and /metrics: the IPv6 half is configured with EnableIPv6, works once
+ * flannel0 has the own IPv6 address and route; its leases are the peers that take
+ * IPv6; peers logged as IPv4-only count as unusable IPv6 halves.
+ */
+static void udp_stats_be(struct backend *be, struct be_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (!be || !be->ipv6)
+		return;
+	ret->v6_configured = true;
+	ret->v6_working = be->v6_up;
+	ret->v6_leases = be->v6_peers;
+	ret->v6_objects = be->v6_up ? 2 : 0; /* the address and the route on flannel0 */
+	ret->v6_bad_leases = be->nlogged;
+}
+
 const struct backend_ops udp_backend_ops = {
 	.name = "udp",
 	.init = udp_init,
@@ -504,4 +524,5 @@ const struct backend_ops udp_backend_ops = {
 	.lease_removed = udp_lease_removed,
 	.resync = udp_resync,
 	.stop = udp_stop,
+	.stats = udp_stats_be,
 };

@@ -396,8 +396,10 @@ int udp_configure_device(struct backend *be)
 		log_error("udp %s: cannot add the route to the Network", UDP_DEVICE);
 		r = r < 0 ? r : -EIO;
 	}
-	if (r == 0 && be->has_own6)
+	if (r == 0 && be->has_own6) {
 		r = configure_ipv6(be, sk);
+		be->v6_up = r == 0;
+	}
 out:
 	nl_batch_free(b);
 	nl_sock_close(sk);

@@ -124,6 +124,8 @@ struct backend {
 	struct ipam_prefix network6;
 	bool has_own6;
 	struct ipam_prefix own6;
+	bool v6_up;             /* flannel0 got the own IPv6 address and the IPv6 Network route */
+	size_t v6_peers;        /* IPv6 routes to peers that take IPv6 (event loop thread) */
 	struct udp_peer *peers; /* event loop thread only */
 	size_t npeers, cap;
 	uint32_t *logged; /* PublicIPs (host order, sorted) already logged as IPv4-only */

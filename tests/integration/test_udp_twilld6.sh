@@ -3,7 +3,8 @@
 # lease key has its IPv6 part and the value BackendV6Data {"Port":8285} (the mark of a node
 # that carries IPv6 over udp; flanneld's udp ignores it); flannel0 holds the own IPv6 subnet
 # address and the IPv6 Network route; IPv4 and IPv6 pings cross every pair of containers; a
-# lease written as flanneld's udp writes it (IPv6 key part, no BackendV6Data) is logged once
+# /metrics counts the IPv6 leases and /readyz is 200; a lease written as flanneld's udp writes
+# it (IPv6 key part, no BackendV6Data) is counted (twill_ipv6_bad_leases_total), logged once
 # as IPv4-only by every twilld, and IPv6 to it gets ICMPv6 unreachable while IPv4 routes.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
@@ -20,8 +21,9 @@ start_etcd
 put_net_config "$cfg"
 # One after the other: concurrent dual-stack acquisitions can pick the same IPv4 subnet under
 # two keys that differ in their IPv6 part (seen on main; the lease manager's business).
+PORT=9466
 for i in 1 2 3; do
-	start_twilld "$i"
+	start_twilld "$i" --healthz-ip=127.0.0.1 --healthz-port=$PORT
 	wait_twilld_ready "$i" 15
 done
 assert_distinct_subnets 1 2 3
@@ -48,6 +50,18 @@ for i in 1 2 3; do
 	ip -n "$c" -6 route add default via "${SUB6[$i]}::1" || fail "IPv6 route in $c"
 done
 
+# metric I NAME: the value of NAME on host I's /metrics.
+metric() {
+	ip netns exec "$(ns_host "$1")" curl -sf -m 3 "http://127.0.0.1:$PORT/metrics" |
+		awk -v n="$2" '$1 == n { print $2 }'
+}
+for i in 1 2 3; do
+	wait_for --timeout 5 eval "[ \"\$(metric $i twill_ipv6_remote_leases)\" = 2 ]" ||
+		fail "h$i twill_ipv6_remote_leases = $(metric "$i" twill_ipv6_remote_leases), want 2"
+	assert_eq "$(ip netns exec "$(ns_host "$i")" curl -s -m 3 -o /dev/null -w '%{http_code}' \
+		"http://127.0.0.1:$PORT/readyz")" 200 "h$i /readyz"
+done
+
 bad=()
 for a in 1 2 3; do
 	for b in 1 2 3; do
@@ -67,6 +81,8 @@ for i in 1 2 3; do
 	wait_for --timeout 5 grep -q "peer 192.0.2.99 (198.18.250.0/24) takes IPv4 only" "$(twilld_log "$i")" ||
 		fail "h$i did not log the IPv4-only peer"
 done
+wait_for --timeout 5 eval "[ \"\$(metric 1 twill_ipv6_bad_leases_total)\" = 1 ]" ||
+	fail "h1 twill_ipv6_bad_leases_total = $(metric 1 twill_ipv6_bad_leases_total), want 1"
 out=$(ip netns exec "$(ns_cont 1 1)" ping -n -c 1 -W 2 2001:db8:100:fa::2 2>&1 || true)
 [[ $out == *"Destination unreachable"* ]] || fail "IPv6 to the IPv4-only peer: $out"
 got=$(ip -n "$(ns_host 1)" -j route get 198.18.250.2 | jq -r '.[0].dev')
