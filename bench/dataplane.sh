@@ -108,7 +108,7 @@ mode_up() {
 		for i in 1 2; do
 			h=${TW_PREFIX}h$i o=$((3 - i))
 			: >"$TW_DIR/node-$1-h$i.log"
-			ip netns exec "$h" "$NODE" --iface eth0 --network 198.18.0.0/16 \
+			ip netns exec "$h" env TWILL_UDP_STATS_FILE="$TW_DIR/stats-$1-h$i" "$NODE" --iface eth0 --network 198.18.0.0/16 \
 				--subnet 198.18.$i.0/24 --network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$i::/64" \
 				--lease "198.18.$o.0/24=192.0.2.$o,2001:db8:100:$o::/64" \
 				$([ "$1" = naive ] && echo --naive) </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
@@ -155,6 +155,11 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if
 declare -A R=() V=() # R[mode,metric] = median; V[mode,metric] = the runs' values
 ncpu=$(nproc)
 
+# stat_ratio FILE A B: counter A / counter B of a udp stats file.
+stat_ratio() {
+	awk -v a="$2" -v b="$3" '$1 == a { x = $2 } $1 == b { y = $2 } END { if (y > 0) printf "%.1f", x / y; else print "nan" }' "$1"
+}
+
 has_fig() { [[ " $FIGURES " == *" $1 "* ]]; }
 
 measure() { # mode rep: one run of every figure, appended to V
@@ -194,6 +199,11 @@ measure() { # mode rep: one run of every figure, appended to V
 			sed -n 's/.* time=\([0-9.]*\) ms/\1/p' | median)"
 	fi
 	stop_pid "$srv" 5
+	if [ -r "$TW_DIR/stats-$m-h1" ]; then # batching of the udp data path over this rep
+		sleep 0.3 # the stats files are rewritten every 250 ms
+		V[$m,txb]+=" $(stat_ratio "$TW_DIR/stats-$m-h1" twill_udp_tx_packets_total twill_udp_tx_syscalls_total)"
+		V[$m,rxb]+=" $(stat_ratio "$TW_DIR/stats-$m-h2" twill_udp_rx_packets_total twill_udp_rx_tun_writes_total)"
+	fi
 	local v=${V[$m,tcp1]:-} c=${V[$m,cpu1]:-} t2=${V[$m,tcp2]:-} p=${V[$m,pps]:-} r=${V[$m,rtt]:-}
 	log "$m rep $k: tcp1 ${v##* } Gbit/s (cpu ${c##* }%), tcp2 ${t2##* }, udp64 ${p##* } pps, rtt ${r##* } ms"
 }
@@ -209,7 +219,7 @@ for ((k = 1; k <= REPS; k++)); do
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $MODES; do
-	for x in tcp1 tcp2 cpu1 cpg1 pps rtt; do
+	for x in tcp1 tcp2 cpu1 cpg1 pps rtt txb rxb; do
 		R[$m,$x]=$(tr ' ' '\n' <<<"${V[$m,$x]:-}" | { grep . || true; } | median)
 	done
 done
@@ -237,6 +247,11 @@ section=$(
 			"$(fmt "${R[$m,tcp1]}" 2)" "$(ratio "$m" tcp1)" "$(fmt "${R[$m,tcp2]}" 2)" "$(ratio "$m" tcp2)" \
 			"$(fmt "${R[$m,pps]}" 0)" "$(ratio "$m" pps)" "$(fmt "${R[$m,rtt]}" 3)" "$(ratio "$m" rtt)" \
 			"$(fmt "${R[$m,cpu1]}" 0)" "$(ratio "$m" cpu1)" "$(fmt "${R[$m,cpg1]}" 2)" "$(ratio "$m" cpg1)"
+	done
+	echo
+	for m in $MODES; do
+		[ -z "${R[$m,txb]:-}" ] || [ "${R[$m,txb]}" = nan ] ||
+			echo "$m batching over the whole run: $(fmt "${R[$m,txb]}" 1) packets per send call (h1), $(fmt "${R[$m,rxb]}" 1) packets per TUN write (h2, GRO)."
 	done
 	echo
 	echo "Ratios in parentheses are to kernel VXLAN in the same run (vxlan6 for the *6 rows, IPv6 inside;"
