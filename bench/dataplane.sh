@@ -8,6 +8,8 @@
 #   naive   the same in naive mode (one thread, one packet per syscall, no offloads)
 #   vxlan6  IPv6 inside: kernel VXLAN on the IPv6 underlay, flannel's dual-stack layout (MTU 1430)
 #   udp6    IPv6 inside twill's udp backend (same IPv4 socket and wire format as udp)
+#   udpbase udp with another build's node (NODE_BASE=path/bench_dataplane_node): before/after
+#           figures in one run (not in the default MODES)
 # IPv6 figures are ratios to vxlan6 (IPv4 ones to vxlan).
 # Figures are medians of REPS runs; every one is also given as a ratio to kernel VXLAN
 # measured in the same run. Results go to bench/RESULTS.md (section "## dataplane",
@@ -28,6 +30,7 @@ MODES=${MODES:-raw vxlan udp naive vxlan6 udp6}
 FIGURES=${FIGURES:-tcp1 tcp2 pps rtt}
 OUT=${RESULTS:-$SRC/bench/RESULTS.md}
 [ -x "$NODE" ] || { echo "no $NODE: build the bench_dataplane_node target" >&2; exit 1; }
+[[ " $MODES " != *" udpbase "* ]] || [ -x "${NODE_BASE:-}" ] || { echo "udpbase needs NODE_BASE" >&2; exit 1; }
 for t in iperf3 jq ping ip python3; do
 	command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
@@ -103,14 +106,18 @@ mode_up() {
 			ip -n "$h" route replace "2001:db8:100:$o::/64" via "2001:db8:100:$o::" dev vx6 onlink
 		done
 		;;
-	udp | naive | udp6)
+	udp | naive | udp6 | udpbase)
 		set_mtu 1472
 		for i in 1 2; do
 			h=${TW_PREFIX}h$i o=$((3 - i))
+			local node=$NODE v6=(--network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$i::/64") l6=",2001:db8:100:$o::/64"
+			if [ "$1" = udpbase ]; then # another build, IPv4 only (for before/after in one run)
+				node=$NODE_BASE v6=() l6=
+			fi
 			: >"$TW_DIR/node-$1-h$i.log"
-			ip netns exec "$h" env TWILL_UDP_STATS_FILE="$TW_DIR/stats-$1-h$i" "$NODE" --iface eth0 --network 198.18.0.0/16 \
-				--subnet 198.18.$i.0/24 --network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$i::/64" \
-				--lease "198.18.$o.0/24=192.0.2.$o,2001:db8:100:$o::/64" \
+			ip netns exec "$h" env TWILL_UDP_STATS_FILE="$TW_DIR/stats-$1-h$i" "$node" --iface eth0 \
+				--network 198.18.0.0/16 --subnet 198.18.$i.0/24 "${v6[@]}" \
+				--lease "198.18.$o.0/24=192.0.2.$o$l6" \
 				$([ "$1" = naive ] && echo --naive) </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
 			NODEPID[$i]=$!
 			TW_PROCS[$!]="node h$i"
@@ -136,7 +143,7 @@ mode_down() {
 	vxlan6)
 		for i in 1 2; do ip -n "${TW_PREFIX}h$i" link del vx6; done
 		;;
-	udp | naive | udp6)
+	udp | naive | udp6 | udpbase)
 		for i in 1 2; do
 			stop_pid "${NODEPID[$i]}" 5
 			ip -n "${TW_PREFIX}h$i" link del flannel0 # persistent by design
