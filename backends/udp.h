@@ -61,6 +61,8 @@ struct udp_stats {
 	uint64_t table_routes;               /* routes in the current table */
 	uint64_t table_routes6;              /* IPv6 routes in it (peers that take IPv6 or not) */
 	uint64_t peers_ipv4_only;            /* with IPv6 on: peers that get no IPv6 */
+	size_t nworkers;
+	uint64_t worker_rx[UDP_MAX_WORKERS]; /* inner packets wire -> TUN per worker (balance) */
 	uint64_t table_updates;              /* tables published */
 };
 

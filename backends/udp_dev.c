@@ -156,7 +156,9 @@ int udp_open_tun(struct backend *be)
  * flannel's wire format has one outer 4-tuple per pair of hosts, so the kernel's
  * own 4-tuple hash would hand everything from one peer to one worker. The hash
  * covers the inner addresses (last 32 bits for IPv6) and, for TCP/UDP that is not
- * a fragment, the ports; other versions fall back to the kernel's choice.
+ * a fragment, the ports, folded before the multiplication (Linux picks even local
+ * ports for connect(), so the low bits of a port alone do not spread flows); other
+ * versions fall back to the kernel's choice.
  * (The TUN's flow table then sends the reverse direction to the same worker.)
  */
 static void steer_flows(struct backend *be)
@@ -166,7 +168,7 @@ static void steer_flows(struct backend *be)
 		/* 0 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
 		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 4, 1, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 22, 40),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 25, 46),
 		/* 4: IPv4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),
 		BPF_STMT(BPF_MISC | BPF_TAX, 0),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),
@@ -184,12 +186,16 @@ static void steer_flows(struct backend *be)
 		BPF_STMT(BPF_LD | BPF_MEM, 0),
 		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
 		BPF_STMT(BPF_ST, 0),
-		/* 21 */ BPF_STMT(BPF_LD | BPF_MEM, 0),
-		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, golden),
+		/* 21: h ^= h >> 16; h *= golden; (h >> 24) % n */
+		BPF_STMT(BPF_LD | BPF_MEM, 0),
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),
 		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, golden),
+		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 24),
 		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
 		BPF_STMT(BPF_RET | BPF_A, 0),
-		/* 26: IPv6 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 20),
+		/* 29: IPv6 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 20),
 		BPF_STMT(BPF_MISC | BPF_TAX, 0),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 36),
 		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
@@ -197,17 +203,20 @@ static void steer_flows(struct backend *be)
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 1, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 5),
-		/* 34 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 40),
+		/* 37 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 40),
 		BPF_STMT(BPF_MISC | BPF_TAX, 0),
 		BPF_STMT(BPF_LD | BPF_MEM, 0),
 		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
 		BPF_STMT(BPF_ST, 0),
-		/* 39 */ BPF_STMT(BPF_LD | BPF_MEM, 0),
-		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, golden),
+		/* 42 */ BPF_STMT(BPF_LD | BPF_MEM, 0),
+		BPF_STMT(BPF_MISC | BPF_TAX, 0),
 		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, golden),
+		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 24),
 		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
 		BPF_STMT(BPF_RET | BPF_A, 0),
-		/* 44: not IP: the kernel's hash */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		/* 50: not IP: the kernel's hash */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
 

@@ -19,6 +19,10 @@ void udp_backend_stats(struct backend *be, struct udp_stats *ret)
 	for (i = 0; i < UDP_MAX_WORKERS; i++)
 		for (k = 0; k < CTR_MAX; k++)
 			sum[k] += atomic_load_explicit(&be->ctr[i].c[k], memory_order_relaxed);
+	ret->nworkers = be->nworkers;
+	for (i = 0; i < be->nworkers; i++)
+		ret->worker_rx[i] =
+			atomic_load_explicit(&be->ctr[i].c[CTR_RX_PACKETS], memory_order_relaxed);
 	ret->tx_packets = sum[CTR_TX_PACKETS];
 	ret->tx_bytes = sum[CTR_TX_BYTES];
 	ret->tx_datagrams_calls = sum[CTR_TX_CALLS];
@@ -63,6 +67,9 @@ size_t udp_stats_format(const struct udp_stats *s, char *buf, size_t len)
 	EMIT("twill_udp_table_updates_total %" PRIu64 "\n", s->table_updates);
 	EMIT("twill_udp_table_routes6 %" PRIu64 "\n", s->table_routes6);
 	EMIT("twill_udp_peers_ipv4_only %" PRIu64 "\n", s->peers_ipv4_only);
+	for (k = 0; k < (int)s->nworkers && k < UDP_MAX_WORKERS; k++)
+		EMIT("twill_udp_worker_rx_packets_total{worker=\"%d\"} %" PRIu64 "\n", k,
+		     s->worker_rx[k]);
 	for (d = 0; d < 2; d++)
 		for (k = 1; k < UDP_VERDICT_MAX; k++)
 			EMIT("twill_udp_drops_total{dir=\"%s\",reason=\"%s\"} %" PRIu64 "\n",

@@ -88,6 +88,24 @@ pkts=$(stat 1 twill_udp_tx_packets_total)
 log "h1 sent $pkts packets in $calls send calls; h2 wrote $(stat 2 twill_udp_rx_packets_total) packets in $(stat 2 twill_udp_rx_tun_writes_total) TUN writes"
 [ "$calls" -lt $((pkts / 4)) ] || fail "h1: $calls send calls for $pkts packets: UDP GSO not used"
 
+# ---- flows from one peer are spread over h2's two workers (reuseport BPF on the inner flow,
+# not the single outer 4-tuple): 8 TCP streams from fixed client ports (deterministic).
+w0=$(stat 2 'twill_udp_worker_rx_packets_total{worker="0"}')
+w1=$(stat 2 'twill_udp_worker_rx_packets_total{worker="1"}')
+ip netns exec "$(ns_cont 1 1)" iperf3 -c "$(cont_ip 2 1)" -p 5201 -P 8 --cport 41000 -n 16M -J \
+	>"$TW_DIR/iperf-p8.json" || fail "iperf3 -P 8 failed: $(tail -n 5 "$TW_DIR/iperf-p8.json")"
+# 16 MiB in all (iperf3 -n counts what was sent), packets of < 1472 bytes: > 5,000 arrived.
+_wsum() {
+	[ $(($(stat 2 'twill_udp_worker_rx_packets_total{worker="0"}') +
+		$(stat 2 'twill_udp_worker_rx_packets_total{worker="1"}') - w0 - w1)) -ge 5000 ]
+}
+wait_for --timeout 5 _wsum || fail "h2 workers counted too few packets"
+d0=$(($(stat 2 'twill_udp_worker_rx_packets_total{worker="0"}') - w0))
+d1=$(($(stat 2 'twill_udp_worker_rx_packets_total{worker="1"}') - w1))
+log "8 streams: h2 worker 0 received $d0 packets, worker 1 $d1"
+[ "$d0" -gt $(((d0 + d1) / 10)) ] && [ "$d1" -gt $(((d0 + d1) / 10)) ] ||
+	fail "8 streams not spread over h2's workers: $d0 / $d1"
+
 # ---- unknown source: a stranger on the underlay sends a valid inner packet to h1.
 netns_add "${TW_PREFIX}x"
 _tw_attach "${TW_PREFIX}x" 192.0.2.99 x
