@@ -218,7 +218,11 @@ static void steer_flows(struct backend *be)
 		BPF_STMT(BPF_RET | BPF_A, 0),
 		/* 50: not IP: the kernel's hash */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 	};
-	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	struct sock_fprog prog;
+
+	memset(&prog, 0, sizeof(prog)); /* the padding after len goes to the kernel too */
+	prog.len = sizeof(f) / sizeof(f[0]);
+	prog.filter = f;
 
 	if (setsockopt(be->workers[0].sock, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
 	               sizeof(prog)) < 0)
