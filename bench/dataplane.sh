@@ -110,7 +110,8 @@ mode_up() {
 		set_mtu 1472
 		for i in 1 2; do
 			h=${TW_PREFIX}h$i o=$((3 - i))
-			local node=$NODE v6=(--network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$i::/64") l6=",2001:db8:100:$o::/64"
+			local naive='' node=$NODE v6=(--network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$i::/64") l6=",2001:db8:100:$o::/64"
+			[ "$1" != naive ] || naive=1
 			if [ "$1" = udpbase ]; then # another build, IPv4 only (for before/after in one run)
 				node=$NODE_BASE v6=() l6=
 			fi
@@ -118,7 +119,7 @@ mode_up() {
 			ip netns exec "$h" env TWILL_UDP_STATS_FILE="$TW_DIR/stats-$1-h$i" "$node" --iface eth0 \
 				--network 198.18.0.0/16 --subnet 198.18.$i.0/24 "${v6[@]}" \
 				--lease "198.18.$o.0/24=192.0.2.$o$l6" \
-				$([ "$1" = naive ] && echo --naive) </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
+				${naive:+--naive} </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
 			NODEPID[$i]=$!
 			TW_PROCS[$!]="node h$i"
 			wait_for --timeout 10 grep -q '^ready' "$TW_DIR/node-$1-h$i.log" ||
@@ -170,7 +171,7 @@ stat_ratio() {
 has_fig() { [[ " $FIGURES " == *" $1 "* ]]; }
 
 measure() { # mode rep: one run of every figure, appended to V
-	local m=$1 k=$2 b0 t0 b1 t1 json bps srv perfpid= dst=198.18.2.2
+	local m=$1 k=$2 b0 t0 b1 t1 json bps srv perfpid='' dst=198.18.2.2
 	[[ $m != *6 ]] || dst=2001:db8:100:2::2
 	ip netns exec "$C2" iperf3 -s -p 5201 </dev/null >"$TW_DIR/iperf-srv-$m.log" 2>&1 &
 	srv=$!

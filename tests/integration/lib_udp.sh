@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Helpers of the udp backend tests (sourced after lib.sh): the backend alone on each host
 # (bench_dataplane_node), its counters, and an exact TCP transfer. UDP_IPV6=1 before
 # start_node gives every node and lease an IPv6 half (2001:db8:100:I::/64 on host I).
@@ -9,16 +10,18 @@ declare -A NODE_PID=() NODE_FD=()
 host_sub() { echo "198.18.$1.0/24"; }
 # host_lease6 I J: the IPv6 part of host J's lease as host I's node gets it (",V6"; "" without IPv6).
 host_lease6() { [ -z "${UDP_IPV6:-}" ] || echo ",2001:db8:100:$2::/64"; }
-# Arguments of host I's node for IPv6 (UDP_IPV6=1).
+# node_args6 I: host I's node arguments for IPv6 into the array ARGS6 (empty without UDP_IPV6).
 node_args6() {
-	[ -z "${UDP_IPV6:-}" ] || echo "--network6 2001:db8:100::/48 --subnet6 2001:db8:100:$1::/64"
+	ARGS6=()
+	[ -z "${UDP_IPV6:-}" ] || ARGS6=(--network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$1::/64")
 }
 
 # start_node I [ARGS...]: the udp backend on host I with leases for the other hosts; commands
 # go to it through a FIFO (node_cmd); counters in $TW_DIR/h$I/stats.
 start_node() {
-	local i=$1 j leases=() fifo logf fd
+	local i=$1 j leases=() fifo logf fd ARGS6
 	shift
+	node_args6 "$i"
 	for j in 1 2 3; do
 		[ "$j" = "$i" ] || leases+=(--lease "$(host_sub "$j")=$(host_ip "$j")$(host_lease6 "$i" "$j")")
 	done
@@ -30,7 +33,7 @@ start_node() {
 	: >"$logf"
 	ip netns exec "$(ns_host "$i")" env TWILL_UDP_STATS_FILE="$TW_DIR/h$i/stats" \
 		TWILL_UDP_WORKERS=2 "$NODE" --iface eth0 --network "$NET" \
-		--subnet "$(host_sub "$i")" $(node_args6 "$i") "${leases[@]}" "$@" <"$fifo" >>"$logf" 2>&1 &
+		--subnet "$(host_sub "$i")" "${ARGS6[@]}" "${leases[@]}" "$@" <"$fifo" >>"$logf" 2>&1 &
 	NODE_PID[$i]=$!
 	TW_PROCS[$!]="udp node h$i"
 	TW_LOGS+=("$logf")

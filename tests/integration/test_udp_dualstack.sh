@@ -58,7 +58,7 @@ ip netns exec "$(ns_host 1)" ping -n -c 1 -t 1 -W 1 "$(cont_ip6 2)" >/dev/null 2
 wait_stat 1 'twill_udp_drops_total{dir="tun",reason="ttl"}' $((t0 + 1))
 
 # h3 as an IPv4-only peer (its lease without BackendV6Data, as flanneld writes it).
-for k in 1 2; do
+for _ in 1 2; do
 	node_cmd 1 "add $(host_sub 3) $(host_ip 3) udp 2001:db8:100:3::/64/v4only"
 done
 wait_stat 1 twill_udp_peers_ipv4_only 1
