@@ -55,6 +55,18 @@ int be_settings_from_env(struct be_settings *ret, char *err, size_t errlen)
 		}
 		set.udp_workers = (unsigned)n;
 	}
+	v = getenv("TWILL_UDP_BUSY_POLL_US");
+	if (v && *v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+
+		if (*end || n < 0 || n > 10000) {
+			snprintf(err, errlen, "TWILL_UDP_BUSY_POLL_US=%s: must be 0..10000", v);
+			return -EINVAL;
+		}
+		set.udp_busy_poll_set = true;
+		set.udp_busy_poll_us = (unsigned)n;
+	}
 	v = getenv("TWILL_UDP_STATS_FILE");
 	set.udp_stats_file = v && *v ? v : NULL;
 	*ret = set;

@@ -45,6 +45,8 @@ struct be_settings {
 	bool udp_no_gro;      /* TWILL_UDP_NO_GRO=1: no UDP GRO on the socket */
 	unsigned udp_workers; /* TWILL_UDP_WORKERS: 1..UDP_MAX_WORKERS, 0 = one per CPU (<= 4) */
 	const char *udp_stats_file; /* TWILL_UDP_STATS_FILE: counters written there every 250 ms */
+	bool udp_busy_poll_set;     /* TWILL_UDP_BUSY_POLL_US given: */
+	unsigned udp_busy_poll_us;  /* ... workers poll this long (0..10000 us) before sleeping */
 };
 
 /*

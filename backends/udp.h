@@ -11,8 +11,11 @@
  *
  * Options: Backend.Port (default 8285), Backend.Naive (bool, default false: one
  * thread, one packet per syscall, no offloads; also TWILL_UDP_NAIVE=1), and the
- * environment TWILL_UDP_WORKERS (worker threads, default min(CPUs, 4)) and
- * TWILL_UDP_STATS_FILE (a file rewritten with udp_stats_format() every 250 ms).
+ * environment TWILL_UDP_WORKERS (worker threads, default min(CPUs, 4)),
+ * TWILL_UDP_BUSY_POLL_US (after traffic, a worker polls without sleeping this long,
+ * default 0: off) and TWILL_UDP_STATS_FILE (a file rewritten with udp_stats_format()
+ * every 250 ms). Received datagrams are spread over the workers by inner flow
+ * (a reuseport BPF program, see udp_dev.c), not by the outer 4-tuple.
  */
 #ifndef TWILL_BACKENDS_UDP_H
 #define TWILL_BACKENDS_UDP_H
@@ -24,11 +27,12 @@
 #include "backends/backend.h"
 #include "backends/udp_pkt.h"
 
-#define UDP_DEFAULT_PORT 8285
-#define UDP_DEVICE       "flannel0"
-#define UDP_MAX_WORKERS  16
-#define UDP_OVERHEAD     28 /* outer IPv4 + UDP headers */
-#define UDP_TXQUEUELEN   5000
+#define UDP_DEFAULT_PORT         8285
+#define UDP_DEVICE               "flannel0"
+#define UDP_MAX_WORKERS          16
+#define UDP_OVERHEAD             28 /* outer IPv4 + UDP headers */
+#define UDP_TXQUEUELEN           5000
+#define UDP_DEFAULT_BUSY_POLL_US 0
 
 extern const struct backend_ops udp_backend_ops;
 
@@ -37,6 +41,8 @@ struct udp_options {
 	bool naive;       /* Naive, or TWILL_UDP_NAIVE=1 */
 	unsigned workers; /* TWILL_UDP_WORKERS, default min(CPUs, 4); 1 when naive */
 	bool gro;         /* coalesce received TCP segments (TWILL_UDP_NO_GRO=1 turns it off) */
+	unsigned
+		busy_poll_us; /* poll without sleeping this long after traffic (TWILL_UDP_BUSY_POLL_US) */
 };
 
 /* Read and check the udp options of @cfg->backend and the daemon's @set (may be NULL); 0 or -EINVAL (logged). */
@@ -54,8 +60,20 @@ struct udp_stats {
 	uint64_t drop_tun[UDP_VERDICT_MAX];  /* packets read from the TUN and dropped, by reason */
 	uint64_t drop_wire[UDP_VERDICT_MAX]; /* inner packets from the wire dropped, by reason */
 	uint64_t table_routes;               /* routes in the current table */
+	uint64_t table_routes6;              /* IPv6 routes in it (peers that take IPv6 or not) */
+	uint64_t peers_ipv4_only;            /* with IPv6 on: peers that get no IPv6 */
+	size_t nworkers;
+	uint64_t worker_rx[UDP_MAX_WORKERS]; /* inner packets wire -> TUN per worker (balance) */
 	uint64_t table_updates;              /* tables published */
 };
+
+/*
+ * True when the remote lease @l says its node carries IPv6 over udp: an IPv6
+ * subnet in the key and a BackendV6Data object in the value (twill writes
+ * {"Port":N}; flanneld's udp never writes BackendV6Data, and ignores it). For
+ * listings (twillctl leases): false means "IPv4 only" for a udp lease.
+ */
+bool udp_lease_takes_ipv6(const struct lease *l);
 
 /* Sum of the counters of @be (a udp backend) into @ret. Any thread; never blocks. */
 void udp_backend_stats(struct backend *be, struct udp_stats *ret);

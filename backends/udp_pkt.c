@@ -28,6 +28,7 @@ static const char *const verdict_names[UDP_VERDICT_MAX] = {
 	[UDP_DROP_BAD_GSO] = "bad_gso",
 	[UDP_DROP_NO_TABLE] = "no_table",
 	[UDP_DROP_TX_ERROR] = "tx_error",
+	[UDP_DROP_PEER_V4ONLY] = "peer_ipv4_only",
 };
 
 const char *udp_verdict_name(enum udp_verdict v)
@@ -217,6 +218,8 @@ enum udp_verdict udp_classify_from_wire(const uint8_t *buf, size_t len, const st
 		return UDP_DROP_NO_TABLE;
 	if (!udp_table_is_peer(t, src_be))
 		return UDP_DROP_UNKNOWN_SRC;
+	if (len >= 1 && buf[0] >> 4 == 6)
+		return udp_classify6_from_wire(buf, len, t, ret_len);
 	v = udp_ipv4_check(buf, len, &tot);
 	if (v != UDP_FORWARD)
 		return v;
@@ -324,6 +327,8 @@ enum udp_verdict udp_gso_segment(const uint8_t *pkt, size_t len, const struct vi
 	uint16_t id0;
 
 	out->total = out->n = 0;
+	if ((vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV6)
+		return udp_gso_segment6(pkt, len, vh, mtu, first, out);
 	if ((vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_TCPV4)
 		return UDP_DROP_BAD_GSO;
 	v = udp_ipv4_check(pkt, len, &tot);
@@ -417,6 +422,10 @@ void udp_gro_run(const uint8_t *const *pkts, const size_t *lens, size_t n, struc
 	ret->count = 1;
 	ret->hdr_len = 0;
 	ret->total_len = n ? (uint32_t)lens[0] : 0;
+	if (n >= 2 && lens[0] >= 1 && p0[0] >> 4 == 6) {
+		udp_gro_run6(pkts, lens, n, ret);
+		return;
+	}
 	if (n < 2 || !gro_eligible(p0, lens[0], &thl0) || p0[33] != TCP_ACK)
 		return;
 	mss = lens[0] - 20 - thl0;

@@ -20,7 +20,7 @@ enum udp_verdict {
 	UDP_FORWARD = 0,
 	UDP_DROP_UNKNOWN_SRC, /* wire: outer source is not the PublicIP of a lease */
 	UDP_DROP_SHORT,       /* shorter than an IPv4 header */
-	UDP_DROP_NOT_IPV4,    /* version is not 4 */
+	UDP_DROP_NOT_IPV4,    /* version is not 4 (nor 6 with IPv6 on) */
 	UDP_DROP_BAD_HDRLEN,  /* IHL < 5 or header beyond the buffer */
 	UDP_DROP_BAD_TOTLEN,  /* total length below the header or beyond the buffer */
 	UDP_DROP_BAD_CSUM,    /* wire: IPv4 header checksum wrong */
@@ -30,6 +30,7 @@ enum udp_verdict {
 	UDP_DROP_BAD_GSO,     /* TUN: virtio-net header inconsistent with the packet */
 	UDP_DROP_NO_TABLE,    /* no forwarding table yet (before start) */
 	UDP_DROP_TX_ERROR,    /* sendmsg/write failed (e.g. buffer full) */
+	UDP_DROP_PEER_V4ONLY, /* TUN: IPv6 for a peer that takes IPv4 only (flanneld, old twill) */
 	UDP_VERDICT_MAX,
 };
 
@@ -94,6 +95,45 @@ enum udp_verdict udp_classify_from_tun(const uint8_t *buf, size_t len, const str
  */
 size_t udp_icmp_net_unreach(const uint8_t *pkt, size_t len, uint8_t *out);
 
+/* ---- IPv6 (udp_pkt6.c) ---- */
+
+/* Room for the ICMPv6 error built by udp_icmp6_unreach(): the IPv6 minimum MTU. */
+#define UDP_ICMP6_MAX 1280
+
+/* Version 6, a whole header, payload length (not 0) within @len: *@ret_len = 40 + it. */
+enum udp_verdict udp_ipv6_check(const uint8_t *buf, size_t len, size_t *ret_len);
+/*
+ * IPv6 counterparts of udp_classify_from_wire/_from_tun (@t not NULL, the outer
+ * source already checked): UDP_DROP_NOT_IPV4 when @t has no IPv6 Network; from the
+ * TUN, UDP_DROP_PEER_V4ONLY for a route whose peer takes no IPv6, else *@ret_peer_be.
+ */
+enum udp_verdict udp_classify6_from_wire(const uint8_t *buf, size_t len, const struct udp_table *t,
+                                         size_t *ret_len);
+enum udp_verdict udp_classify6_from_tun(const uint8_t *buf, size_t len, const struct udp_table *t,
+                                        uint32_t *ret_peer_be, size_t *ret_len);
+/* From the TUN, either family: the peer's PublicIP in *@ret_peer_be (network order). */
+enum udp_verdict udp_classify_any_from_tun(const uint8_t *buf, size_t len,
+                                           const struct udp_table *t, uint32_t *ret_peer_be,
+                                           size_t *ret_len);
+/* TTL (IPv4, checksum updated) or hop limit (IPv6) minus one; false when it would reach 0. */
+bool udp_hop_decrement(uint8_t *pkt);
+/*
+ * ICMPv6 destination unreachable (type 1, code 0) answering @pkt (@len bytes,
+ * checked) into @out (UDP_ICMP6_MAX bytes), from its destination to its source,
+ * quoting as much of it as fits. 0 when none is due: ICMPv6 errors, later
+ * fragments, multicast or unspecified addresses.
+ */
+size_t udp_icmp6_unreach(const uint8_t *pkt, size_t len, uint8_t *out);
+/* udp_gso_segment() for VIRTIO_NET_HDR_GSO_TCPV6 (TCP right after the IPv6 header). */
+struct udp_gso_out;
+struct udp_gro_run;
+struct virtio_net_hdr;
+enum udp_verdict udp_gso_segment6(const uint8_t *pkt, size_t len, const struct virtio_net_hdr *vh,
+                                  unsigned mtu, size_t first, struct udp_gso_out *out);
+/* udp_gro_run() when @pkts[0] is IPv6 (@ret already reset to a run of 1). */
+void udp_gro_run6(const uint8_t *const *pkts, const size_t *lens, size_t n,
+                  struct udp_gro_run *ret);
+
 /* ---- Offloads ---- */
 
 /*
@@ -120,7 +160,7 @@ struct udp_gso_out {
 };
 
 /*
- * Split the IPv4/TCP GSO packet @pkt (@len bytes, described by @vh) into segments
+ * Split the IPv4/TCP (or IPv6/TCP: udp_gso_segment6) GSO packet @pkt (@len bytes, described by @vh) into segments
  * whose IPv4 packets are at most @mtu bytes (and at most vh->gso_size payload):
  * segments @first .. @first + UDP_GSO_BATCH - 1 go to @out (headers with their
  * IP id, total length, checksums, TCP sequence number, flags (FIN/PSH on the last

@@ -44,30 +44,115 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+udp_u128 udp_u128_load(const uint8_t *a)
+{
+	udp_u128 v = 0;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		v = v << 8 | a[i];
+	return v;
+}
+
+static bool prefix6_range(const struct ipam_prefix *p, udp_u128 *first, udp_u128 *last)
+{
+	udp_u128 mask;
+
+	if (!p || p->addr.family != AF_INET6 || p->len > 128)
+		return false;
+	mask = p->len ? ~(udp_u128)0 << (128 - p->len) : 0;
+	*first = udp_u128_load(p->addr.bytes) & mask;
+	*last = *first | ~mask;
+	return true;
+}
+
+static int route6_cmp(const void *a, const void *b)
+{
+	const struct udp_route6 *x = a, *y = b;
+
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	if (x->last != y->last)
+		return x->last < y->last ? -1 : 1;
+	return 0;
+}
+
+/* The IPv6 routes of @peers into @routes6 (room for @n); returns how many, counts skips. */
+static size_t build_routes6(struct udp_table *t, struct udp_route6 *routes6,
+                            const struct udp_peer *peers, size_t n, size_t *skipped)
+{
+	size_t i, nr = 0;
+
+	for (i = 0; i < n; i++) {
+		udp_u128 f, l;
+
+		if (!peers[i].has_ipv6)
+			continue;
+		if (!prefix6_range(&peers[i].subnet6, &f, &l) || f < t->net6_first ||
+		    l > t->net6_last || (t->has_own6 && f <= t->own6_last && t->own6_first <= l) ||
+		    peers[i].public_ip.family != AF_INET) {
+			(*skipped)++;
+			continue;
+		}
+		routes6[nr].first = f;
+		routes6[nr].last = l;
+		routes6[nr].peer_be = 0;
+		if (peers[i].ipv6_ok)
+			memcpy(&routes6[nr].peer_be, peers[i].public_ip.bytes, 4);
+		nr++;
+	}
+	qsort(routes6, nr, sizeof(*routes6), route6_cmp);
+	if (nr > 1) {
+		size_t k = 1;
+
+		for (i = 1; i < nr; i++) {
+			if (routes6[i].first <= routes6[k - 1].last) {
+				(*skipped)++;
+				continue;
+			}
+			routes6[k++] = routes6[i];
+		}
+		nr = k;
+	}
+	return nr;
+}
+
 struct udp_table *udp_table_new(const struct ipam_prefix *network, const struct ipam_prefix *own,
                                 const struct udp_peer *peers, size_t n)
 {
+	return udp_table_new_ds(network, own, NULL, NULL, peers, n);
+}
+
+struct udp_table *udp_table_new_ds(const struct ipam_prefix *network, const struct ipam_prefix *own,
+                                   const struct ipam_prefix *network6,
+                                   const struct ipam_prefix *own6, const struct udp_peer *peers,
+                                   size_t n)
+{
 	struct udp_table *t;
 	struct udp_route *routes;
+	struct udp_route6 *routes6;
 	uint32_t *pubs;
 	size_t i, nr = 0, np = 0, skipped = 0;
 	uint32_t nf, nl, of = 0, ol = 0;
 	bool has_own = false;
 
-	if (!network || !prefix_range(network, &nf, &nl)) {
+	if (!network || !prefix_range(network, &nf, &nl) ||
+	    (network6 && network6->addr.family != AF_INET6)) {
 		errno = EINVAL;
 		return NULL;
 	}
 	if (own && prefix_range(own, &of, &ol))
 		has_own = true;
-	if (n > (SIZE_MAX - sizeof(*t)) / (sizeof(*routes) + sizeof(*pubs))) {
+	if (n > (SIZE_MAX - sizeof(*t)) / (sizeof(*routes6) + sizeof(*routes) + sizeof(*pubs))) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	t = calloc(1, sizeof(*t) + n * (sizeof(*routes) + sizeof(*pubs)));
+	/* One block: the table, IPv6 routes (16-byte aligned), IPv4 routes, PublicIPs. */
+	t = calloc(1, sizeof(*t) + n * (sizeof(*routes6) + sizeof(*routes) + sizeof(*pubs)));
 	if (!t)
 		return NULL;
-	routes = (struct udp_route *)(t + 1);
+	routes6 = (struct udp_route6 *)(t + 1);
+	routes = (struct udp_route *)(routes6 + n);
 	pubs = (uint32_t *)(routes + n);
 	for (i = 0; i < n; i++) {
 		uint32_t f, l;
@@ -112,6 +197,12 @@ struct udp_table *udp_table_new(const struct ipam_prefix *network, const struct 
 	t->nroutes = nr;
 	t->peers = pubs;
 	t->npeers = np;
+	if (network6 && prefix6_range(network6, &t->net6_first, &t->net6_last)) {
+		t->has_net6 = true;
+		t->has_own6 = prefix6_range(own6, &t->own6_first, &t->own6_last);
+		t->nroutes6 = build_routes6(t, routes6, peers, n, &skipped);
+		t->routes6 = routes6;
+	}
 	t->skipped = skipped;
 	return t;
 }
@@ -141,6 +232,28 @@ const struct udp_route *udp_table_lookup(const struct udp_table *t, uint32_t dst
 	if (lo == 0)
 		return NULL;
 	return d <= t->routes[lo - 1].last ? &t->routes[lo - 1] : NULL;
+}
+
+const struct udp_route6 *udp_table_lookup6(const struct udp_table *t, const uint8_t *dst)
+{
+	udp_u128 d;
+	size_t lo = 0, hi;
+
+	if (!t || !t->nroutes6)
+		return NULL;
+	d = udp_u128_load(dst);
+	hi = t->nroutes6;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->routes6[mid].first <= d)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	return d <= t->routes6[lo - 1].last ? &t->routes6[lo - 1] : NULL;
 }
 
 bool udp_table_is_peer(const struct udp_table *t, uint32_t src_be)

@@ -21,7 +21,12 @@
 struct udp_peer {
 	struct ipam_prefix subnet;  /* AF_INET */
 	struct ipam_addr public_ip; /* AF_INET */
+	bool has_ipv6;              /* the lease has an IPv6 subnet */
+	bool ipv6_ok;               /* ... and the peer takes IPv6 over udp (docs/compat.md) */
+	struct ipam_prefix subnet6; /* AF_INET6, valid when has_ipv6 */
 };
+
+typedef unsigned __int128 udp_u128;
 
 /* A route: addresses in host byte order, [first, last] inclusive. */
 struct udp_route {
@@ -30,8 +35,20 @@ struct udp_route {
 	uint32_t peer_be; /* PublicIP, network byte order (ready for sockaddr_in) */
 };
 
+/* An IPv6 route: host-order 128-bit range. */
+struct udp_route6 {
+	udp_u128 first;
+	udp_u128 last;
+	uint32_t peer_be; /* PublicIP (network order); 0: the peer is IPv4-only */
+};
+
 struct udp_table {
-	uint32_t net_first, net_last; /* the Network, host order */
+	bool has_net6; /* IPv6 enabled: the IPv6 Network and (when known) the own IPv6 subnet */
+	bool has_own6;
+	udp_u128 net6_first, net6_last, own6_first, own6_last;
+	size_t nroutes6;
+	const struct udp_route6 *routes6; /* sorted by first, disjoint */
+	uint32_t net_first, net_last;     /* the Network, host order */
 	bool has_own;
 	uint32_t own_first, own_last; /* the own subnet, host order */
 	size_t nroutes;
@@ -53,8 +70,23 @@ struct udp_table {
  */
 struct udp_table *udp_table_new(const struct ipam_prefix *network, const struct ipam_prefix *own,
                                 const struct udp_peer *peers, size_t n);
+/*
+ * The same with IPv6: @network6 (NULL: IPv6 off, the IPv6 halves of @peers are
+ * ignored) and the own IPv6 subnet @own6 (may be NULL). A peer's IPv6 subnet gets
+ * a route when it lies inside @network6 and overlaps neither @own6 nor another
+ * route; peers without ipv6_ok get one with peer_be 0 (drops are then counted as
+ * "peer is IPv4-only", not "no route").
+ */
+struct udp_table *udp_table_new_ds(const struct ipam_prefix *network, const struct ipam_prefix *own,
+                                   const struct ipam_prefix *network6,
+                                   const struct ipam_prefix *own6, const struct udp_peer *peers,
+                                   size_t n);
 /* NULL-safe. */
 void udp_table_free(struct udp_table *t);
+/* The IPv6 route covering @dst (16 bytes, network order), or NULL. O(log n). @t may be NULL. */
+const struct udp_route6 *udp_table_lookup6(const struct udp_table *t, const uint8_t *dst);
+/* @a (16 bytes, network order) as a host-order number. */
+udp_u128 udp_u128_load(const uint8_t *a);
 /* The route covering @dst_be (network byte order), or NULL. O(log n). @t may be NULL. */
 const struct udp_route *udp_table_lookup(const struct udp_table *t, uint32_t dst_be);
 /* True when @src_be (network byte order) is the PublicIP of some lease in @t. O(log n). */

@@ -6,11 +6,18 @@
 #           permanent neighbour, onlink route; MTU 1450)
 #   udp     twill's udp backend (bench_dataplane_node: multi-queue TUN, GSO/GRO; MTU 1472)
 #   naive   the same in naive mode (one thread, one packet per syscall, no offloads)
+#   vxlan6  IPv6 inside: kernel VXLAN on the IPv6 underlay, flannel's dual-stack layout (MTU 1430)
+#   udp6    IPv6 inside twill's udp backend (same IPv4 socket and wire format as udp)
+#   udpbase udp with another build's node (NODE_BASE=path/bench_dataplane_node): before/after
+#           figures in one run (not in the default MODES)
+# IPv6 figures are ratios to vxlan6 (IPv4 ones to vxlan).
 # Figures are medians of REPS runs; every one is also given as a ratio to kernel VXLAN
 # measured in the same run. Results go to bench/RESULTS.md (section "## dataplane",
 # replaced; other sections kept).
 #
-# Usage: sudo bench/dataplane.sh [BUILD_DIR]   (env: DURATION=10 REPS=3 MODES="raw vxlan udp naive")
+# Usage: sudo bench/dataplane.sh [BUILD_DIR]
+#   env: DURATION=10 REPS=3 MODES="raw vxlan udp naive vxlan6 udp6" FIGURES="tcp1 tcp2 pps rtt"
+#        RESULTS=file (default bench/RESULTS.md) PERF=dir (perf record -g of each 1-stream run)
 # Everything happens in namespaces named tw<pid>b*; nothing touches the root namespace.
 set -euo pipefail
 
@@ -19,9 +26,11 @@ BUILD=${1:-${TWILL_BUILD_DIR:-$SRC/build-udp}}
 NODE=$BUILD/bench/bench_dataplane_node
 DURATION=${DURATION:-10}
 REPS=${REPS:-3}
-MODES=${MODES:-raw vxlan udp naive}
+MODES=${MODES:-raw vxlan udp naive vxlan6 udp6}
+FIGURES=${FIGURES:-tcp1 tcp2 pps rtt}
 OUT=${RESULTS:-$SRC/bench/RESULTS.md}
 [ -x "$NODE" ] || { echo "no $NODE: build the bench_dataplane_node target" >&2; exit 1; }
+[[ " $MODES " != *" udpbase "* ]] || [ -x "${NODE_BASE:-}" ] || { echo "udpbase needs NODE_BASE" >&2; exit 1; }
 for t in iperf3 jq ping ip python3; do
 	command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
@@ -49,6 +58,12 @@ for i in 1 2; do
 	ip -n "$c" link set eth0 up
 	ip -n "$c" route add default via 198.18.$i.1
 	ip netns exec "$h" sysctl -q -w net.ipv4.ip_forward=1
+	# IPv6 (the *6 modes): underlay 2001:db8::i, container subnet 2001:db8:100:i::/64.
+	ip -n "$h" addr add "2001:db8::$i/64" dev eth0 nodad
+	ip -n "$h" addr add "2001:db8:100:$i::1/64" dev c0 nodad
+	ip -n "$c" addr add "2001:db8:100:$i::2/64" dev eth0 nodad
+	ip -n "$c" -6 route add default via "2001:db8:100:$i::1"
+	ip netns exec "$h" sysctl -q -w net.ipv6.conf.all.forwarding=1
 done
 
 set_mtu() { # container-side MTU on both hosts
@@ -78,14 +93,33 @@ mode_up() {
 			ip -n "$h" route replace 198.18.$o.0/24 via 198.18.$o.0 dev vx0 onlink
 		done
 		;;
-	udp | naive)
+	vxlan6) # flannel's dual-stack layout: a second VXLAN device on the IPv6 underlay
+		set_mtu 1430
+		for i in 1 2; do
+			h=${TW_PREFIX}h$i o=$((3 - i))
+			ip -n "$h" link add vx6 address 02:00:00:00:06:0$i type vxlan id 1 \
+				local "2001:db8::$i" dev eth0 dstport 8472 nolearning
+			ip -n "$h" link set vx6 mtu 1430 up
+			ip -n "$h" addr add "2001:db8:100:$i::/128" dev vx6 nodad
+			ip -n "$h" neigh replace "2001:db8:100:$o::" lladdr 02:00:00:00:06:0$o dev vx6 nud permanent
+			bridge -n "$h" fdb append 02:00:00:00:06:0$o dev vx6 dst "2001:db8::$o" self permanent
+			ip -n "$h" route replace "2001:db8:100:$o::/64" via "2001:db8:100:$o::" dev vx6 onlink
+		done
+		;;
+	udp | naive | udp6 | udpbase)
 		set_mtu 1472
 		for i in 1 2; do
 			h=${TW_PREFIX}h$i o=$((3 - i))
+			local naive='' node=$NODE v6=(--network6 2001:db8:100::/48 --subnet6 "2001:db8:100:$i::/64") l6=",2001:db8:100:$o::/64"
+			[ "$1" != naive ] || naive=1
+			if [ "$1" = udpbase ]; then # another build, IPv4 only (for before/after in one run)
+				node=$NODE_BASE v6=() l6=
+			fi
 			: >"$TW_DIR/node-$1-h$i.log"
-			ip netns exec "$h" "$NODE" --iface eth0 --network 198.18.0.0/16 \
-				--subnet 198.18.$i.0/24 --lease 198.18.$o.0/24=192.0.2.$o \
-				$([ "$1" = naive ] && echo --naive) </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
+			ip netns exec "$h" env TWILL_UDP_STATS_FILE="$TW_DIR/stats-$1-h$i" "$node" --iface eth0 \
+				--network 198.18.0.0/16 --subnet 198.18.$i.0/24 "${v6[@]}" \
+				--lease "198.18.$o.0/24=192.0.2.$o$l6" \
+				${naive:+--naive} </dev/null >"$TW_DIR/node-$1-h$i.log" 2>&1 &
 			NODEPID[$i]=$!
 			TW_PROCS[$!]="node h$i"
 			wait_for --timeout 10 grep -q '^ready' "$TW_DIR/node-$1-h$i.log" ||
@@ -93,7 +127,9 @@ mode_up() {
 		done
 		;;
 	esac
-	ping_ok "$C1" 198.18.2.2 3 || fail "$1: c1 cannot reach c2"
+	local dst=198.18.2.2
+	[[ $1 != *6 ]] || dst=2001:db8:100:2::2
+	ping_ok "$C1" "$dst" 3 || fail "$1: c1 cannot reach c2 ($dst)"
 }
 
 mode_down() {
@@ -105,7 +141,10 @@ mode_down() {
 	vxlan)
 		for i in 1 2; do ip -n "${TW_PREFIX}h$i" link del vx0; done
 		;;
-	udp | naive)
+	vxlan6)
+		for i in 1 2; do ip -n "${TW_PREFIX}h$i" link del vx6; done
+		;;
+	udp | naive | udp6 | udpbase)
 		for i in 1 2; do
 			stop_pid "${NODEPID[$i]}" 5
 			ip -n "${TW_PREFIX}h$i" link del flannel0 # persistent by design
@@ -124,27 +163,57 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if
 declare -A R=() V=() # R[mode,metric] = median; V[mode,metric] = the runs' values
 ncpu=$(nproc)
 
+# stat_ratio FILE A B: counter A / counter B of a udp stats file.
+stat_ratio() {
+	awk -v a="$2" -v b="$3" '$1 == a { x = $2 } $1 == b { y = $2 } END { if (y > 0) printf "%.1f", x / y; else print "nan" }' "$1"
+}
+
+has_fig() { [[ " $FIGURES " == *" $1 "* ]]; }
+
 measure() { # mode rep: one run of every figure, appended to V
-	local m=$1 k=$2 b0 t0 b1 t1 json bps srv
+	local m=$1 k=$2 b0 t0 b1 t1 json bps srv perfpid='' dst=198.18.2.2
+	[[ $m != *6 ]] || dst=2001:db8:100:2::2
 	ip netns exec "$C2" iperf3 -s -p 5201 </dev/null >"$TW_DIR/iperf-srv-$m.log" 2>&1 &
 	srv=$!
 	TW_PROCS[$srv]="iperf3 server"
 	wait_for --timeout 5 eval "ip netns exec $C2 ss -ltn | grep ':5201 ' >/dev/null" || fail "iperf3 server"
-	read -r b0 t0 < <(cpu_busy)
-	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
-	read -r b1 t1 < <(cpu_busy)
-	bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
-	V[$m,tcp1]+=" $(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')"
-	V[$m,cpu1]+=" $(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')"
-	# CPU seconds (all cores) per GB received.
-	V[$m,cpg1]+=" $(awk -v b=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v bytes="$(jq '.end.sum_received.bytes' <<<"$json")" 'BEGIN { printf "%.3f", (b / hz) / (bytes / 1e9) }')"
-	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -t "$DURATION" -P 2 -J) || fail "$m iperf3 tcp -P 2"
-	V[$m,tcp2]+=" $(jq '.end.sum_received.bits_per_second / 1e9' <<<"$json")"
-	json=$(ip netns exec "$C1" iperf3 -c 198.18.2.2 -p 5201 -u -l 64 -b 0 -t "$DURATION" -J) || fail "$m iperf3 udp"
-	V[$m,pps]+=" $(jq '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds | floor' <<<"$json")"
-	V[$m,rtt]+=" $(ip netns exec "$C1" ping -n -q -c 200 -i 0.005 198.18.2.2 | awk -F/ '/^rtt/ { print $5 }')"
+	if has_fig tcp1; then
+		if [ -n "${PERF:-}" ]; then # system-wide profile of the 1-stream run (kernel and user stacks)
+			mkdir -p "$PERF"
+			perf record -q -e cpu-clock -g -a -o "$PERF/$m-$k.data" -- sleep "$DURATION" \
+				>/dev/null 2>&1 &
+			perfpid=$!
+		fi
+		read -r b0 t0 < <(cpu_busy)
+		json=$(ip netns exec "$C1" iperf3 -c "$dst" -p 5201 -t "$DURATION" -J) || fail "$m iperf3 tcp"
+		read -r b1 t1 < <(cpu_busy)
+		[ -z "$perfpid" ] || wait "$perfpid" || true
+		bps=$(jq '.end.sum_received.bits_per_second' <<<"$json")
+		V[$m,tcp1]+=" $(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')"
+		V[$m,cpu1]+=" $(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v n="$ncpu" 'BEGIN { printf "%.1f", 100 * n * b / t }')"
+		# CPU seconds (all cores) per GB received.
+		V[$m,cpg1]+=" $(awk -v b=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" -v bytes="$(jq '.end.sum_received.bytes' <<<"$json")" 'BEGIN { printf "%.3f", (b / hz) / (bytes / 1e9) }')"
+	fi
+	if has_fig tcp2; then
+		json=$(ip netns exec "$C1" iperf3 -c "$dst" -p 5201 -t "$DURATION" -P 2 -J) || fail "$m iperf3 tcp -P 2"
+		V[$m,tcp2]+=" $(jq '.end.sum_received.bits_per_second / 1e9' <<<"$json")"
+	fi
+	if has_fig pps; then
+		json=$(ip netns exec "$C1" iperf3 -c "$dst" -p 5201 -u -l 64 -b 0 -t "$DURATION" -J) || fail "$m iperf3 udp"
+		V[$m,pps]+=" $(jq '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds | floor' <<<"$json")"
+	fi
+	if has_fig rtt; then # median of 200 echoes (an average would follow the outliers of a busy machine)
+		V[$m,rtt]+=" $(ip netns exec "$C1" ping -n -c 200 -i 0.005 "$dst" |
+			sed -n 's/.* time=\([0-9.]*\) ms/\1/p' | median)"
+	fi
 	stop_pid "$srv" 5
-	log "$m rep $k: tcp1 ${V[$m,tcp1]##* } Gbit/s (cpu ${V[$m,cpu1]##* }%), tcp2 ${V[$m,tcp2]##* }, udp64 ${V[$m,pps]##* } pps, rtt ${V[$m,rtt]##* } ms"
+	if [ -r "$TW_DIR/stats-$m-h1" ]; then # batching of the udp data path over this rep
+		sleep 0.3 # the stats files are rewritten every 250 ms
+		V[$m,txb]+=" $(stat_ratio "$TW_DIR/stats-$m-h1" twill_udp_tx_packets_total twill_udp_tx_syscalls_total)"
+		V[$m,rxb]+=" $(stat_ratio "$TW_DIR/stats-$m-h2" twill_udp_rx_packets_total twill_udp_rx_tun_writes_total)"
+	fi
+	local v=${V[$m,tcp1]:-} c=${V[$m,cpu1]:-} t2=${V[$m,tcp2]:-} p=${V[$m,pps]:-} r=${V[$m,rtt]:-}
+	log "$m rep $k: tcp1 ${v##* } Gbit/s (cpu ${c##* }%), tcp2 ${t2##* }, udp64 ${p##* } pps, rtt ${r##* } ms"
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -158,13 +227,15 @@ for ((k = 1; k <= REPS; k++)); do
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 for m in $MODES; do
-	for x in tcp1 tcp2 cpu1 cpg1 pps rtt; do
-		R[$m,$x]=$(tr ' ' '\n' <<<"${V[$m,$x]}" | grep . | median)
+	for x in tcp1 tcp2 cpu1 cpg1 pps rtt txb rxb; do
+		R[$m,$x]=$(tr ' ' '\n' <<<"${V[$m,$x]:-}" | { grep . || true; } | median)
 	done
 done
 
 ratio() { # mode metric
-	local v=${R[$1,$2]:-nan} ref=${R[vxlan,$2]:-nan}
+	local ref_mode=vxlan
+	[[ $1 != *6 ]] || ref_mode=vxlan6
+	local v=${R[$1,$2]:-nan} ref=${R[$ref_mode,$2]:-nan}
 	awk -v v="$v" -v r="$ref" 'BEGIN { if (r == "nan" || v == "nan" || r + 0 == 0) print "-"; else printf "%.2fx", v / r }'
 }
 fmt() { awk -v v="${1:-nan}" -v p="$2" 'BEGIN { if (v == "nan") print "-"; else printf "%." p "f", v }'; }
@@ -186,10 +257,17 @@ section=$(
 			"$(fmt "${R[$m,cpu1]}" 0)" "$(ratio "$m" cpu1)" "$(fmt "${R[$m,cpg1]}" 2)" "$(ratio "$m" cpg1)"
 	done
 	echo
-	echo "Ratios in parentheses are to kernel VXLAN in the same run (for RTT and CPU, lower is better)."
+	for m in $MODES; do
+		[ -z "${R[$m,txb]:-}" ] || [ "${R[$m,txb]}" = nan ] ||
+			echo "$m batching over the whole run: $(fmt "${R[$m,txb]}" 1) packets per send call (h1), $(fmt "${R[$m,rxb]}" 1) packets per TUN write (h2, GRO)."
+	done
+	echo
+	echo "Ratios in parentheses are to kernel VXLAN in the same run (vxlan6 for the *6 rows, IPv6 inside;"
+	echo "for RTT and CPU, lower is better). RTT is the median of 200 echoes, 5 ms apart."
 	echo "CPU is system-wide busy time from /proc/stat during the 1-stream runs: on a shared machine it"
 	echo "includes everything else running (see the load average), so compare it within one run only."
-	echo "Goal: udp >= 0.5x kernel VXLAN with one TCP stream: udp $(ratio udp tcp1)."
+	echo "Goals (issue 13, quiet machine): one stream >= 0.8x: $(ratio udp tcp1); two streams >= 0.7x:"
+	echo "$(ratio udp tcp2); RTT <= 1.5x: $(ratio udp rtt); CPU per GB <= 1.5x: $(ratio udp cpg1)."
 )
 echo
 echo "$section"

@@ -4,8 +4,12 @@
  * line and from commands on stdin:
  *
  *   bench_dataplane_node --iface eth0 --network 198.18.0.0/16 --subnet 198.18.1.0/24
- *                        [--port 8285] [--naive] [--lease 198.18.2.0/24=192.0.2.12]...
- *   stdin: "add SUBNET PUBLICIP [TYPE]", "del SUBNET", "stats", "quit"
+ *                        [--network6 2001:db8:100::/48 --subnet6 2001:db8:100:1::/64]
+ *                        [--port 8285] [--naive] [--lease 198.18.2.0/24=192.0.2.12[,V6]]...
+ *   stdin: "add SUBNET PUBLICIP [TYPE [V6]]", "del SUBNET", "stats", "quit"
+ *
+ * V6 is a lease's IPv6 subnet, "2001:db8:100:2::/64" (the peer takes IPv6 over udp:
+ * BackendV6Data {"Port":8285}) or "2001:db8:100:2::/64/v4only" (no BackendV6Data).
  *
  * "stats" prints udp_stats_format() followed by a line ".". Prints "ready" once the
  * backend started. Stops on SIGTERM/SIGINT or "quit"; stdin EOF is not a stop.
@@ -37,7 +41,27 @@ struct node {
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_dataplane_node --iface IF --network CIDR --subnet CIDR "
-	                "[--port N] [--naive] [--lease SUBNET=IP]... [-v]\n");
+	                "[--network6 CIDR --subnet6 CIDR] [--port N] [--naive] "
+	                "[--lease SUBNET=IP[,V6[/v4only]]]... [-v]\n");
+}
+
+/* "PREFIX" or "PREFIX/v4only": the IPv6 half of @ret. */
+static int mk_lease6(const char *v6, struct lease *ret)
+{
+	char buf[128], *tag;
+
+	snprintf(buf, sizeof(buf), "%s", v6);
+	tag = strstr(buf, "/v4only");
+	if (tag)
+		*tag = '\0';
+	if (ipam_prefix_parse(buf, &ret->ipv6_subnet) < 0 ||
+	    ret->ipv6_subnet.addr.family != AF_INET6)
+		return -EINVAL;
+	ret->ipv6_subnet = ipam_prefix_network(&ret->ipv6_subnet);
+	ret->has_ipv6 = true;
+	if (!tag && !(ret->attrs.backend_v6_data = strdup("{\"Port\":8285}")))
+		return -ENOMEM;
+	return 0;
 }
 
 static int mk_lease(const char *subnet, const char *ip, const char *type, struct lease *ret)
@@ -55,19 +79,22 @@ static int mk_lease(const char *subnet, const char *ip, const char *type, struct
 
 static void command(struct node *n, char *line)
 {
-	char *argv[4] = { 0 }, *save = NULL, *tok;
+	char *argv[5] = { 0 }, *save = NULL, *tok;
 	struct lease l;
 	int argc = 0, r;
 
-	for (tok = strtok_r(line, " \t", &save); tok && argc < 4;
+	for (tok = strtok_r(line, " \t", &save); tok && argc < 5;
 	     tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
 	if (argc == 0)
 		return;
 	if (strcmp(argv[0], "add") == 0 && argc >= 3) {
 		r = mk_lease(argv[1], argv[2], argv[3], &l);
+		if (r == 0 && argv[3] && argv[4])
+			r = mk_lease6(argv[4], &l);
 		if (r == 0)
 			r = udp_backend_ops.lease_added(n->be, &l);
+		lease_clear(&l);
 		printf("%s\n", r == 0 ? "ok" : "error");
 	} else if (strcmp(argv[0], "del") == 0 && argc >= 2) {
 		r = mk_lease(argv[1], NULL, NULL, &l);
@@ -150,79 +177,117 @@ out:
 	return r;
 }
 
+struct args {
+	const char *iface, *network, *subnet, *network6, *subnet6;
+	struct lease leases[64];
+	size_t nleases;
+	unsigned port;
+	bool naive;
+	int verbose;
+};
+
+/* "SUBNET=IP[,V6]" */
+static int parse_lease_arg(const char *v, struct lease *ret)
+{
+	char buf[160], *eq, *comma;
+
+	snprintf(buf, sizeof(buf), "%s", v);
+	eq = strchr(buf, '=');
+	if (!eq)
+		return -EINVAL;
+	*eq = '\0';
+	comma = strchr(eq + 1, ',');
+	if (comma)
+		*comma = '\0';
+	if (mk_lease(buf, eq + 1, "", ret) < 0)
+		return -EINVAL;
+	return comma ? mk_lease6(comma + 1, ret) : 0;
+}
+
+static int parse_args(int argc, char **argv, struct args *o)
+{
+	int i;
+
+	o->port = 8285;
+	o->verbose = LOG_LVL_INFO;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char **dst = strcmp(a, "--iface") == 0      ? &o->iface
+		                   : strcmp(a, "--network") == 0  ? &o->network
+		                   : strcmp(a, "--subnet") == 0   ? &o->subnet
+		                   : strcmp(a, "--network6") == 0 ? &o->network6
+		                   : strcmp(a, "--subnet6") == 0  ? &o->subnet6
+		                                                  : NULL;
+
+		if (dst && v) {
+			*dst = argv[++i];
+		} else if (strcmp(a, "--port") == 0 && v) {
+			o->port = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(a, "--naive") == 0) {
+			o->naive = true;
+		} else if (strcmp(a, "-v") == 0) {
+			o->verbose = LOG_LVL_DEBUG;
+		} else if (strcmp(a, "--lease") == 0 && v && o->nleases < 64) {
+			if (parse_lease_arg(v, &o->leases[o->nleases++]) < 0) {
+				fprintf(stderr, "bad --lease %s\n", v);
+				return -EINVAL;
+			}
+			i++;
+		} else {
+			return -EINVAL;
+		}
+	}
+	if (!o->iface || !o->network || !o->subnet || o->port > 65535 ||
+	    !o->network6 != !o->subnet6)
+		return -EINVAL;
+	return 0;
+}
+
+static struct subnet_config *mk_config(const struct args *o)
+{
+	char json[512], v6[160] = "", err[SUBNET_ERR_MAX];
+	struct subnet_config *cfg;
+
+	if (o->network6)
+		snprintf(v6, sizeof(v6), ",\"EnableIPv6\":true,\"IPv6Network\":\"%s\"",
+		         o->network6);
+	snprintf(json, sizeof(json),
+	         "{\"Network\":\"%s\"%s,\"Backend\":{\"Type\":\"udp\",\"Port\":%u%s}}", o->network,
+	         v6, o->port, o->naive ? ",\"Naive\":true" : "");
+	cfg = subnet_config_parse(json, strlen(json), err, sizeof(err));
+	if (!cfg)
+		fprintf(stderr, "config: %s\n", err);
+	return cfg;
+}
+
 int main(int argc, char **argv)
 {
-	const char *iface = NULL, *network = NULL, *subnet = NULL;
-	struct lease leases[64], own;
-	size_t nleases = 0;
-	unsigned port = 8285;
-	bool naive = false;
-	int verbose = LOG_LVL_INFO, i, rc = 1, mtu;
+	struct args o = { 0 };
+	struct lease own;
+	int rc = 1, mtu;
+	size_t i;
 	struct node n = { 0 };
 	struct subnet_config *cfg = NULL;
 	struct lease_attrs attrs = { 0 };
 	struct be_extif ext;
 	struct be_settings set;
-	char json[512], err[SUBNET_ERR_MAX];
+	char err[SUBNET_ERR_MAX];
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--iface") == 0 && v) {
-			iface = v;
-			i++;
-		} else if (strcmp(a, "--network") == 0 && v) {
-			network = v;
-			i++;
-		} else if (strcmp(a, "--subnet") == 0 && v) {
-			subnet = v;
-			i++;
-		} else if (strcmp(a, "--port") == 0 && v) {
-			port = (unsigned)atoi(v);
-			i++;
-		} else if (strcmp(a, "--naive") == 0) {
-			naive = true;
-		} else if (strcmp(a, "-v") == 0) {
-			verbose = LOG_LVL_DEBUG;
-		} else if (strcmp(a, "--lease") == 0 && v && nleases < 64) {
-			char buf[128], *eq;
-
-			snprintf(buf, sizeof(buf), "%s", v);
-			eq = strchr(buf, '=');
-			if (!eq) {
-				usage();
-				return 2;
-			}
-			*eq = '\0';
-			if (mk_lease(buf, eq + 1, "", &leases[nleases++]) < 0) {
-				fprintf(stderr, "bad --lease %s\n", v);
-				return 2;
-			}
-			i++;
-		} else {
-			usage();
-			return 2;
-		}
-	}
-	if (!iface || !network || !subnet || port > 65535) {
+	if (parse_args(argc, argv, &o) < 0) {
 		usage();
 		return 2;
 	}
-	log_init("dataplane-node", verbose);
-	if (extif(iface, &ext) < 0) {
-		fprintf(stderr, "interface %s: %s\n", iface, strerror(errno));
+	log_init("dataplane-node", o.verbose);
+	if (extif(o.iface, &ext) < 0) {
+		fprintf(stderr, "interface %s: %s\n", o.iface, strerror(errno));
 		return 1;
 	}
-	snprintf(json, sizeof(json),
-	         "{\"Network\":\"%s\",\"Backend\":{\"Type\":\"udp\",\"Port\":%u%s}}", network, port,
-	         naive ? ",\"Naive\":true" : "");
-	cfg = subnet_config_parse(json, strlen(json), err, sizeof(err));
-	if (!cfg) {
-		fprintf(stderr, "config: %s\n", err);
+	cfg = mk_config(&o);
+	if (!cfg)
 		return 1;
-	}
-	if (mk_lease(subnet, NULL, NULL, &own) < 0) {
-		fprintf(stderr, "bad --subnet %s\n", subnet);
+	if (mk_lease(o.subnet, NULL, NULL, &own) < 0 ||
+	    (o.subnet6 && mk_lease6(o.subnet6, &own) < 0)) {
+		fprintf(stderr, "bad --subnet/--subnet6\n");
 		goto out;
 	}
 	n.loop = ev_loop_new();
@@ -244,7 +309,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "start: %s\n", strerror(-mtu));
 		goto out;
 	}
-	if (udp_backend_ops.resync(n.be, leases, nleases) < 0)
+	if (udp_backend_ops.resync(n.be, o.leases, o.nleases) < 0)
 		goto out;
 	n.in = ev_io_new(n.loop, STDIN_FILENO, EPOLLIN, on_stdin, &n);
 	printf("ready mtu %d\n", mtu);
@@ -255,5 +320,9 @@ out:
 	udp_backend_ops.stop(n.be);
 	ev_loop_free(n.loop);
 	subnet_config_free(cfg);
+	lease_attrs_clear(&attrs);
+	lease_clear(&own);
+	for (i = 0; i < o.nleases; i++)
+		lease_clear(&o.leases[i]);
 	return rc;
 }

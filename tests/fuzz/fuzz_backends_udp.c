@@ -19,18 +19,26 @@ static struct udp_table *table(void)
 	static struct udp_table *t;
 
 	if (!t) {
-		struct udp_peer peers[3];
-		struct ipam_prefix net, own;
+		struct udp_peer peers[3] = { 0 };
+		struct ipam_prefix net, own, net6, own6;
 		const char *subs[3] = { "198.18.2.0/24", "198.18.3.0/24", "198.18.128.0/17" };
+		const char *subs6[3] = { "2001:db8:100:2::/64", "2001:db8:100:3::/64",
+			                 "2001:db8:100:8000::/49" };
 
+		/* Dual-stack: peer 0 and 2 take IPv6, peer 1 is IPv4-only. */
 		for (int i = 0; i < 3; i++) {
 			ipam_prefix_parse(subs[i], &peers[i].subnet);
 			ipam_addr_parse("192.0.2.12", &peers[i].public_ip);
 			peers[i].public_ip.bytes[3] = (uint8_t)(12 + i);
+			ipam_prefix_parse(subs6[i], &peers[i].subnet6);
+			peers[i].has_ipv6 = true;
+			peers[i].ipv6_ok = i != 1;
 		}
 		ipam_prefix_parse("198.18.0.0/16", &net);
 		ipam_prefix_parse("198.18.1.0/24", &own);
-		t = udp_table_new(&net, &own, peers, 3);
+		ipam_prefix_parse("2001:db8:100::/48", &net6);
+		ipam_prefix_parse("2001:db8:100:1::/64", &own6);
+		t = udp_table_new_ds(&net, &own, &net6, &own6, peers, 3);
 		if (!t)
 			abort();
 	}
@@ -44,7 +52,22 @@ static uint16_t rd16(const uint8_t *p)
 
 static void check_ip_csum(const uint8_t *p)
 {
-	if (!udp_csum_ok(p, (size_t)(p[0] & 15) * 4))
+	if (p[0] >> 4 == 4 && !udp_csum_ok(p, (size_t)(p[0] & 15) * 4))
+		abort();
+}
+
+/* An ICMPv6 message of @n bytes at @out: consistent length, valid checksum. */
+static void check_icmp6(const uint8_t *out, size_t n)
+{
+	uint64_t sum;
+
+	if (n < 48 || n > UDP_ICMP6_MAX || out[0] >> 4 != 6 || rd16(out + 4) != n - 40 ||
+	    out[6] != 58 || out[40] != 1)
+		abort();
+	sum = udp_csum_add(0, out + 8, 32);
+	sum += htonl((uint32_t)(n - 40));
+	sum += htonl(58);
+	if (udp_csum_fold(udp_csum_add(sum, out + 40, n - 40)) != 0)
 		abort();
 }
 
@@ -64,10 +87,10 @@ static void from_wire(uint8_t *buf, size_t len)
 
 		if (udp_classify_from_wire(buf + off, clen, table(), src, &tot) != UDP_FORWARD)
 			continue;
-		if (tot > clen || tot < 20)
+		if (tot > clen || tot < 20 || (buf[off] >> 4 == 6 && tot < 40))
 			abort();
-		if (!udp_ttl_decrement(buf + off))
-			abort(); /* classification already refused TTL <= 1 */
+		if (!udp_hop_decrement(buf + off))
+			abort(); /* classification already refused TTL/hop limit <= 1 */
 		check_ip_csum(buf + off);
 		pkts[n] = buf + off;
 		lens[n] = tot;
@@ -94,13 +117,21 @@ static void from_wire(uint8_t *buf, size_t len)
 
 static void from_tun(const uint8_t *buf, size_t len)
 {
-	const struct udp_route *r = NULL;
-	uint8_t out[UDP_ICMP_MAX];
+	uint8_t out[UDP_ICMP6_MAX];
+	uint32_t peer = 0;
 	size_t tot = 0, n;
-	enum udp_verdict v = udp_classify_from_tun(buf, len, table(), &r, &tot);
+	enum udp_verdict v = udp_classify_any_from_tun(buf, len, table(), &peer, &tot);
 
-	if (v == UDP_FORWARD && (!r || tot > len))
+	if (v == UDP_FORWARD && (!peer || tot > len))
 		abort();
+	if ((v == UDP_DROP_NO_ROUTE || v == UDP_DROP_PEER_V4ONLY) && buf[0] >> 4 == 6) {
+		n = udp_icmp6_unreach(buf, tot, out);
+		if (n)
+			check_icmp6(out, n);
+		return;
+	}
+	if (v == UDP_DROP_PEER_V4ONLY)
+		abort(); /* IPv4 never has that verdict */
 	if (v == UDP_DROP_NO_ROUTE) {
 		n = udp_icmp_net_unreach(buf, tot, out);
 		if (n > UDP_ICMP_MAX || (n && (n < 28 || rd16(out + 2) != n)))

@@ -6,66 +6,14 @@
 # nothing is forwarded; malformed datagrams from a known peer (random bytes, truncated
 # headers, lying lengths, bad checksum, outside the Network) are dropped by reason while
 # ping goes on; leases churn while iperf3 runs; TTL 1 is dropped; a destination without a
-# lease answers ICMP net unreachable; naive mode (restart into it) forwards too.
+# lease answers ICMP net unreachable; naive mode (restart into it) forwards too; 8 TCP streams
+# from one peer reach both of its workers (reuseport BPF on the inner flow).
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-NODE=${TWILL_UDP_NODE:-$TWILL_BUILD_DIR/bench/bench_dataplane_node}
-[ -x "$NODE" ] || fail "no $NODE (build the bench_dataplane_node target)"
-NET=198.18.0.0/16
-declare -A NODE_PID=() NODE_FD=()
-
-host_sub() { echo "198.18.$1.0/24"; }
-
-# start_node I [ARGS...]: the udp backend on host I with leases for the other hosts; commands
-# go to it through a FIFO (node_cmd); counters in $TW_DIR/h$I/stats.
-start_node() {
-	local i=$1 j leases=() fifo logf fd
-	shift
-	for j in 1 2 3; do
-		[ "$j" = "$i" ] || leases+=(--lease "$(host_sub "$j")=$(host_ip "$j")")
-	done
-	fifo=$TW_DIR/h$i/cmd
-	logf=$TW_DIR/logs/node-h$i.log
-	[ -p "$fifo" ] || mkfifo "$fifo"
-	exec {fd}<>"$fifo"
-	NODE_FD[$i]=$fd
-	: >"$logf"
-	ip netns exec "$(ns_host "$i")" env TWILL_UDP_STATS_FILE="$TW_DIR/h$i/stats" \
-		TWILL_UDP_WORKERS=2 "$NODE" --iface eth0 --network "$NET" \
-		--subnet "$(host_sub "$i")" "${leases[@]}" "$@" <"$fifo" >>"$logf" 2>&1 &
-	NODE_PID[$i]=$!
-	TW_PROCS[$!]="udp node h$i"
-	TW_LOGS+=("$logf")
-	wait_for --timeout 10 grep -q '^ready' "$logf" || fail "node h$i not ready"
-	wait_for --timeout 5 test -s "$TW_DIR/h$i/stats" || fail "node h$i wrote no stats"
-	printf 'FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=198.18.%s.1/24\nFLANNEL_MTU=%s\nFLANNEL_IPMASQ=false\n' \
-		"$NET" "$i" "$(sed -n 's/^ready mtu //p' "$logf" | tail -n 1)" >"$(subnet_file "$i")"
-}
-
-stop_node() {
-	stop_pid "${NODE_PID[$1]}" 5
-	unset "NODE_PID[$1]"
-}
-
-node_cmd() {
-	echo "$2" >&"${NODE_FD[$1]}"
-}
-
-# stat I NAME: a counter of host I ("twill_udp_rx_packets_total" or a drops label set).
-stat() {
-	local f=$TW_DIR/h$1/stats
-	awk -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$f"
-}
-drops() {
-	stat "$1" "twill_udp_drops_total{dir=\"$2\",reason=\"$3\"}"
-}
-# wait_stat I NAME MIN: until the counter reaches MIN (stats are rewritten every 250 ms).
-_ge() { [ "$(stat "$1" "$2")" -ge "$3" ]; }
-wait_stat() {
-	wait_for --timeout 5 _ge "$@" || fail "h$1 $2 = $(stat "$1" "$2"), want >= $3"
-}
+# shellcheck source=tests/integration/lib_udp.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_udp.sh"
 
 # udp_send NS SRCPORT DST HEXPAYLOAD...: one datagram per payload from NS to DST:8285.
 udp_send() {
@@ -134,41 +82,31 @@ ip netns exec "$(ns_cont 1 1)" iperf3 -c "$(cont_ip 2 1)" -p 5201 -n "$bytes" -J
 [ "$(jq '.end.sum_sent.bytes' "$TW_DIR/iperf.json")" -ge "$bytes" ] || fail "iperf3 sent too little"
 log "iperf3: $(jq '.end.sum_sent.bytes' "$TW_DIR/iperf.json") bytes, $(jq '.end.sum_received.bits_per_second / 1e9 * 100 | floor / 100' "$TW_DIR/iperf.json") Gbit/s"
 
-# tcp_transfer SRC_NS DST_NS DST_IP BYTES: send BYTES pseudo-random bytes over TCP; the
-# receiver's byte count and sha256 must match the sender's.
-tcp_transfer() {
-	local src=$1 dst=$2 ip=$3 n=$4 out want got
-	out=$TW_DIR/xfer-$RANDOM
-	bg_start "$dst" "$out.srv" "tcp sink" python3 -c '
-import hashlib, socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("", 5300)); s.listen(1); print("listening", flush=True)
-c, _ = s.accept(); h = hashlib.sha256(); n = 0
-while True:
-    b = c.recv(1 << 20)
-    if not b: break
-    h.update(b); n += len(b)
-print(n, h.hexdigest(), flush=True)'
-	wait_for --timeout 5 grep -q listening "$out.srv" || fail "tcp sink did not start"
-	want=$(ip netns exec "$src" python3 -c '
-import hashlib, random, socket, sys
-n = int(sys.argv[2]); r = random.Random(7); h = hashlib.sha256()
-s = socket.create_connection((sys.argv[1], 5300))
-while n > 0:
-    b = r.randbytes(min(n, 1 << 20)); s.sendall(b); h.update(b); n -= len(b)
-s.shutdown(socket.SHUT_WR); s.recv(1); print(int(sys.argv[2]), h.hexdigest())' "$ip" "$n") ||
-		fail "tcp transfer sender failed"
-	wait_for --timeout 10 eval "[ \$(wc -l <'$out.srv') -ge 2 ]" || fail "tcp sink did not finish"
-	got=$(tail -n 1 "$out.srv")
-	assert_eq "$got" "$want" "TCP transfer (bytes sha256)"
-	log "TCP transfer of $n bytes arrived intact"
-}
 tcp_transfer "$(ns_cont 1 1)" "$(ns_cont 2 1)" "$(cont_ip 2 1)" $((64 * 1024 * 1024))
 tcp_transfer "$(ns_cont 3 1)" "$(ns_cont 1 1)" "$(cont_ip 1 1)" $((16 * 1024 * 1024))
 calls=$(stat 1 twill_udp_tx_syscalls_total)
 pkts=$(stat 1 twill_udp_tx_packets_total)
 log "h1 sent $pkts packets in $calls send calls; h2 wrote $(stat 2 twill_udp_rx_packets_total) packets in $(stat 2 twill_udp_rx_tun_writes_total) TUN writes"
 [ "$calls" -lt $((pkts / 4)) ] || fail "h1: $calls send calls for $pkts packets: UDP GSO not used"
+
+# ---- flows from one peer are spread over h2's two workers (reuseport BPF on the inner flow,
+# not the single outer 4-tuple): 8 TCP streams from fixed client ports (deterministic).
+w0=$(stat 2 'twill_udp_worker_rx_packets_total{worker="0"}')
+w1=$(stat 2 'twill_udp_worker_rx_packets_total{worker="1"}')
+ip netns exec "$(ns_cont 1 1)" iperf3 -c "$(cont_ip 2 1)" -p 5201 -P 8 --cport 41000 -n 16M -J \
+	>"$TW_DIR/iperf-p8.json" || fail "iperf3 -P 8 failed: $(tail -n 5 "$TW_DIR/iperf-p8.json")"
+# 16 MiB in all (iperf3 -n counts what was sent), packets of < 1472 bytes: > 5,000 arrived.
+_wsum() {
+	[ $(($(stat 2 'twill_udp_worker_rx_packets_total{worker="0"}') +
+		$(stat 2 'twill_udp_worker_rx_packets_total{worker="1"}') - w0 - w1)) -ge 5000 ]
+}
+wait_for --timeout 5 _wsum || fail "h2 workers counted too few packets"
+d0=$(($(stat 2 'twill_udp_worker_rx_packets_total{worker="0"}') - w0))
+d1=$(($(stat 2 'twill_udp_worker_rx_packets_total{worker="1"}') - w1))
+log "8 streams: h2 worker 0 received $d0 packets, worker 1 $d1"
+if [ "$d0" -le $(((d0 + d1) / 10)) ] || [ "$d1" -le $(((d0 + d1) / 10)) ]; then
+	fail "8 streams not spread over h2's workers: $d0 / $d1"
+fi
 
 # ---- unknown source: a stranger on the underlay sends a valid inner packet to h1.
 netns_add "${TW_PREFIX}x"
