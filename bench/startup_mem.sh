@@ -13,7 +13,10 @@
 # start-up time goes, log copied to $STRACE_DIR (default /tmp) as twill-startup-strace.N.log
 # (strace slows it; its times are not the figures above).
 # WRAP='cmd args': one extra run per N with twilld run as `cmd args twilld ...` (e.g. heaptrack -o F).
-# usage: sudo bench/startup_mem.sh [N...]   env: TWILL_BUILD_DIR, REPS=3, ENDPOINT_SCHEME
+# TLS=1: etcd also serves https on 127.0.0.1:2378 (a throw-away CA and server certificate made
+# with openssl), and twilld uses that endpoint with --etcd-cafile (the leases are preloaded
+# over http).
+# usage: sudo bench/startup_mem.sh [N...]   env: TWILL_BUILD_DIR, REPS=3, TLS=1, STRACE=1, WRAP
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +44,21 @@ trap 'rc=$?; rm -rf "$SHM"; cleanup $rc' EXIT
 PREFIX=/coreos.com/network
 URL=http://127.0.0.1:2379
 CONFIG='{"Network":"198.18.0.0/15","SubnetLen":29,"Backend":{"Type":"vxlan"}}'
+LISTEN=$URL TW_URL=$URL TW_TLS=()
+if [ -n "${TLS:-}" ]; then
+	PKI=$TW_DIR/pki
+	mkdir -p "$PKI"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=twill-bench-ca \
+		-keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+		-keyout "$PKI/server.key" -out "$PKI/server.csr" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\n' >"$PKI/ext"
+	openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+		-days 1 -extfile "$PKI/ext" -out "$PKI/server.pem" 2>/dev/null
+	LISTEN=$URL,https://127.0.0.1:2378 TW_URL=https://127.0.0.1:2378
+	TW_TLS=(--etcd-cafile="$PKI/ca.pem")
+	ETCD_TLS=(--cert-file "$PKI/server.pem" --key-file "$PKI/server.key")
+fi
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { sed -n "s/.*\b$1=\([0-9.-]*\).*/\1/p" <<<"$2"; }
@@ -61,7 +79,7 @@ one_run() {
 	ip -n "$ns" link set ulp up
 	edata=$SHM/$ns.etcd
 	bg_start "$ns" "$dir/etcd.log" "etcd $ns" etcd --name b --data-dir "$edata" \
-		--listen-client-urls "$URL" --advertise-client-urls "$URL" \
+		--listen-client-urls "$LISTEN" --advertise-client-urls "$URL" ${TLS:+"${ETCD_TLS[@]}"} \
 		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
 		--initial-cluster b=http://127.0.0.1:2380 --initial-cluster-state new \
 		--logger zap --log-level warn
@@ -78,7 +96,7 @@ one_run() {
 	fi
 	# shellcheck disable=SC2016
 	bg_start "$ns" "$dir/twilld.log" "twilld $ns" bash -c 'echo "$EPOCHREALTIME" >"$1"; shift; exec "$@"' \
-		_ "$dir/t0" "${wrap[@]}" "$BUILD/twilld" --etcd-endpoints="$URL" --iface=ul \
+		_ "$dir/t0" "${wrap[@]}" "$BUILD/twilld" --etcd-endpoints="$TW_URL" ${TLS:+"${TW_TLS[@]}"} --iface=ul \
 		--subnet-file="$dir/subnet.env" -v=0
 	pid=$TW_BG_PID
 	wait_for --timeout 30 --interval 0.01 have_file "$dir/subnet.env" || fail "no subnet file (N=$n)"
