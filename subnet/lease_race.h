@@ -22,12 +22,12 @@
 #include "subnet/store.h"
 
 struct lease_race {
-	const char *prefix;         /* "<prefix>/subnets/" (not owned: outlives the check) */
-	char own[LEASE_KEY_MAX];    /* the key just created, without the prefix */
-	struct ipam_prefix v6;      /* its IPv6 subnet */
-	int64_t own_rev;            /* its create_revision in the listing; 0 = not seen */
-	int64_t older_rev;          /* lowest create_revision of another key overlapping v6 */
-	char older[LEASE_KEY_MAX];  /* that key (without the prefix); "" = none */
+	const char *prefix;        /* "<prefix>/subnets/" (not owned: outlives the check) */
+	char own[LEASE_KEY_MAX];   /* the key just created, without the prefix */
+	struct ipam_prefix v6;     /* its IPv6 subnet */
+	int64_t own_rev;           /* its create_revision in the listing; 0 = not seen */
+	int64_t older_rev;         /* lowest create_revision of another key overlapping v6 */
+	char older[LEASE_KEY_MAX]; /* that key (without the prefix); "" = none */
 };
 
 /* Start (or restart, when a listing starts over) the check of @own_key (suffix of @prefix). */

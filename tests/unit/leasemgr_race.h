@@ -17,14 +17,14 @@ static struct store *st;
 static struct store *race_other_store(struct ev_loop *l);
 
 /* 198.18.0.0/16 and 2001:db8:100::/56 with /24 and /64 subnets, from .1 / :1:: on. */
-#define DS_NET                                                                             \
-	"{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"EnableIPv6\":true,"          \
+#define DS_NET                                                                              \
+	"{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"EnableIPv6\":true,"              \
 	"\"IPv6Network\":\"2001:db8:100::/56\",\"IPv6SubnetLen\":64,\"Backend\":{\"Type\":" \
 	"\"vxlan\"}}"
 /* Only 12 subnets of each family: 8 managers at once collide often. */
-#define DS_TINY                                                                           \
-	"{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"SubnetMin\":\"198.18.1.0\","   \
-	"\"SubnetMax\":\"198.18.12.0\",\"EnableIPv6\":true,\"IPv6Network\":"               \
+#define DS_TINY                                                                              \
+	"{\"Network\":\"198.18.0.0/16\",\"SubnetLen\":24,\"SubnetMin\":\"198.18.1.0\","      \
+	"\"SubnetMax\":\"198.18.12.0\",\"EnableIPv6\":true,\"IPv6Network\":"                 \
 	"\"2001:db8:100::/56\",\"IPv6SubnetLen\":64,\"IPv6SubnetMin\":\"2001:db8:100:1::\"," \
 	"\"IPv6SubnetMax\":\"2001:db8:100:c::\",\"Backend\":{\"Type\":\"vxlan\"}}"
 
@@ -82,7 +82,8 @@ LM_UNUSED static void race_store_guarded(void)
 	cr_assert_eq(lm_get(st, G74 "&2001:db8:100:f::-64").n, 0);
 	cr_assert_eq(lm_get(st, G74).n, 0);
 	/* 198.18.7.0-24 sorts right before 198.18.74...: outside its guard */
-	cr_assert(guarded(SUBS "198.18.7.0-24&2001:db8:100:a::-64", SUBS "198.18.7.0-24").succeeded);
+	cr_assert(
+		guarded(SUBS "198.18.7.0-24&2001:db8:100:a::-64", SUBS "198.18.7.0-24").succeeded);
 	cr_assert_eq(st->ops->create_guarded(st, SUBS "198.18.8.0-24", G74, v, 1, 0, gres_cb, &c),
 	             -EINVAL, "a key outside its guard");
 	/* two at once: exactly one */
