@@ -650,12 +650,22 @@ static void acquired(struct leasemgr *m, int64_t store_lease, int64_t revision)
 	}
 }
 
+/* Managers freed with requests in flight, not yet released (leasemgr_zombies). */
+static int zombies;
+
+int leasemgr_zombies(void)
+{
+	return zombies;
+}
+
 static bool req_done(struct leasemgr *m)
 {
 	m->outstanding--;
 	if (m->zombie) {
-		if (m->outstanding == 0)
+		if (m->outstanding == 0) {
 			free(m);
+			zombies--;
+		}
 		return true;
 	}
 	return false;
@@ -1596,6 +1606,7 @@ void leasemgr_free(struct leasemgr *m)
 
 		memset(m, 0, sizeof(*m));
 		m->zombie = true;
+		zombies++;
 		m->outstanding = outstanding;
 		return;
 	}

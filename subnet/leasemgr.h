@@ -88,6 +88,12 @@ uint64_t leasemgr_renewals(const struct leasemgr *m);
  * from an addition there. 0 for NULL.
  */
 uint64_t leasemgr_changes(const struct leasemgr *m);
+/*
+ * How many freed managers still wait for requests in flight (a freed manager is
+ * released by its last callback; a store freed first cancels them). For tests:
+ * run the loop until 0 before freeing the store.
+ */
+int leasemgr_zombies(void);
 /* Stops timers and watches; the lease stays in the store. NULL-safe. */
 void leasemgr_free(struct leasemgr *m);
 
