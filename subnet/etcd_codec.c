@@ -136,6 +136,44 @@ int etcd_enc_txn(const char *key, size_t klen, int64_t expect, bool del, const c
 	return frame(&m.base, ret);
 }
 
+int etcd_enc_txn_guarded(const char *key, size_t klen, const char *guard, size_t glen,
+                         const char *gend, size_t gelen, const char *val, size_t vlen,
+                         int64_t lease, struct etcd_buf *ret)
+{
+	Twilletcd__Compare cmp = TWILLETCD__COMPARE__INIT, *cmps[1] = { &cmp };
+	Twilletcd__PutRequest put = TWILLETCD__PUT_REQUEST__INIT;
+	Twilletcd__RangeRequest rr = TWILLETCD__RANGE_REQUEST__INIT;
+	Twilletcd__RequestOp ok = TWILLETCD__REQUEST_OP__INIT, *oks[1] = { &ok };
+	Twilletcd__RequestOp ko = TWILLETCD__REQUEST_OP__INIT, *kos[1] = { &ko };
+	Twilletcd__TxnRequest m = TWILLETCD__TXN_REQUEST__INIT;
+
+	/* Over a range every existing key must hold, and an empty range compares a zero kv. */
+	cmp.key = bin(guard, glen);
+	cmp.range_end = bin(gend, gelen);
+	cmp.result = TWILLETCD__COMPARE__COMPARE_RESULT__EQUAL;
+	cmp.target = TWILLETCD__COMPARE__COMPARE_TARGET__CREATE;
+	cmp.target_union_case = TWILLETCD__COMPARE__TARGET_UNION_CREATE_REVISION;
+	cmp.create_revision = 0;
+	put.key = bin(key, klen);
+	put.value = bin(val, vlen);
+	put.lease = lease;
+	ok.request_case = TWILLETCD__REQUEST_OP__REQUEST_REQUEST_PUT;
+	ok.request_put = &put;
+	rr.key = bin(guard, glen);
+	rr.range_end = bin(gend, gelen);
+	rr.sort_order = TWILLETCD__RANGE_REQUEST__SORT_ORDER__ASCEND;
+	rr.sort_target = TWILLETCD__RANGE_REQUEST__SORT_TARGET__KEY;
+	ko.request_case = TWILLETCD__REQUEST_OP__REQUEST_REQUEST_RANGE;
+	ko.request_range = &rr;
+	m.n_compare = 1;
+	m.compare = cmps;
+	m.n_success = 1;
+	m.success = oks;
+	m.n_failure = 1;
+	m.failure = kos;
+	return frame(&m.base, ret);
+}
+
 int etcd_enc_lease(enum etcd_lease_op op, int64_t arg, struct etcd_buf *ret)
 {
 	Twilletcd__LeaseGrantRequest g = TWILLETCD__LEASE_GRANT_REQUEST__INIT;

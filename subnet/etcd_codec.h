@@ -41,6 +41,14 @@ int etcd_enc_delete(const char *key, size_t klen, struct etcd_buf *ret);
  */
 int etcd_enc_txn(const char *key, size_t klen, int64_t expect, bool del, const char *val,
                  size_t vlen, int64_t lease, struct etcd_buf *ret);
+/*
+ * A guarded create: if no key in [@guard, @gend) exists (one Compare over that range:
+ * create_revision == 0, docs/etcd.md "Compare over a range"), put @key = @val with
+ * @lease; else read the range (sorted by key).
+ */
+int etcd_enc_txn_guarded(const char *key, size_t klen, const char *guard, size_t glen,
+                         const char *gend, size_t gelen, const char *val, size_t vlen,
+                         int64_t lease, struct etcd_buf *ret);
 
 enum etcd_lease_op {
 	ETCD_LEASE_GRANT,

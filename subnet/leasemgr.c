@@ -21,6 +21,7 @@
 
 #include "lib/ev.h"
 #include "lib/log.h"
+#include "subnet/lease_race.h"
 #include "subnet/leasemgr.h"
 #include "subnet/subnetfile.h"
 
@@ -55,6 +56,12 @@ struct leasemgr {
 	int64_t old_store_lease; /* rewrite: the previous store lease, revoked after */
 	struct ipam_taken *taken4, *taken6;
 	int races;
+	/* after a create holding an IPv6 subnet: the check of lease_race.h */
+	struct lease_race race;
+	bool race_fresh;        /* the next page starts the check's listing */
+	bool giveback;          /* the check lost: the key is being given back */
+	int64_t race_lease;     /* the created key's store lease (0: none) */
+	int64_t race_rev;       /* the create's revision */
 	int64_t acq_backoff_ms;
 	struct ev_timer *acq_timer, *renew_timer;
 	int64_t renew_lease; /* lease id of the keepalive in flight */
@@ -671,6 +678,7 @@ static void revoke_cb(void *ctx, const struct store_result *res)
 }
 
 static void create_cb(void *ctx, const struct store_result *res);
+static int list_leases(struct leasemgr *m, store_cb cb);
 static void rewrite_cb(void *ctx, const struct store_result *res);
 
 static const char *full_key(const struct leasemgr *m, const char *suffix, char *buf, size_t len)
@@ -681,12 +689,23 @@ static const char *full_key(const struct leasemgr *m, const char *suffix, char *
 
 static void try_create(struct leasemgr *m, const struct lease *cand)
 {
-	char key[PATH_MAX];
+	char key[PATH_MAX], guard[PATH_MAX], v4key[LEASE_KEY_MAX];
+	struct lease v4 = { .has_ipv4 = true, .subnet = cand->subnet };
+	struct store *st = m->store;
 	int r;
 
 	set_pending(m, cand);
-	r = m->store->ops->create(m->store, full_key(m, m->pending_key, key, sizeof(key)),
-	                          m->own_value, strlen(m->own_value), m->ttl_s, create_cb, m);
+	full_key(m, m->pending_key, key, sizeof(key));
+	if (cand->has_ipv4 && st->ops->create_guarded) {
+		/* Atomic for the IPv4 half: fails when any key holds this IPv4 subnet, whatever
+		 * its IPv6 part (a plain create-if-absent only sees this exact key). */
+		full_key(m, lease_key_format(&v4, v4key), guard, sizeof(guard));
+		r = st->ops->create_guarded(st, key, guard, m->own_value, strlen(m->own_value),
+		                            m->ttl_s, create_cb, m);
+	} else {
+		r = st->ops->create(st, key, m->own_value, strlen(m->own_value), m->ttl_s,
+		                    create_cb, m);
+	}
 	if (r < 0) {
 		clear_pending(m);
 		report(m, r, "creating lease %s: %s; retrying in %" PRId64 " ms", m->pending_key,
@@ -744,6 +763,120 @@ fail6:;
 	}
 }
 
+/* The pending key is someone else's (or given back): pick again among the rest. */
+static void lost_race(struct leasemgr *m)
+{
+	taken_add(m, &m->pending);
+	clear_pending(m);
+	if (++m->races >= RACES_BEFORE_RELIST) {
+		m->races = 0;
+		acq_begin(m);
+	} else {
+		pick_and_create(m);
+	}
+}
+
+static void giveback_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	char eb[128];
+
+	if (req_done(m))
+		return;
+	if (res->err && res->err != -ENOENT) { /* -ENOENT: the lease is gone already */
+		report(m, res->err, "giving lease %s back: %s; retrying in %" PRId64 " ms",
+		       m->pending_key, errtext(res, eb, sizeof(eb)), m->acq_backoff_ms);
+		acq_retry(m); /* acq_timer_cb gives it back first */
+		return;
+	}
+	m->giveback = false;
+	lost_race(m);
+}
+
+/* Give the pending key back (revoking its store lease deletes it), then pick again. */
+static void giveback(struct leasemgr *m)
+{
+	char key[PATH_MAX];
+	int r;
+
+	m->giveback = true;
+	if (m->race_lease)
+		r = m->store->ops->revoke(m->store, m->race_lease, giveback_cb, m);
+	else
+		r = m->store->ops->del(m->store, full_key(m, m->pending_key, key, sizeof(key)),
+		                       m->race_rev, giveback_cb, m);
+	if (r < 0) {
+		report(m, r, "giving lease %s back: %s; retrying in %" PRId64 " ms",
+		       m->pending_key, strerror(-r), m->acq_backoff_ms);
+		acq_retry(m);
+		return;
+	}
+	m->outstanding++;
+}
+
+static void race_page(struct leasemgr *m, const struct store_result *res)
+{
+	if (m->race_fresh || res->first_page) {
+		m->race_fresh = false;
+		lease_race_init(&m->race, m->subnets_prefix, m->pending_key,
+		                &m->pending.ipv6_subnet);
+	}
+	lease_race_page(&m->race, res->kvs, res->n_kvs);
+}
+
+static void race_list_cb(void *ctx, const struct store_result *res)
+{
+	struct leasemgr *m = ctx;
+	char eb[128];
+
+	if (!res->err && res->more) {
+		if (!m->zombie)
+			race_page(m, res);
+		return;
+	}
+	if (req_done(m))
+		return;
+	if (res->err) {
+		report(m, res->err, "checking lease %s against the others: %s; giving it back",
+		       m->pending_key, errtext(res, eb, sizeof(eb)));
+		giveback(m);
+		return;
+	}
+	race_page(m, res);
+	if (lease_race_won(&m->race)) {
+		acquired(m, m->race_lease, m->race_rev);
+		return;
+	}
+	log_debug("leasemgr: %s lost its IPv6 subnet to %s (created first); giving it back",
+	          m->pending_key, m->race.older[0] ? m->race.older : "nobody (key gone)");
+	giveback(m);
+}
+
+/*
+ * A create holding an IPv6 subnet succeeded. Its IPv6 half was not guarded (lease_race.h:
+ * the IPv6 part is the key's suffix, no etcd range covers it), so another node may hold
+ * the same IPv6 subnet under another IPv4 subnet. Check that with one listing BEFORE the
+ * lease counts as acquired: until then nothing has written the subnet file or programmed
+ * a route, so losing costs one more create, while two nodes with one IPv6 subnet would
+ * break the network.
+ */
+static void race_check(struct leasemgr *m, int64_t store_lease, int64_t revision)
+{
+	int r;
+
+	m->race_lease = store_lease;
+	m->race_rev = revision;
+	m->race_fresh = true;
+	r = list_leases(m, race_list_cb);
+	if (r < 0) {
+		report(m, r, "checking lease %s against the others: %s; giving it back",
+		       m->pending_key, strerror(-r));
+		giveback(m);
+		return;
+	}
+	m->outstanding++;
+}
+
 static void create_cb(void *ctx, const struct store_result *res)
 {
 	struct leasemgr *m = ctx;
@@ -759,15 +892,11 @@ static void create_cb(void *ctx, const struct store_result *res)
 		return;
 	}
 	if (!res->succeeded) {
-		/* Lost the race: someone holds it now. Pick again among the rest. */
-		taken_add(m, &m->pending);
-		clear_pending(m);
-		if (++m->races >= RACES_BEFORE_RELIST) {
-			m->races = 0;
-			acq_begin(m);
-		} else {
-			pick_and_create(m);
-		}
+		lost_race(m); /* someone holds it now */
+		return;
+	}
+	if (m->pending.has_ipv6) {
+		race_check(m, res->lease_id, res->revision);
 		return;
 	}
 	acquired(m, res->lease_id, res->revision);
@@ -1022,8 +1151,13 @@ static void acq_begin(struct leasemgr *m)
 
 static void acq_timer_cb(struct ev_timer *t, void *ctx)
 {
+	struct leasemgr *m = ctx;
+
 	(void)t;
-	acq_begin(ctx);
+	if (m->giveback)
+		giveback(m);
+	else
+		acq_begin(m);
 }
 
 static void own_lost(struct leasemgr *m)

@@ -122,6 +122,17 @@ struct store_ops {
 	 * A callback with more set must not free the store.
 	 */
 	int (*list_pages)(struct store *s, const char *prefix, store_cb cb, void *ctx);
+	/*
+	 * Create as above, in one atomic step with a guard: fails (res.succeeded false,
+	 * res.kvs = every kv under @guard_prefix, sorted by key, the new lease revoked) when
+	 * ANY key starting with @guard_prefix exists, @key itself included. @key must start
+	 * with @guard_prefix (-EINVAL otherwise; NULL: as create). The lease manager guards a dual-stack key
+	 * "<v4>-<len>&<v6>-<len>" by its IPv4 part, so two keys that share only the IPv4
+	 * subnet cannot both be created (docs/etcd.md, "Compare over a range"). Added last.
+	 */
+	int (*create_guarded)(struct store *s, const char *key, const char *guard_prefix,
+			      const char *value, size_t value_len, int64_t ttl_s, store_cb cb,
+			      void *ctx);
 };
 
 struct store {

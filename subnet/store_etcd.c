@@ -4,7 +4,8 @@
  * messages are built and decoded by etcd_codec.c; watches live in etcd_watch.c.
  *
  * An operation may take several calls (struct ecall stages): create with a TTL grants a
- * lease, runs the create-if-absent txn, and revokes the lease when the key existed; a
+ * lease, runs the create-if-absent txn (create_guarded: if-no-key-under-the-guard), and
+ * revokes the lease when the key existed; a
  * listing reads pages of LIST_PAGE keys at the first page's revision.
  */
 #include <errno.h>
@@ -45,6 +46,8 @@ struct ecall {
 	enum ecall_stage stage;
 	char *key;
 	size_t key_len;
+	char *guard; /* create_guarded: no key under this prefix may exist; NULL = create */
+	size_t guard_len;
 	char *value;
 	size_t value_len;
 	int64_t ttl;
@@ -176,9 +179,21 @@ static int stage_encode(const struct ecall *c, struct etcd_buf *b)
 		free(end);
 		return r;
 	}
-	case OP_CREATE:
-		return etcd_enc_txn(c->key, c->key_len, 0, false, c->value, c->value_len,
-		                    c->lease_id, b);
+	case OP_CREATE: {
+		char *end;
+		size_t elen;
+		int r;
+
+		if (!c->guard)
+			return etcd_enc_txn(c->key, c->key_len, 0, false, c->value, c->value_len,
+			                    c->lease_id, b);
+		if (store_prefix_end(c->guard, c->guard_len, &end, &elen) < 0)
+			return -ENOMEM;
+		r = etcd_enc_txn_guarded(c->key, c->key_len, c->guard, c->guard_len, end, elen,
+		                         c->value, c->value_len, c->lease_id, b);
+		free(end);
+		return r;
+	}
 	case OP_CAS:
 		return etcd_enc_txn(c->key, c->key_len, c->expect, false, c->value, c->value_len,
 		                    c->lease_id, b);
@@ -245,6 +260,7 @@ static void call_destroy(struct ecall *c)
 	store_result_clear(&c->res);
 	list_reset(c);
 	free(c->key);
+	free(c->guard);
 	free(c->value);
 	free(c);
 }
@@ -386,20 +402,29 @@ static bool same_value(const struct store_kv *kv, const struct ecall *c)
 	return kv->value_len == c->value_len && memcmp(kv->value, c->value, c->value_len) == 0;
 }
 
+/* A failed create's kvs (the key, or the guard's range) hold our own write. */
+static bool own_create(const struct ecall *c)
+{
+	for (size_t i = 0; i < c->res.n_kvs; i++) {
+		const struct store_kv *kv = &c->res.kvs[i];
+
+		if (strcmp(kv->key, c->key) != 0)
+			continue;
+		/* our own write from an attempt that only seemed to fail */
+		return (c->lease_id && kv->lease == c->lease_id) ||
+		       (!c->lease_id && c->ambiguous && !kv->lease && same_value(kv, c));
+	}
+	return false;
+}
+
 /* The main stage's reply is in c->res: fix it up per operation; false when a stage follows. */
 static bool main_done(struct ecall *c)
 {
 	switch (c->op) {
 	case OP_CREATE:
 		c->res.lease_id = c->lease_id;
-		if (!c->res.succeeded && c->res.n_kvs == 1) {
-			const struct store_kv *kv = &c->res.kvs[0];
-
-			/* our own write from an attempt that only seemed to fail */
-			if ((c->lease_id && kv->lease == c->lease_id) ||
-			    (!c->lease_id && c->ambiguous && !kv->lease && same_value(kv, c)))
-				c->res.succeeded = true;
-		}
+		if (!c->res.succeeded && own_create(c))
+			c->res.succeeded = true;
 		if (!c->res.succeeded && c->lease_id) {
 			c->res.lease_id = 0;
 			call_start_stage(c, STAGE_REVOKE);
@@ -616,18 +641,35 @@ static int etcd_list_pages(struct store *st, const char *prefix, store_cb cb, vo
 	return list_common(st, prefix, true, cb, ctx);
 }
 
-static int etcd_create(struct store *st, const char *key, const char *value, size_t value_len,
-                       int64_t ttl_s, store_cb cb, void *ctx)
+static int etcd_create_guarded(struct store *st, const char *key, const char *guard,
+                               const char *value, size_t value_len, int64_t ttl_s, store_cb cb,
+                               void *ctx)
 {
 	struct ecall *c;
 
 	if (check_key(key) < 0 || !cb || ttl_s < 0 || (!value && value_len))
 		return -EINVAL;
+	if (guard && (!*guard || strncmp(key, guard, strlen(guard)) != 0))
+		return -EINVAL;
 	c = call_new(to_etcd(st), OP_CREATE, key, value, value_len, cb, ctx);
 	if (!c)
 		return -ENOMEM;
+	if (guard) {
+		c->guard_len = strlen(guard);
+		c->guard = strdup(guard);
+		if (!c->guard) {
+			call_destroy(c);
+			return -ENOMEM;
+		}
+	}
 	c->ttl = ttl_s;
 	return call_go(c, ttl_s > 0 ? STAGE_GRANT : STAGE_MAIN);
+}
+
+static int etcd_create(struct store *st, const char *key, const char *value, size_t value_len,
+                       int64_t ttl_s, store_cb cb, void *ctx)
+{
+	return etcd_create_guarded(st, key, NULL, value, value_len, ttl_s, cb, ctx);
 }
 
 static int etcd_cas(struct store *st, const char *key, const char *value, size_t value_len,
@@ -749,6 +791,7 @@ static const struct store_ops etcd_ops = {
 	.endpoint = etcd_endpoint,
 	.timetolive = etcd_timetolive,
 	.list_pages = etcd_list_pages,
+	.create_guarded = etcd_create_guarded,
 };
 
 struct store *store_etcd_new(struct ev_loop *loop, const struct store_opts *opts)

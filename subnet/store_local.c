@@ -92,6 +92,16 @@ static void exec_create(struct local_store *s, struct op *op, struct store_resul
 {
 	struct llease *l = NULL;
 
+	if (op->guard) {
+		size_t from, to;
+
+		lmap_prefix_range(&s->m, op->guard, &from, &to);
+		if (to > from) { /* the guard's keys, as etcd's failure branch reads them */
+			if (kvs_result(res, s->m.kvs + from, to - from) < 0)
+				res->err = -ENOMEM;
+			return;
+		}
+	}
 	if (lmap_find(&s->m, op->key) >= 0) {
 		current_kv(s, op->key, res);
 		return;
@@ -244,6 +254,7 @@ static void op_free(struct op *op)
 	if (!op)
 		return;
 	free(op->key);
+	free(op->guard);
 	free(op->value);
 	free(op);
 }
@@ -404,8 +415,9 @@ static void ino_cb(struct ev_io *io, int fd, uint32_t revents, void *ctx)
 	store_local_refresh(ctx, false);
 }
 
-static int enqueue(struct store *st, enum op_kind kind, const char *key, const char *value,
-                   size_t len, int64_t ttl, int64_t expect, int64_t lease, store_cb cb, void *ctx)
+static int enqueue_guarded(struct store *st, enum op_kind kind, const char *key,
+                           const char *guard, const char *value, size_t len, int64_t ttl,
+                           int64_t expect, int64_t lease, store_cb cb, void *ctx)
 {
 	struct local_store *s = LS(st);
 	struct op *op;
@@ -422,6 +434,8 @@ static int enqueue(struct store *st, enum op_kind kind, const char *key, const c
 	op->cb = cb;
 	op->ctx = ctx;
 	if (key && !(op->key = strdup(key)))
+		goto fail;
+	if (guard && !(op->guard = strdup(guard)))
 		goto fail;
 	if (value || len) {
 		op->value = malloc(len + 1);
@@ -441,6 +455,12 @@ static int enqueue(struct store *st, enum op_kind kind, const char *key, const c
 fail:
 	op_free(op);
 	return -ENOMEM;
+}
+
+static int enqueue(struct store *st, enum op_kind kind, const char *key, const char *value,
+                   size_t len, int64_t ttl, int64_t expect, int64_t lease, store_cb cb, void *ctx)
+{
+	return enqueue_guarded(st, kind, key, NULL, value, len, ttl, expect, lease, cb, ctx);
 }
 
 static int l_get(struct store *s, const char *key, store_cb cb, void *ctx)
@@ -470,6 +490,15 @@ static int l_create(struct store *s, const char *key, const char *value, size_t 
 	if (!key || !*key || ttl_s < 0)
 		return -EINVAL;
 	return enqueue(s, OP_CREATE, key, value, len, ttl_s, 0, 0, cb, ctx);
+}
+
+static int l_create_guarded(struct store *s, const char *key, const char *guard,
+                            const char *value, size_t len, int64_t ttl_s, store_cb cb, void *ctx)
+{
+	if (!key || !*key || ttl_s < 0 ||
+	    (guard && (!*guard || strncmp(key, guard, strlen(guard)) != 0)))
+		return -EINVAL;
+	return enqueue_guarded(s, OP_CREATE, key, guard, value, len, ttl_s, 0, 0, cb, ctx);
 }
 
 static int l_cas(struct store *s, const char *key, const char *value, size_t len, int64_t expect,
@@ -604,6 +633,7 @@ static const struct store_ops local_ops = {
 	.get = l_get,
 	.list = l_list,
 	.create = l_create,
+	.create_guarded = l_create_guarded,
 	.cas = l_cas,
 	.put = l_put,
 	.del = l_del,

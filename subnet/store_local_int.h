@@ -34,6 +34,7 @@ enum op_kind {
 struct op {
 	enum op_kind kind;
 	char *key;
+	char *guard; /* OP_CREATE by create_guarded: no key under this prefix may exist */
 	char *value;
 	size_t len;
 	int64_t ttl, expect, lease;

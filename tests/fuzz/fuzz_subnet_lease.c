@@ -2,12 +2,15 @@
  * libFuzzer harness: the lease codec (subnet/lease.c). The first byte picks the
  * parser: even = lease value JSON, odd = etcd key.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "subnet/lease.h"
+#include "subnet/lease_race.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,6 +49,31 @@ static void fuzz_attrs(const char *buf, size_t len)
 	lease_attrs_clear(&a);
 }
 
+/* The IPv6 race check (lease_race.h) over a listing holding @key: it loses exactly to an
+ * older key that parses and holds an overlapping IPv6 subnet. */
+static void fuzz_race(const char *key)
+{
+	static const char own[] = "198.18.1.0-24&2001:db8:100:1::-64";
+	char full[LEASE_KEY_MAX + 32], ownfull[sizeof(own) + 16];
+	struct lease l, o;
+	struct lease_race r;
+	struct store_kv kvs[2] = { { 0 } };
+	bool older;
+
+	if (lease_key_parse(own, &o) < 0)
+		abort();
+	snprintf(full, sizeof(full), "/p/subnets/%s", key);
+	snprintf(ownfull, sizeof(ownfull), "/p/subnets/%s", own);
+	kvs[0] = (struct store_kv){ .key = full, .create_revision = 5 };
+	kvs[1] = (struct store_kv){ .key = ownfull, .create_revision = 7 };
+	lease_race_init(&r, "/p/subnets/", own, &o.ipv6_subnet);
+	lease_race_page(&r, kvs, 2);
+	older = strcmp(key, own) != 0 && lease_key_parse(key, &l) == 0 && l.has_ipv6 &&
+	        ipam_prefix_overlaps(&l.ipv6_subnet, &o.ipv6_subnet);
+	if (lease_race_won(&r) == older)
+		abort();
+}
+
 static void fuzz_key(const char *buf, size_t len)
 {
 	char key[LEASE_KEY_MAX + 8], out[LEASE_KEY_MAX];
@@ -65,6 +93,7 @@ static void fuzz_key(const char *buf, size_t len)
 		    l.has_ipv6 || !ipam_prefix_equal(&l.subnet, &m.subnet))
 			abort();
 	}
+	fuzz_race(key);
 	memset(&l, 0, sizeof(l));
 	if (lease_key_parse(key, &l) < 0)
 		return;
