@@ -9,7 +9,7 @@
 # receiver sees. On a dual-stack network (the demo's default) dockerd also gets --ipv6 and
 # --fixed-cidr-v6 (twill-docker-opts --ipv6) and the containers ping over IPv6 too.
 demo_docker() {
-	local i j a b x y from to out rtt nbad=0 opts srcip seen fam w npairs=12 v6opt=()
+	local i j a b x y from to out rtt nbad=0 opts srcip seen fam w ipf npairs=12 v6opt=()
 	# shellcheck source=../tests/integration/lib_runtime.sh
 	. "$src/tests/integration/lib_runtime.sh"
 	if [ "$v6" = 1 ]; then
@@ -40,16 +40,17 @@ demo_docker() {
 	done
 
 	step "Ping between Docker containers on different hosts ($npairs pairs${v6opt[*]:+, IPv4 and IPv6})"
-	for fam in 4 ${v6opt[*]:+6}; do
-		w=14
-		[ "$fam" = 4 ] || w=32
+	for fam in 4 6; do
+		[ "$fam" = 4 ] || [ "$v6" = 1 ] || continue
+		ipf=docker_ip w=14
+		[ "$fam" = 4 ] || ipf=docker_ip6 w=32
 		for a in 1 2 3; do
 			for b in $(seq $((a + 1)) 3); do
 				for x in 1 2; do
 					for y in 1 2; do
 						from=h${a}c$x
-						to=$(docker_ip$([ "$fam" = 4 ] || echo 6) "$b" "h${b}c$y")
-						srcip=$(docker_ip$([ "$fam" = 4 ] || echo 6) "$a" "$from")
+						to=$("$ipf" "$b" "h${b}c$y")
+						srcip=$("$ipf" "$a" "$from")
 						if out=$(dockercli "$a" exec "$from" ping -c 1 -W 3 "$to" 2>&1); then
 							rtt=$(sed -n 's/.*time=\([0-9.]* ms\).*/\1/p' <<<"$out" | head -n 1)
 							printf '  %s %-*s -> h%dc%d %-*s ok  %s\n' "$from" "$w" "$srcip" "$b" "$y" "$w" "$to" "$rtt"
