@@ -57,6 +57,8 @@ int be_settings_from_env(struct be_settings *ret, char *err, size_t errlen);
 
 /* Most drop reasons a backend reports in be_stats. */
 #define BE_DROPS_MAX 16
+/* Most underlay addresses a backend reports in be_stats.peer_drops. */
+#define BE_PEER_DROPS_MAX 16
 
 /* Counters of a backend (backend_ops.stats). */
 struct be_stats {
@@ -71,6 +73,14 @@ struct be_stats {
 		uint64_t n;
 	} drops[BE_DROPS_MAX]; /* the same reasons in the same order at every call */
 	size_t n_drops;
+	/* Underlay addresses the data path dropped packets from (or, IPv6 to an IPv4-only peer,
+	 * for), most first: the udp backend's per-peer drop table (backends/udp_peerdrop.h). */
+	struct {
+		char addr[16];      /* dotted IPv4 */
+		const char *reason; /* static text, one of the drops[] reasons */
+		uint64_t n;
+	} peer_drops[BE_PEER_DROPS_MAX];
+	size_t n_peer_drops;
 	/* EnableIPv6 (all zero when the backend has no IPv6 half) */
 	bool v6_configured;     /* the network is dual-stack and the backend programs IPv6 */
 	bool v6_working;        /* ... and its IPv6 half works now (e.g. its device is up) */

@@ -500,6 +500,15 @@ static void udp_stats_be(struct backend *be, struct be_stats *ret)
 		ret->drops[ret->n_drops].reason = udp_verdict_name((enum udp_verdict)v);
 		ret->drops[ret->n_drops++].n = us.drop_tun[v] + us.drop_wire[v];
 	}
+	for (size_t i = 0; i < us.n_peer_drops && ret->n_peer_drops < BE_PEER_DROPS_MAX; i++) {
+		struct in_addr a = { .s_addr = us.peer_drops[i].addr_be };
+
+		inet_ntop(AF_INET, &a, ret->peer_drops[ret->n_peer_drops].addr,
+		          sizeof(ret->peer_drops[0].addr));
+		ret->peer_drops[ret->n_peer_drops].reason =
+			udp_verdict_name(us.peer_drops[i].reason);
+		ret->peer_drops[ret->n_peer_drops++].n = us.peer_drops[i].n;
+	}
 	if (!be->ipv6)
 		return;
 	ret->v6_configured = true;

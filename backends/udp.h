@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
+#include "backends/udp_peerdrop.h"
 #include "backends/udp_pkt.h"
 
 #define UDP_DEFAULT_PORT         8285
@@ -65,6 +66,9 @@ struct udp_stats {
 	size_t nworkers;
 	uint64_t worker_rx[UDP_MAX_WORKERS]; /* inner packets wire -> TUN per worker (balance) */
 	uint64_t table_updates;              /* tables published */
+	/* the underlay addresses most dropped from/for among the workers' last ones */
+	struct udp_peer_drop peer_drops[UDP_PEER_DROPS];
+	size_t n_peer_drops;
 };
 
 /*

@@ -21,6 +21,7 @@
 #include <linux/virtio_net.h>
 
 #include "backends/udp.h"
+#include "backends/udp_peerdrop.h"
 #include "lib/ev.h"
 
 #ifndef UDP_SEGMENT
@@ -115,6 +116,7 @@ struct backend {
 	size_t nworkers;
 	struct udp_worker workers[UDP_MAX_WORKERS];
 	struct udp_counters ctr[UDP_MAX_WORKERS];
+	struct udp_peer_drops pdrops[UDP_MAX_WORKERS]; /* per worker (udp_peerdrop.h) */
 	struct udp_rcu rcu;
 	_Atomic uint64_t table_updates;
 	_Atomic uint64_t table_routes;
@@ -145,6 +147,13 @@ static inline void ctr_add(struct udp_worker *w, int i, uint64_t n)
 	/* One writer per counter: a relaxed load and store, no locked instruction. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
 	                      memory_order_relaxed);
+}
+
+/* A drop of @v from (wire) or for (TUN) the underlay address @addr_be, in the worker's
+ * per-peer drop table; the caller counts it by reason with ctr_add() as well. */
+static inline void pdrop_note(struct udp_worker *w, uint32_t addr_be, enum udp_verdict v)
+{
+	udp_peer_drops_note(&w->be->pdrops[w->idx], addr_be, v, 1);
 }
 
 /* udp_dev.c */

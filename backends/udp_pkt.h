@@ -105,7 +105,8 @@ enum udp_verdict udp_ipv6_check(const uint8_t *buf, size_t len, size_t *ret_len)
 /*
  * IPv6 counterparts of udp_classify_from_wire/_from_tun (@t not NULL, the outer
  * source already checked): UDP_DROP_NOT_IPV4 when @t has no IPv6 Network; from the
- * TUN, UDP_DROP_PEER_V4ONLY for a route whose peer takes no IPv6, else *@ret_peer_be.
+ * TUN, UDP_DROP_PEER_V4ONLY for a route whose peer takes no IPv6 (*@ret_peer_be set to
+ * that peer, for the per-peer drop table), else *@ret_peer_be.
  */
 enum udp_verdict udp_classify6_from_wire(const uint8_t *buf, size_t len, const struct udp_table *t,
                                          size_t *ret_len);

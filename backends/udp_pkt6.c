@@ -82,8 +82,10 @@ enum udp_verdict udp_classify6_from_tun(const uint8_t *buf, size_t len, const st
 	r = udp_table_lookup6(t, buf + 24);
 	if (!r)
 		return UDP_DROP_NO_ROUTE;
-	if (r->peer_be == 0)
+	if (!r->ipv6_ok) {
+		*ret_peer_be = r->peer_be; /* for the per-peer drop table */
 		return UDP_DROP_PEER_V4ONLY;
+	}
 	if (buf[7] <= 1)
 		return UDP_DROP_TTL;
 	*ret_peer_be = r->peer_be;

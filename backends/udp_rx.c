@@ -94,6 +94,7 @@ static void handle_datagram(struct udp_worker *w, uint8_t *buf, size_t len, size
 		gso = len;
 	if (len == 0) {
 		ctr_add(w, CTR_DROP_WIRE + UDP_DROP_SHORT, 1);
+		pdrop_note(w, src_be, UDP_DROP_SHORT);
 		return;
 	}
 	/* Only packets of >= 20 bytes are queued: room for len / 20 + 1 more is enough. */
@@ -107,6 +108,7 @@ static void handle_datagram(struct udp_worker *w, uint8_t *buf, size_t len, size
 
 		if (v != UDP_FORWARD) {
 			ctr_add(w, CTR_DROP_WIRE + v, 1);
+			pdrop_note(w, src_be, v);
 			continue;
 		}
 		if (!udp_hop_decrement(buf + off)) {

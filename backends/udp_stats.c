@@ -41,6 +41,8 @@ void udp_backend_stats(struct backend *be, struct udp_stats *ret)
 	ret->table_updates = atomic_load(&be->table_updates);
 	ret->table_routes6 = atomic_load(&be->table_routes6);
 	ret->peers_ipv4_only = atomic_load(&be->peers_v4only);
+	ret->n_peer_drops =
+		udp_peer_drops_merge(be->pdrops, be->nworkers, ret->peer_drops, UDP_PEER_DROPS);
 }
 
 size_t udp_stats_format(const struct udp_stats *s, char *buf, size_t len)

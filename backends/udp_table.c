@@ -96,9 +96,8 @@ static size_t build_routes6(struct udp_table *t, struct udp_route6 *routes6,
 		}
 		routes6[nr].first = f;
 		routes6[nr].last = l;
-		routes6[nr].peer_be = 0;
-		if (peers[i].ipv6_ok)
-			memcpy(&routes6[nr].peer_be, peers[i].public_ip.bytes, 4);
+		memcpy(&routes6[nr].peer_be, peers[i].public_ip.bytes, 4);
+		routes6[nr].ipv6_ok = peers[i].ipv6_ok;
 		nr++;
 	}
 	qsort(routes6, nr, sizeof(*routes6), route6_cmp);

@@ -39,7 +39,8 @@ struct udp_route {
 struct udp_route6 {
 	udp_u128 first;
 	udp_u128 last;
-	uint32_t peer_be; /* PublicIP (network order); 0: the peer is IPv4-only */
+	uint32_t peer_be; /* PublicIP (network order) */
+	bool ipv6_ok;     /* false: the peer is IPv4-only (its drops are counted per peer) */
 };
 
 struct udp_table {
@@ -74,8 +75,8 @@ struct udp_table *udp_table_new(const struct ipam_prefix *network, const struct 
  * The same with IPv6: @network6 (NULL: IPv6 off, the IPv6 halves of @peers are
  * ignored) and the own IPv6 subnet @own6 (may be NULL). A peer's IPv6 subnet gets
  * a route when it lies inside @network6 and overlaps neither @own6 nor another
- * route; peers without ipv6_ok get one with peer_be 0 (drops are then counted as
- * "peer is IPv4-only", not "no route").
+ * route; peers without ipv6_ok get one with ipv6_ok false (drops are then counted as
+ * "peer is IPv4-only", not "no route", under the peer's PublicIP).
  */
 struct udp_table *udp_table_new_ds(const struct ipam_prefix *network, const struct ipam_prefix *own,
                                    const struct ipam_prefix *network6,

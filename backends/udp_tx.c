@@ -250,6 +250,8 @@ static void handle_tun_packet(struct udp_worker *w, size_t r)
 		send_icmp(w, pkt, tot);
 	if (v != UDP_FORWARD) {
 		ctr_add(w, CTR_DROP_TUN + v, 1);
+		if (v == UDP_DROP_PEER_V4ONLY) /* the peer it was for */
+			pdrop_note(w, dst_be, v);
 		return;
 	}
 	udp_hop_decrement(pkt);

@@ -6,15 +6,20 @@
 
 # demo_docker: dockerd on each host with $DOCKER_OPTS from twill-docker-opts, two busybox
 # containers per host, pings between containers on different hosts, and the source address a
-# receiver sees.
+# receiver sees. On a dual-stack network (the demo's default) dockerd also gets --ipv6 and
+# --fixed-cidr-v6 (twill-docker-opts --ipv6) and the containers ping over IPv6 too.
 demo_docker() {
-	local i j a b x y from to out rtt nbad=0 opts srcip seen
+	local i j a b x y from to out rtt nbad=0 opts srcip seen fam w ipf npairs=12 v6opt=()
 	# shellcheck source=../tests/integration/lib_runtime.sh
 	. "$src/tests/integration/lib_runtime.sh"
-	step "Docker: dockerd in every host namespace, started with \$DOCKER_OPTS from twill-docker-opts"
+	if [ "$v6" = 1 ]; then
+		v6opt=(--ipv6)
+		npairs=24
+	fi
+	step "Docker: dockerd in every host namespace, started with \$DOCKER_OPTS from twill-docker-opts${v6opt[*]:+ --ipv6}"
 	for i in 1 2 3; do
 		mkdir -p "$(docker_dir "$i")"
-		"$TWILL_BUILD_DIR/twill-docker-opts" -c -f "$(subnet_file "$i")" \
+		"$TWILL_BUILD_DIR/twill-docker-opts" -c ${v6opt[@]+"${v6opt[@]}"} -f "$(subnet_file "$i")" \
 			-d "$(docker_dir "$i")/docker_opts.env" || fail "twill-docker-opts on h$i"
 		opts=$(. "$(docker_dir "$i")/docker_opts.env" && echo "$DOCKER_OPTS")
 		echo "  $(ns_host "$i"): DOCKER_OPTS=\"$opts\""
@@ -27,32 +32,38 @@ demo_docker() {
 		docker_import_busybox "$i"
 		for j in 1 2; do
 			docker_run "$i" "h${i}c$j"
-			echo "  $(ns_host "$i"): h${i}c$j $(docker_ip "$i" "h${i}c$j")"
+			echo "  $(ns_host "$i"): h${i}c$j $(docker_ip "$i" "h${i}c$j") $(docker_ip6 "$i" "h${i}c$j")"
 		done
 		# the bridge takes the containers' MTU (--mtu) once they are attached
 		echo "  $(ns_host "$i"): docker0 $(ip -n "$(ns_host "$i")" -j addr show dev docker0 |
-			jq -r '.[0] | "\(.addr_info[] | select(.family == "inet") | "\(.local)/\(.prefixlen)") mtu \(.mtu)"')"
+			jq -r '.[0] | "\([.addr_info[] | select(.family == "inet" or .scope == "global") | "\(.local)/\(.prefixlen)"] | join(" ")) mtu \(.mtu)"')"
 	done
 
-	step "Ping between Docker containers on different hosts (12 pairs)"
-	for a in 1 2 3; do
-		for b in $(seq $((a + 1)) 3); do
-			for x in 1 2; do
-				for y in 1 2; do
-					from=h${a}c$x
-					to=$(docker_ip "$b" "h${b}c$y")
-					if out=$(dockercli "$a" exec "$from" ping -c 1 -W 3 "$to" 2>&1); then
-						rtt=$(sed -n 's/.*time=\([0-9.]* ms\).*/\1/p' <<<"$out" | head -n 1)
-						printf '  %s %-14s -> h%dc%d %-14s ok  %s\n' "$from" "$(docker_ip "$a" "$from")" "$b" "$y" "$to" "$rtt"
-					else
-						printf '  %s %-14s -> h%dc%d %-14s FAILED\n' "$from" "$(docker_ip "$a" "$from")" "$b" "$y" "$to"
-						nbad=$((nbad + 1))
-					fi
+	step "Ping between Docker containers on different hosts ($npairs pairs${v6opt[*]:+, IPv4 and IPv6})"
+	for fam in 4 6; do
+		[ "$fam" = 4 ] || [ "$v6" = 1 ] || continue
+		ipf=docker_ip w=14
+		[ "$fam" = 4 ] || ipf=docker_ip6 w=32
+		for a in 1 2 3; do
+			for b in $(seq $((a + 1)) 3); do
+				for x in 1 2; do
+					for y in 1 2; do
+						from=h${a}c$x
+						to=$("$ipf" "$b" "h${b}c$y")
+						srcip=$("$ipf" "$a" "$from")
+						if out=$(dockercli "$a" exec "$from" ping -c 1 -W 3 "$to" 2>&1); then
+							rtt=$(sed -n 's/.*time=\([0-9.]* ms\).*/\1/p' <<<"$out" | head -n 1)
+							printf '  %s %-*s -> h%dc%d %-*s ok  %s\n' "$from" "$w" "$srcip" "$b" "$y" "$w" "$to" "$rtt"
+						else
+							printf '  %s %-*s -> h%dc%d %-*s FAILED\n' "$from" "$w" "$srcip" "$b" "$y" "$w" "$to"
+							nbad=$((nbad + 1))
+						fi
+					done
 				done
 			done
 		done
 	done
-	[ $nbad = 0 ] || fail "$nbad of 12 pings failed"
+	[ $nbad = 0 ] || fail "$nbad of $npairs pings failed"
 
 	step "Source address: what h3c1 sees when h1c1 connects (Docker masquerades: no twilld --ip-masq)"
 	srcip=$(docker_ip 1 h1c1)
@@ -62,7 +73,7 @@ demo_docker() {
 	echo "  (with twilld --ip-masq, Docker gets --ip-masq=false and h3c1 would see $srcip)"
 
 	echo
-	echo "demo: all steps passed (backend $backend, Docker)"
+	echo "demo: all steps passed (backend $backend, Docker${v6opt[*]:+, dual-stack})"
 	if [ "$keep" = 1 ]; then
 		cat <<EOF
 

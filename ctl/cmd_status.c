@@ -161,6 +161,25 @@ static void print_etcd(json_t *doc, FILE *out)
 		    ago / 1000, ago % 1000 / 100);
 }
 
+/* The udp data path's per-peer drops as a table under the "udp" rows. */
+static void print_peer_drops(json_t *pd, FILE *out)
+{
+	json_int_t n;
+	json_t *e;
+	size_t i;
+
+	if (!json_is_array(pd) || json_array_size(pd) == 0)
+		return;
+	row(out, "", "dropped from/for these underlay addresses:");
+	row(out, "", "  %-15s %12s  %s", "ADDRESS", "PACKETS", "REASON");
+	json_array_foreach(pd, i, e) {
+		if (!iget(e, "packets", &n))
+			n = 0;
+		row(out, "", "  %-15s %12" JSON_INTEGER_FORMAT "  %s", sget(e, "address", "?"), n,
+		    sget(e, "reason", "?"));
+	}
+}
+
 static void print_state(json_t *doc, FILE *out)
 {
 	json_t *l = json_object_get(doc, "leases"), *ipt = json_object_get(doc, "iptables");
@@ -197,6 +216,7 @@ static void print_state(json_t *doc, FILE *out)
 			if (json_is_integer(v))
 				row(out, "", "dropped %" JSON_INTEGER_FORMAT ": %s",
 				    json_integer_value(v), k);
+		print_peer_drops(json_object_get(udp, "peer_drops"), out);
 	}
 	row(out, "last error", "%s", sget(doc, "last_error", "none"));
 }

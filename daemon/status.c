@@ -132,9 +132,28 @@ static json_t *build_iptables(const struct status_input *in)
 		in->ipt_error && *in->ipt_error ? json_string(in->ipt_error) : json_null());
 }
 
+/* The per-peer drop table: [{"address", "reason", "packets"}], most packets first. */
+static json_t *build_peer_drops(const struct status_input *in)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < in->be.n_peer_drops && i < BE_PEER_DROPS_MAX; i++) {
+		json_t *e = json_pack(
+			"{s:s,s:s,s:I}", "address", in->be.peer_drops[i].addr, "reason",
+			in->be.peer_drops[i].reason ? in->be.peer_drops[i].reason : "unknown",
+			"packets", (json_int_t)in->be.peer_drops[i].n);
+
+		if (!e || json_array_append_new(a, e) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static json_t *build_udp(const struct status_input *in)
 {
-	json_t *drops;
+	json_t *drops, *peers;
 
 	if (!in->has_be_stats || !in->be.has_datapath)
 		return json_null();
@@ -143,8 +162,10 @@ static json_t *build_udp(const struct status_input *in)
 		if (in->be.drops[i].n && in->be.drops[i].reason)
 			json_object_set_new(drops, in->be.drops[i].reason,
 			                    json_integer((json_int_t)in->be.drops[i].n));
-	return json_pack("{s:I,s:I,s:o}", "tx_packets", (json_int_t)in->be.tx_packets, "rx_packets",
-	                 (json_int_t)in->be.rx_packets, "drops", drops ? drops : json_null());
+	peers = build_peer_drops(in);
+	return json_pack("{s:I,s:I,s:o,s:o}", "tx_packets", (json_int_t)in->be.tx_packets,
+	                 "rx_packets", (json_int_t)in->be.rx_packets, "drops",
+	                 drops ? drops : json_null(), "peer_drops", peers ? peers : json_null());
 }
 
 json_t *status_build(const struct status_input *in)

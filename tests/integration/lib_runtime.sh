@@ -142,6 +142,12 @@ docker_ip() {
 	dockercli "$1" inspect -f '{{.NetworkSettings.IPAddress}}' "$2"
 }
 
+# docker_ip6 I NAME: the container's global IPv6 address on the default bridge (empty when
+# dockerd runs without --ipv6).
+docker_ip6() {
+	dockercli "$1" inspect -f '{{.NetworkSettings.GlobalIPv6Address}}' "$2"
+}
+
 # docker_seen_source I NAME IP: from container NAME of host I, ask the httpd at IP:8080 which
 # source address it saw (the CGI's REMOTE_ADDR, "::ffff:" prefix removed).
 docker_seen_source() {

@@ -3,13 +3,15 @@
 # writes them), FLANNEL_MTU = underlay - 28, flannel0 (TUN, multi-queue) with the /32 address
 # and one route for the Network; ping between every pair of containers; iperf3 across; twilld
 # restarted under ping: flannel0 and its route survive (persistent TUN) and traffic resumes;
-# a released lease makes its subnet unreachable (ICMP net unreachable to the sender).
+# a released lease makes its subnet unreachable (ICMP net unreachable to the sender);
+# a datagram from an underlay address that is no lease's PublicIP (the etcd namespace) is
+# listed under that address in /v1/status (udp.peer_drops) and in `twillctl status`.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TW_MODE=udp
-cluster_up 3 3 "$(net_config_json udp)"
+cluster_up 3 3 "$(net_config_json udp)" --healthz-ip=127.0.0.1 --healthz-port=8471
 for i in 1 2 3; do
 	assert_subnet_file "$i" 1472
 	sub=$(host_subnet "$i")
@@ -34,6 +36,27 @@ wait_for --timeout 5 eval "ip netns exec $(ns_cont 2 1) ss -ltn | grep ':5201 ' 
 ip netns exec "$(ns_cont 1 1)" iperf3 -c "$(cont_ip 2 1)" -p 5201 -t 2 -J >"$TW_DIR/iperf.json" ||
 	fail "iperf3 failed: $(tail -n 5 "$TW_DIR/iperf.json")"
 log "iperf3 h1c1 -> h2c1: $(jq '.end.sum_received.bits_per_second / 1e9 * 100 | floor / 100' "$TW_DIR/iperf.json") Gbit/s"
+
+# A stranger's datagram: dropped as unknown_src and listed under its address.
+ip netns exec "$(ns_etcd)" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"\x45" + bytes(39), (sys.argv[1], 8285))' "$(host_ip 1)" || fail "send from $TW_ETCD_IP"
+_peer_drop_listed() {
+	ip netns exec "$(ns_host 1)" curl -sf -m 2 http://127.0.0.1:8471/v1/status >"$TW_DIR/status1.json" &&
+		jq -e --arg a "$TW_ETCD_IP" '[.udp.peer_drops[]
+			| select(.address == $a and .reason == "unknown_src" and .packets == 1)] | length == 1' \
+			"$TW_DIR/status1.json" >/dev/null
+}
+wait_for --timeout 5 --interval 0.1 _peer_drop_listed ||
+	fail "h1 /v1/status does not list $TW_ETCD_IP under udp.peer_drops: $(jq -c .udp "$TW_DIR/status1.json")"
+assert_eq "$(jq -r --arg a "$(host_ip 2)" --arg b "$(host_ip 3)" \
+	'[.udp.peer_drops[] | select(.address == $a or .address == $b)] | length' "$TW_DIR/status1.json")" \
+	0 "the peers' PublicIPs among h1's peer drops ($(jq -c .udp.peer_drops "$TW_DIR/status1.json"))"
+out=$(ip netns exec "$(ns_host 1)" "$TWILLCTL" status --healthz http://127.0.0.1:8471/) ||
+	fail "twillctl status on h1: $out"
+grep -qE "^ +$TW_ETCD_IP +1 +unknown_src\$" <<<"$out" || fail "twillctl status: no peer drop row: $out"
+log "h1 lists the stranger's datagram: $(jq -c .udp.peer_drops "$TW_DIR/status1.json")"
 
 # Restart under ping: packets sent while no twilld runs are lost (the TUN has no reader),
 # but flannel0, its address and route stay, and forwarding resumes.

@@ -10,13 +10,16 @@
 #     (Docker masquerades: FLANNEL_IPMASQ=false gives --ip-masq=true), and with it, the sending
 #     container's own address (twilld masquerades only traffic leaving the overlay);
 #   - no rule about Docker or the overlay appears in the root namespace's iptables.
-# Cases: vxlan and udp, each with and without --ip-masq (each a fresh world).
+# Cases: vxlan and udp, each with and without --ip-masq (each a fresh world). The vxlan case
+# without --ip-masq is dual-stack (EnableIPv6, an IPv6 underlay, both dockerds given
+# `twill-docker-opts --ipv6`): docker0 also holds FLANNEL_IPV6_SUBNET, the containers get IPv6
+# addresses inside it, and they ping each other across hosts over IPv6 as well.
 set -euo pipefail
 
 if [ "${1:-}" != case ]; then
 	here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 	t0=$SECONDS
-	bash "${BASH_SOURCE[0]}" case vxlan nomasq
+	bash "${BASH_SOURCE[0]}" case vxlan nomasq ds
 	bash "${BASH_SOURCE[0]}" case udp masq
 	bash "${BASH_SOURCE[0]}" case vxlan masq
 	bash "${BASH_SOURCE[0]}" case udp nomasq
@@ -25,12 +28,15 @@ if [ "${1:-}" != case ]; then
 fi
 backend=$2
 masq=$3
+ds=${4:-}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../integration/lib.sh
 . "$here/../integration/lib.sh"
 # shellcheck source=../integration/lib_runtime.sh
 . "$here/../integration/lib_runtime.sh"
+# shellcheck source=../integration/lib_dualstack.sh
+[ -z "$ds" ] || . "$here/../integration/lib_dualstack.sh"
 
 for b in dockerd docker containerd runc nsenter; do
 	command -v "$b" >/dev/null || fail "$b not found: install docker.io (contrib/deps.sh)"
@@ -38,13 +44,45 @@ done
 DOCKER_OPTS_BIN=$TWILL_BUILD_DIR/twill-docker-opts
 [ -x "$DOCKER_OPTS_BIN" ] || fail "no $DOCKER_OPTS_BIN (build first)"
 
-log "case: backend $backend, twilld ${masq/nomasq/without} --ip-masq"
+# docker_check_ipv6: docker0 holds FLANNEL_IPV6_SUBNET (ip -6 -j), each container's global IPv6
+# address lies inside its node's IPv6 subnet, and the containers ping each other over IPv6.
+docker_check_ipv6() {
+	local i sub6 got6 cip6 ip6a ip6b
+	for i in 1 2; do
+		sub6=$(subnet_var "$i" FLANNEL_IPV6_SUBNET) || fail "h$i: no FLANNEL_IPV6_SUBNET"
+		got6=$(ip -n "$(ns_host "$i")" -6 -j addr show dev docker0 scope global |
+			jq -r '[.[0].addr_info[] | select(.family == "inet6") | "\(.local)/\(.prefixlen)"] | join(",")')
+		assert_eq "$got6" "$sub6" "h$i docker0 IPv6 address (FLANNEL_IPV6_SUBNET)"
+		cip6=$(docker_ip6 "$i" "c$i")
+		python3 -c 'import ipaddress, sys; sys.exit(ipaddress.ip_address(sys.argv[1]) not in ipaddress.ip_interface(sys.argv[2]).network)' \
+			"$cip6" "$sub6" 2>/dev/null || fail "h$i container IPv6 address '$cip6' outside $sub6"
+		log "h$i: docker0 $got6, container c$i $cip6"
+	done
+	ip6a=$(docker_ip6 1 c1)
+	ip6b=$(docker_ip6 2 c2)
+	wait_for --timeout 10 --interval 0.2 _ping_from 1 c1 "$ip6b" ||
+		{ ds_actual6 1 >&2; ds_actual6 2 >&2; fail "c1 ($ip6a, h1) cannot ping c2 ($ip6b, h2) over IPv6"; }
+	wait_for --timeout 10 --interval 0.2 _ping_from 2 c2 "$ip6a" ||
+		fail "c2 ($ip6b, h2) cannot ping c1 ($ip6a, h1) over IPv6"
+	log "busybox containers ping each other across hosts over IPv6 ($backend, $TW_VXLAN6_DEV)"
+}
+
+log "case: backend $backend, twilld ${masq/nomasq/without} --ip-masq${ds:+, dual-stack}"
 root_ipt_before=$(root_iptables_lines)
 twargs=(--healthz-ip=127.0.0.1 --healthz-port=8471)
 [ "$masq" = masq ] && twargs+=(--ip-masq)
 make_topology 2 etcd
+optv6=()
+if [ -n "$ds" ]; then
+	ds_underlay6 1 2
+	optv6=(--ipv6)
+fi
 start_etcd
-put_net_config "$(net_config_json "$backend")"
+if [ -n "$ds" ]; then
+	put_net_config "$(ds_config "$backend")"
+else
+	put_net_config "$(net_config_json "$backend")"
+fi
 for i in 1 2; do
 	start_twilld "$i" "${twargs[@]}"
 done
@@ -59,7 +97,7 @@ assert_eq "$(subnet_var 1 FLANNEL_IPMASQ)" "$want_ipmasq" "h1 FLANNEL_IPMASQ"
 # h1: DOCKER_OPTS style (the env file a systemd unit reads with EnvironmentFile=)
 dd1=$(docker_dir 1)
 mkdir -p "$dd1"
-"$DOCKER_OPTS_BIN" -f "$(subnet_file 1)" -d "$dd1/docker_opts.env" ||
+"$DOCKER_OPTS_BIN" -f "$(subnet_file 1)" ${optv6[@]+"${optv6[@]}"} -d "$dd1/docker_opts.env" ||
 	fail "twill-docker-opts for h1"
 DOCKER_OPTS=$(
 	# shellcheck disable=SC1091
@@ -74,7 +112,7 @@ start_dockerd 1 $DOCKER_OPTS
 dd2=$(docker_dir 2)
 mkdir -p "$dd2"
 echo '{"max-concurrent-downloads": 2}' >"$dd2/daemon.json"
-"$DOCKER_OPTS_BIN" -f "$(subnet_file 2)" --daemon-json "$dd2/daemon.json" ||
+"$DOCKER_OPTS_BIN" -f "$(subnet_file 2)" ${optv6[@]+"${optv6[@]}"} --daemon-json "$dd2/daemon.json" ||
 	fail "twill-docker-opts --daemon-json for h2"
 log "h2 daemon.json: $(jq -c . "$dd2/daemon.json")"
 assert_eq "$(jq -r '."max-concurrent-downloads"' "$dd2/daemon.json")" 2 "daemon.json keeps other keys"
@@ -113,6 +151,8 @@ wait_for --timeout 10 --interval 0.2 _ping_from 1 c1 "$ip2" ||
 wait_for --timeout 10 --interval 0.2 _ping_from 2 c2 "$ip1" ||
 	fail "c2 ($ip2, h2) cannot ping c1 ($ip1, h1) over $backend"
 log "busybox containers ping each other across hosts over $backend"
+[ -z "$ds" ] || docker_check_ipv6
+
 
 # The source address the receiver sees
 dev=$TW_VXLAN_DEV
@@ -154,4 +194,4 @@ for i in 1 2; do
 	stop_dockerd "$i"
 done
 finish_twilld_all
-log "PASS: docker $backend $masq"
+log "PASS: docker $backend $masq${ds:+ dual-stack}"

@@ -113,9 +113,11 @@ Test(udp_table6, routes_only_valid_ipv6_subnets_and_marks_ipv4_only_peers)
 	r = udp_table_lookup6(t, a6("2001:db8:100:2::99"));
 	cr_assert_not_null(r);
 	cr_assert_eq(r->peer_be, be32("192.0.2.12"));
+	cr_assert(r->ipv6_ok);
 	r = udp_table_lookup6(t, a6("2001:db8:100:3:ffff:ffff:ffff:ffff"));
 	cr_assert_not_null(r);
-	cr_assert_eq(r->peer_be, 0, "an IPv4-only peer's route carries no PublicIP");
+	cr_assert_not(r->ipv6_ok, "an IPv4-only peer's route is marked");
+	cr_assert_eq(r->peer_be, be32("192.0.2.13"), "with the PublicIP, for the per-peer drops");
 	cr_assert_null(udp_table_lookup6(t, a6("2001:db8:100:4::1")));
 	cr_assert_null(udp_table_lookup6(t, a6("2001:db8:100:1::2")));
 	cr_assert_null(udp_table_lookup6(t, a6("2001:db8:200::1")));
@@ -155,6 +157,7 @@ Test(udp_pkt6, tun_packets_by_destination)
 	cr_assert_eq(tot, len, "trailing bytes are not part of the packet");
 	len = mk_ip6(b, "2001:db8:100:1::2", "2001:db8:100:3::2", 17, 64, 30);
 	cr_assert_eq(udp_classify_any_from_tun(b, len, t, &peer, &tot), UDP_DROP_PEER_V4ONLY);
+	cr_assert_eq(peer, be32("192.0.2.13"), "the IPv4-only peer the packet was for");
 	len = mk_ip6(b, "2001:db8:100:1::2", "2001:db8:100:9::2", 17, 64, 30);
 	cr_assert_eq(udp_classify_any_from_tun(b, len, t, &peer, &tot), UDP_DROP_NO_ROUTE);
 	cr_assert_eq(tot, len);

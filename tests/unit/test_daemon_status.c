@@ -146,6 +146,10 @@ Test(daemon_status, reservation_and_udp_drops)
 	in.be.drops[2].reason = "no_route";
 	in.be.drops[2].n = 3;
 	in.be.n_drops = 3;
+	strcpy(in.be.peer_drops[0].addr, "192.0.2.99");
+	in.be.peer_drops[0].reason = "unknown_src";
+	in.be.peer_drops[0].n = 1;
+	in.be.n_peer_drops = 1;
 	doc = status_build(&in);
 	cr_assert_not_null(doc);
 	v = json_object_get(doc, "lease");
@@ -156,5 +160,11 @@ Test(daemon_status, reservation_and_udp_drops)
 	cr_assert_eq(json_object_size(v), 2, "reasons with no drops are left out");
 	cr_assert_eq(json_integer_value(json_object_get(v, "no_route")), 3);
 	cr_assert_eq(json_integer_value(json_object_get(v, "unknown_src")), 1);
+	v = json_object_get(json_object_get(doc, "udp"), "peer_drops");
+	cr_assert_eq(json_array_size(v), 1);
+	v = json_array_get(v, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(v, "address")), "192.0.2.99");
+	cr_assert_str_eq(json_string_value(json_object_get(v, "reason")), "unknown_src");
+	cr_assert_eq(json_integer_value(json_object_get(v, "packets")), 1);
 	json_decref(doc);
 }
