@@ -367,11 +367,32 @@ static int dcmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The JSON body of the v3 put of @key (under @prefix/subnets/) = @val into *@body; 0 or -1. */
+static int put_body(const char *prefix, const char *key, const char *val, char **body)
+{
+	char full[512], *bk, *bv;
+
+	snprintf(full, sizeof(full), "%s/subnets/%s", prefix, key);
+	bk = base64_encode(full, strlen(full));
+	bv = base64_encode(val, strlen(val));
+	free(*body);
+	*body = NULL;
+	if (!bk || !bv || asprintf(body, "{\"key\":\"%s\",\"value\":\"%s\"}", bk, bv) < 0) {
+		free(bk);
+		free(bv);
+		*body = NULL;
+		return -1;
+	}
+	free(bk);
+	free(bv);
+	return 0;
+}
+
 static int latency(unsigned first, unsigned k, const char *url, const char *prefix, uint32_t own)
 {
 	static const unsigned groups[] = { RTNLGRP_IPV4_ROUTE };
 	struct nl_sock *ev = event_sock(groups, 1);
-	char key[32], val[160], full[512], ep[512], *body = NULL;
+	char key[32], val[160], ep[512], *body = NULL;
 	double *lat = calloc(k, sizeof(*lat)), *lat_ack = calloc(k, sizeof(*lat)), sum = 0;
 	struct curl_slist *hdr = NULL;
 	CURL *c = curl_easy_init();
@@ -387,7 +408,6 @@ static int latency(unsigned first, unsigned k, const char *url, const char *pref
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
 	for (unsigned j = 0, idx = first; j < k; j++, idx++) {
 		struct want w = { 0 };
-		char *bk, *bv;
 		uint64_t t0, tack, t1, deadline;
 		long code = 0;
 		CURLcode cr;
@@ -395,20 +415,8 @@ static int latency(unsigned first, unsigned k, const char *url, const char *pref
 		lease_n(idx, key, val, &w.net);
 		if (w.net == own) /* twilld's own subnet: the next one */
 			lease_n(++idx, key, val, &w.net);
-		snprintf(full, sizeof(full), "%s/subnets/%s", prefix, key);
-		bk = base64_encode(full, strlen(full));
-		bv = base64_encode(val, strlen(val));
-		free(body);
-		body = NULL;
-		if (!bk || !bv ||
-		    asprintf(&body, "{\"key\":\"%s\",\"value\":\"%s\"}", bk, bv) < 0) {
-			free(bk);
-			free(bv);
-			body = NULL;
+		if (put_body(prefix, key, val, &body) < 0)
 			goto out;
-		}
-		free(bk);
-		free(bv);
 		nl_recv_events(ev, NULL, NULL); /* drop anything older */
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		t0 = now_us();

@@ -17,6 +17,7 @@
 #include "daemon/sdnotify.h"
 #include "daemon/status.h"
 #include "daemon/twilld.h"
+#include "daemon/twilld_int.h"
 #include "daemon/util.h"
 #include "lib/ev.h"
 #include "lib/log.h"
@@ -43,64 +44,6 @@
 /* Renewal retry and longest back-off: a quarter of the TTL, within [1 s, 60 s] (flannel: 1 min). */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
-
-enum retry_what {
-	RETRY_NONE,
-	RETRY_CONFIG, /* fetch and check the config again */
-	RETRY_INIT,   /* backend init again */
-	RETRY_START,  /* backend start / subnet file again */
-};
-
-struct twilld;
-
-/* One config fetch in flight: start-up or SIGHUP. */
-struct fetch {
-	struct twilld *d;
-	bool hup;
-	bool inflight;
-};
-
-struct twilld {
-	struct ev_loop *loop;
-	const struct twilld_opts *o;
-	char prefix[256];
-	char config_key[300];
-	struct store *store;
-	struct ev_signal *sig_term, *sig_int, *sig_hup;
-	struct ev_timer *retry;
-	enum retry_what retry_what;
-	char last_err[SUBNET_ERR_MAX + 512]; /* repeated failures are logged once at warn */
-
-	struct fetch fetch_start, fetch_hup;
-	struct subnet_config *cfg;
-
-	struct be_extif ext;
-	struct be_settings be_set; /* the TWILL_* environment, read once at start */
-	const struct backend_ops *be_ops;
-	struct backend *be;
-	struct lease_attrs attrs;
-	struct leasemgr *lm;
-
-	bool has_own;
-	bool started; /* backend started and subnet file written for own */
-	/* the lease manager's first listing (resync) came: its remote set is real */
-	bool remote_listed;
-	struct lease own;
-	/* Remote leases whose withdrawal waits REMOVE_GRACE_MS (see on_removed). */
-	struct grace *grace;
-	/* Fingerprints of the bad keys (key + reason) already warned about (see on_skipped). */
-	uint64_t *skip_seen;
-	size_t n_skip_seen;
-	int mtu;
-	bool ready_notified;
-	struct health *health;
-	struct ipt *ipt;
-	char ipt_last_err[IPT_ERR_MAX];
-	struct ip6t *ip6t; /* set up with the network config (EnableIPv6) */
-	struct twilld_metrics *tm;
-	struct twilld_status *status; /* /v1/status */
-	int fatal; /* -errno that stopped the loop, 0 for a signal */
-};
 
 /* ---- Retry and logging helpers ---- */
 
@@ -521,26 +464,6 @@ static void init_backend(struct twilld *d)
 	log_info("lease manager: acquiring a lease under %s/subnets", d->prefix);
 }
 
-/* ip6tables follows the config's EnableIPv6; -errno (loop stopped) when --ip-masq cannot work. */
-static int start_ip6tables(struct twilld *d)
-{
-	struct ip6t_opts o = {
-		.enable_ipv6 = d->cfg->enable_ipv6,
-		.forward_rules = d->o->iptables_forward_rules,
-		.masq = d->o->ip_masq,
-		.resync_s = (unsigned)d->o->iptables_resync_s,
-		.subnet_file = d->o->subnet_file,
-		.tm = d->tm,
-	};
-	int r = ip6t_start(d->loop, &o, &d->ip6t);
-
-	if (r < 0) {
-		d->fatal = r;
-		ev_loop_stop(d->loop);
-	}
-	return r;
-}
-
 /* A valid config arrived at start-up. */
 static void apply_config(struct twilld *d, struct subnet_config *cfg)
 {
@@ -564,7 +487,7 @@ static void apply_config(struct twilld *d, struct subnet_config *cfg)
 	}
 	d->cfg = cfg;
 	d->last_err[0] = '\0';
-	if (start_ip6tables(d) < 0)
+	if (twilld_start_ip6tables(d) < 0)
 		return;
 	log_info("network config %s: Network %s%s%s, SubnetLen %u, Backend %s", d->config_key,
 	         cfg->enable_ipv4 ? ipam_prefix_format(&cfg->network, net) : "(IPv4 disabled)",
@@ -727,130 +650,6 @@ static void log_compat_notes(const struct twilld_opts *o)
 			(long long)o->renew_margin_min, (long long)o->lease_ttl_s);
 }
 
-static void ipt_done(void *ctx, const struct ipt_result *res)
-{
-	struct twilld *d = ctx;
-
-	if (res->err < 0) {
-		const char *msg = res->msg ? res->msg : strerror(-res->err);
-
-		if (strcmp(msg, d->ipt_last_err) != 0)
-			log_warnx("iptables: sync failed: %s, retrying in %llds", msg,
-			          (long long)d->o->iptables_resync_s);
-		else
-			log_debug("iptables: sync failed again: %s", msg);
-		snprintf(d->ipt_last_err, sizeof(d->ipt_last_err), "%s", msg);
-		return;
-	}
-	d->ipt_last_err[0] = '\0';
-	if (res->removed)
-		log_info("iptables: removed %u chains of turned-off features", res->removed);
-	if (res->first) {
-		log_info("iptables: rules in place (forward rules %s, masquerade %s)",
-		         d->o->iptables_forward_rules ? "on" : "off", d->o->ip_masq ? "on" : "off");
-	} else if (res->repaired) {
-		twilld_metrics_kernel_repairs(d->tm, res->repaired);
-		log_warnx("iptables: %u missing or changed rules restored", res->repaired);
-	}
-}
-
-/* 0, or -errno when --ip-masq cannot work (fatal); forward rules alone only log. */
-static int start_iptables(struct twilld *d)
-{
-	struct ipt_opts io = { 0 };
-	char state[4096], err[IPT_ERR_MAX];
-
-	io.forward_rules = d->o->iptables_forward_rules;
-	io.masq = d->o->ip_masq;
-	io.resync_s = (unsigned)d->o->iptables_resync_s;
-	io.state_file = ipt_state_path(d->o->subnet_file, state, sizeof(state)) == 0 ? state : NULL;
-	io.random_fully = -1;
-	io.done = ipt_done;
-	io.ctx = d;
-	d->ipt = ipt_new(d->loop, &io, err, sizeof(err));
-	if (d->ipt)
-		return 0;
-	if (d->o->ip_masq) {
-		int r = errno ? -errno : -EINVAL;
-
-		if (r == -ENOENT) {
-			log_debug("iptables: %s", err);
-			log_error(
-				"--ip-masq needs iptables-save and iptables-restore: install the iptables package");
-		} else {
-			log_error("--ip-masq: iptables: %s", err);
-		}
-		return r;
-	}
-	log_error("iptables: %s: continuing without iptables rules", err);
-	return 0;
-}
-
-/*
- * /readyz: ready once the backend runs with a lease and the subnet file is written, then while
- * the lease can be confirmed (twilld_metrics_ready: held, not expired, etcd answering).
- */
-/* Dual-stack: whether the backend's IPv6 half works (true when there is none). */
-static bool v6_working(struct twilld *d)
-{
-	struct be_stats bs = { 0 };
-
-	if (!d->be || !d->be_ops->stats)
-		return true;
-	d->be_ops->stats(d->be, &bs);
-	return !bs.v6_configured || bs.v6_working;
-}
-
-static bool health_ready(void *ctx, char *reason, size_t len)
-{
-	struct twilld *d = ctx;
-	const char *why = "backend not started yet";
-
-	if (d->started && !v6_working(d)) {
-		snprintf(
-			reason, len,
-			"EnableIPv6: the backend's IPv6 half is not working (device missing or down)");
-		return false;
-	}
-	if (d->started)
-		return twilld_metrics_ready(d->tm, reason, len);
-	if (!d->cfg)
-		why = "no valid network config yet";
-	else if (d->cfg->enable_ipv6 && !d->ext.has_ipv6)
-		why = "EnableIPv6: no IPv6 address on the interface and no --public-ipv6";
-	else if (!d->lm)
-		why = "backend not initialised yet";
-	else if (!d->has_own)
-		why = "no lease yet";
-	snprintf(reason, len, "%s", why);
-	return false;
-}
-
-static int start_health(struct twilld *d)
-{
-	struct health_opts ho = { 0 };
-	struct metrics *reg = metrics_global();
-	char err[HEALTH_ERR_MAX];
-
-	ho.ip = d->o->healthz_ip;
-	ho.port = (uint16_t)d->o->healthz_port;
-	ho.metrics = reg;
-	ho.ready = health_ready;
-	ho.ready_ctx = d;
-	ho.status = d->status ? twilld_status_render : NULL;
-	ho.status_ctx = d->status;
-	d->health = health_new(d->loop, &ho, err, sizeof(err));
-	if (!d->health) {
-		int r = errno ? -errno : -EINVAL;
-
-		log_error("healthz: %s", err);
-		return r;
-	}
-	log_info("healthz: serving /healthz, /readyz, /metrics and /v1/status on %s:%u",
-	         ho.ip && *ho.ip ? ho.ip : "0.0.0.0", health_port(d->health));
-	return 0;
-}
-
 /* The external interface, as flanneld chooses it (daemon/iface.h). */
 static int choose_iface(struct twilld *d)
 {
@@ -955,31 +754,12 @@ int twilld_run(const struct twilld_opts *o)
 		goto out;
 
 	if (o->healthz_port > 0) {
-		struct twilld_status_src ss = {
-			.store = &d->store,
-			.lm = &d->lm,
-			.cfg = &d->cfg,
-			.be_ops = &d->be_ops,
-			.be = &d->be,
-			.ipt = &d->ipt,
-			.tm = &d->tm,
-			.started = &d->started,
-			.mtu = &d->mtu,
-			.ext = &d->ext,
-			.last_error = d->last_err,
-			.ipt_last_err = d->ipt_last_err,
-			.subnet_file = o->subnet_file,
-			.masq = o->ip_masq,
-			.forward_rules = o->iptables_forward_rules,
-		};
-
-		d->status = twilld_status_new(&ss);
-		r = start_health(d);
+		r = twilld_start_health(d);
 		if (r < 0)
 			goto out;
 	}
 
-	r = start_iptables(d);
+	r = twilld_start_iptables(d);
 	if (r < 0)
 		goto out;
 
