@@ -318,6 +318,47 @@ bool udp_csum_complete(uint8_t *pkt, size_t len, uint16_t start, uint16_t off)
 	return true;
 }
 
+bool udp_gso_plan(size_t hl, size_t payload, uint16_t gso_size, unsigned mtu, size_t first,
+                  struct udp_gso_out *out, size_t *ret_mss, size_t *ret_end)
+{
+	size_t mss = gso_size, nseg;
+
+	if (mss == 0 || mtu <= hl)
+		return false;
+	if (hl + mss > mtu)
+		mss = mtu - hl;
+	nseg = payload == 0 ? 1 : (payload + mss - 1) / mss;
+	out->total = nseg;
+	*ret_mss = mss;
+	if (first >= nseg)
+		*ret_end = first; /* nothing left in this call */
+	else
+		*ret_end = nseg - first > UDP_GSO_BATCH ? first + UDP_GSO_BATCH : nseg;
+	return true;
+}
+
+void udp_gso_tcp_fill(uint8_t *th, size_t thl, uint32_t seq0, size_t i, size_t nseg, size_t off,
+                      uint64_t pseudo, const uint8_t *pay, size_t plen, size_t hl,
+                      struct udp_seg *s)
+{
+	uint64_t sum;
+	uint16_t c;
+
+	wr32(th + 4, seq0 + (uint32_t)off);
+	if (i != nseg - 1)
+		th[13] &= (uint8_t) ~(TCP_FIN | TCP_PSH);
+	if (i != 0)
+		th[13] &= (uint8_t)~TCP_CWR;
+	th[16] = th[17] = 0;
+	sum = udp_csum_add(pseudo, th, thl);
+	sum = udp_csum_add(sum, pay, plen);
+	c = udp_csum_fold(sum);
+	memcpy(th + 16, &c, 2);
+	s->hdr_len = (uint16_t)hl;
+	s->pay_off = (uint32_t)(hl + off);
+	s->pay_len = (uint32_t)plen;
+}
+
 enum udp_verdict udp_gso_segment(const uint8_t *pkt, size_t len, const struct virtio_net_hdr *vh,
                                  unsigned mtu, size_t first, struct udp_gso_out *out)
 {
@@ -344,16 +385,9 @@ enum udp_verdict udp_gso_segment(const uint8_t *pkt, size_t len, const struct vi
 		return UDP_DROP_BAD_GSO;
 	hl = ihl + thl;
 	payload = len - hl;
-	mss = vh->gso_size;
-	if (mss == 0 || mtu <= hl)
+	if (!udp_gso_plan(hl, payload, vh->gso_size, mtu, first, out, &mss, &end))
 		return UDP_DROP_BAD_GSO;
-	if (hl + mss > mtu)
-		mss = mtu - hl;
-	nseg = payload == 0 ? 1 : (payload + mss - 1) / mss;
-	out->total = nseg;
-	if (first >= nseg)
-		return UDP_FORWARD;
-	end = nseg - first > UDP_GSO_BATCH ? first + UDP_GSO_BATCH : nseg;
+	nseg = out->total;
 	id0 = rd16(pkt + 4);
 	seq0 = rd32(pkt + ihl + 4);
 	for (i = first; i < end; i++) {
@@ -362,27 +396,14 @@ enum udp_verdict udp_gso_segment(const uint8_t *pkt, size_t len, const struct vi
 		size_t off = i * mss;
 		size_t plen = payload - off < mss ? payload - off : mss;
 		uint8_t *th = h + ihl;
-		uint64_t sum;
-		uint16_t c;
 
 		memcpy(h, pkt, hl);
 		wr16(h + 2, (uint16_t)(hl + plen));
 		wr16(h + 4, (uint16_t)(id0 + i));
 		ipv4_set_csum(h, ihl);
-		wr32(th + 4, seq0 + (uint32_t)off);
-		if (i != nseg - 1)
-			th[13] &= (uint8_t) ~(TCP_FIN | TCP_PSH);
-		if (i != 0)
-			th[13] &= (uint8_t)~TCP_CWR;
-		th[16] = th[17] = 0;
-		sum = udp_pseudo_sum(h, 6, (uint32_t)(thl + plen));
-		sum = udp_csum_add(sum, th, thl);
-		sum = udp_csum_add(sum, pkt + hl + off, plen);
-		c = udp_csum_fold(sum);
-		memcpy(th + 16, &c, 2);
-		s->hdr_len = (uint16_t)hl;
-		s->pay_off = (uint32_t)(hl + off);
-		s->pay_len = (uint32_t)plen;
+		udp_gso_tcp_fill(th, thl, seq0, i, nseg, off,
+		                 udp_pseudo_sum(h, 6, (uint32_t)(thl + plen)), pkt + hl + off, plen,
+		                 hl, s);
 	}
 	out->n = end - first;
 	return UDP_FORWARD;

@@ -172,6 +172,21 @@ struct udp_gso_out {
 enum udp_verdict udp_gso_segment(const uint8_t *pkt, size_t len, const struct virtio_net_hdr *vh,
                                  unsigned mtu, size_t first, struct udp_gso_out *out);
 
+/*
+ * What udp_gso_segment() and udp_gso_segment6() share. udp_gso_plan: @hl header bytes (IP +
+ * TCP) and @payload bytes, cut in segments of @gso_size (smaller if @mtu needs): sets
+ * out->total, *ret_mss and *ret_end (the batch is @first .. *ret_end - 1); false when the
+ * packet cannot be cut. udp_gso_tcp_fill: segment @i of out->total, whose header copy has its
+ * IP header done and its TCP header at @th (@thl bytes): sequence number seq0 + @off, flags,
+ * and the TCP checksum over @pseudo (the IP pseudo-header sum) and the @plen payload bytes at
+ * @pay; then the segment's record @s.
+ */
+bool udp_gso_plan(size_t hl, size_t payload, uint16_t gso_size, unsigned mtu, size_t first,
+                  struct udp_gso_out *out, size_t *ret_mss, size_t *ret_end);
+void udp_gso_tcp_fill(uint8_t *th, size_t thl, uint32_t seq0, size_t i, size_t nseg, size_t off,
+                      uint64_t pseudo, const uint8_t *pay, size_t plen, size_t hl,
+                      struct udp_seg *s);
+
 /* A run of TCP segments that can be written to the TUN as one GSO packet. */
 struct udp_gro_run {
 	size_t count;             /* packets in the run (>= 1) */

@@ -179,14 +179,6 @@ static inline uint32_t rd32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = (v >> 16) & 0xff;
-	p[2] = (v >> 8) & 0xff;
-	p[3] = v & 0xff;
-}
-
 /* Pseudo-header sum for TCP over IPv6 (RFC 8200 8.1). */
 static uint64_t pseudo6_sum(const uint8_t *ip6, uint32_t l4len)
 {
@@ -216,40 +208,20 @@ enum udp_verdict udp_gso_segment6(const uint8_t *pkt, size_t len, const struct v
 		return UDP_DROP_BAD_GSO;
 	hl = IPV6_HDR + thl;
 	payload = len - hl;
-	mss = vh->gso_size;
-	if (mss == 0 || mtu <= hl)
+	if (!udp_gso_plan(hl, payload, vh->gso_size, mtu, first, out, &mss, &end))
 		return UDP_DROP_BAD_GSO;
-	if (hl + mss > mtu)
-		mss = mtu - hl;
-	nseg = payload == 0 ? 1 : (payload + mss - 1) / mss;
-	out->total = nseg;
-	if (first >= nseg)
-		return UDP_FORWARD;
-	end = nseg - first > UDP_GSO_BATCH ? first + UDP_GSO_BATCH : nseg;
+	nseg = out->total;
 	seq0 = rd32(pkt + IPV6_HDR + 4);
 	for (i = first; i < end; i++) {
 		uint8_t *h = out->hdrs[i - first], *th = h + IPV6_HDR;
 		struct udp_seg *s = &out->segs[i - first];
 		size_t off = i * mss, plen = payload - off < mss ? payload - off : mss;
-		uint64_t sum;
-		uint16_t c;
 
 		memcpy(h, pkt, hl);
 		wr16(h + 4, (uint16_t)(thl + plen));
-		wr32(th + 4, seq0 + (uint32_t)off);
-		if (i != nseg - 1)
-			th[13] &= (uint8_t) ~(TCP_FIN | TCP_PSH);
-		if (i != 0)
-			th[13] &= (uint8_t)~TCP_CWR;
-		th[16] = th[17] = 0;
-		sum = pseudo6_sum(h, (uint32_t)(thl + plen));
-		sum = udp_csum_add(sum, th, thl);
-		sum = udp_csum_add(sum, pkt + hl + off, plen);
-		c = udp_csum_fold(sum);
-		memcpy(th + 16, &c, 2);
-		s->hdr_len = (uint16_t)hl;
-		s->pay_off = (uint32_t)(hl + off);
-		s->pay_len = (uint32_t)plen;
+		udp_gso_tcp_fill(th, thl, seq0, i, nseg, off,
+		                 pseudo6_sum(h, (uint32_t)(thl + plen)), pkt + hl + off, plen, hl,
+		                 s);
 	}
 	out->n = end - first;
 	return UDP_FORWARD;
