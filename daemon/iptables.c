@@ -10,6 +10,7 @@
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/proc.h"
+#include "lib/strbuf.h"
 
 /* argv strings: proc_start (posix_spawn) takes char *const[] */
 static char arg_t[] = "-t", arg_w[] = "-w", arg_5[] = "5", arg_noflush[] = "--noflush",
@@ -32,11 +33,6 @@ struct table_spec {
 static const struct table_spec specs[T_COUNT] = {
 	[T_FILTER] = { "filter", "FORWARD", IPT_FWD_CHAIN },
 	[T_NAT] = { "nat", "POSTROUTING", IPT_MASQ_CHAIN },
-};
-
-struct buf {
-	char *p;
-	size_t len, cap;
 };
 
 struct table_state {
@@ -84,39 +80,6 @@ struct ipt {
 };
 
 /* ---- Small helpers ---- */
-
-static int buf_add(struct buf *b, const char *s, size_t n)
-{
-	size_t cap;
-	char *p;
-
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p)
-			return -ENOMEM;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-static int buf_str(struct buf *b, const char *s)
-{
-	return buf_add(b, s, strlen(s));
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
 
 static void strv_free(char **v, size_t n)
 {
@@ -449,7 +412,7 @@ static int start_save(struct ipt *ipt)
 }
 
 /* Lines for one table into @b; counts repairs/removals. Nothing added when all is in place. */
-static int plan_table(struct ipt *ipt, int t, bool rf, struct buf *b, unsigned *repaired,
+static int plan_table(struct ipt *ipt, int t, bool rf, struct strbuf *b, unsigned *repaired,
                       unsigned *removed)
 {
 	const struct table_spec *sp = &specs[t];
@@ -465,25 +428,25 @@ static int plan_table(struct ipt *ipt, int t, bool rf, struct buf *b, unsigned *
 	if (!table_wanted(ipt, t)) {
 		if (!ts->chain_exists && ts->njumps == 0)
 			return 0;
-		e |= buf_str(b, "*");
-		e |= buf_str(b, sp->table);
-		e |= buf_str(b, "\n");
+		e |= strbuf_str(b, "*");
+		e |= strbuf_str(b, sp->table);
+		e |= strbuf_str(b, "\n");
 		if (ts->chain_exists) {
-			e |= buf_str(b, ":");
-			e |= buf_str(b, sp->chain);
-			e |= buf_str(b, " - [0:0]\n");
+			e |= strbuf_str(b, ":");
+			e |= strbuf_str(b, sp->chain);
+			e |= strbuf_str(b, " - [0:0]\n");
 		}
 		for (i = 0; i < ts->njumps; i++) {
-			e |= buf_str(b, "-D ");
-			e |= buf_str(b, ts->jumps[i] + 3);
-			e |= buf_str(b, "\n");
+			e |= strbuf_str(b, "-D ");
+			e |= strbuf_str(b, ts->jumps[i] + 3);
+			e |= strbuf_str(b, "\n");
 		}
 		if (ts->chain_exists) {
-			e |= buf_str(b, "-X ");
-			e |= buf_str(b, sp->chain);
-			e |= buf_str(b, "\n");
+			e |= strbuf_str(b, "-X ");
+			e |= strbuf_str(b, sp->chain);
+			e |= strbuf_str(b, "\n");
 		}
-		e |= buf_str(b, "COMMIT\n");
+		e |= strbuf_str(b, "COMMIT\n");
 		(*removed)++;
 		return e ? -ENOMEM : 0;
 	}
@@ -505,38 +468,38 @@ static int plan_table(struct ipt *ipt, int t, bool rf, struct buf *b, unsigned *
 			missing++;
 	}
 	*repaired += missing ? missing : 1;
-	e |= buf_str(b, "*");
-	e |= buf_str(b, sp->table);
-	e |= buf_str(b, "\n:");
-	e |= buf_str(b, sp->chain);
-	e |= buf_str(b, " - [0:0]\n");
+	e |= strbuf_str(b, "*");
+	e |= strbuf_str(b, sp->table);
+	e |= strbuf_str(b, "\n:");
+	e |= strbuf_str(b, sp->chain);
+	e |= strbuf_str(b, " - [0:0]\n");
 	if (!jump_ok) {
 		for (i = 0; i < ts->njumps; i++) {
-			e |= buf_str(b, "-D ");
-			e |= buf_str(b, ts->jumps[i] + 3);
-			e |= buf_str(b, "\n");
+			e |= strbuf_str(b, "-D ");
+			e |= strbuf_str(b, ts->jumps[i] + 3);
+			e |= strbuf_str(b, "\n");
 		}
 	}
 	for (k = 1; k < (size_t)n; k++) {
-		e |= buf_str(b, want[k]);
-		e |= buf_str(b, "\n");
+		e |= strbuf_str(b, want[k]);
+		e |= strbuf_str(b, "\n");
 	}
 	if (!jump_ok) {
 		/* "-A FORWARD <spec>" -> "-I FORWARD 1 <spec>" */
-		e |= buf_str(b, "-I ");
-		e |= buf_str(b, sp->parent);
-		e |= buf_str(b, " 1");
-		e |= buf_str(b, want[0] + 3 + strlen(sp->parent));
-		e |= buf_str(b, "\n");
+		e |= strbuf_str(b, "-I ");
+		e |= strbuf_str(b, sp->parent);
+		e |= strbuf_str(b, " 1");
+		e |= strbuf_str(b, want[0] + 3 + strlen(sp->parent));
+		e |= strbuf_str(b, "\n");
 	}
-	e |= buf_str(b, "COMMIT\n");
+	e |= strbuf_str(b, "COMMIT\n");
 	return e ? -ENOMEM : 0;
 }
 
 static int start_restore(struct ipt *ipt)
 {
 	char *argv[] = { ipt->restore_bin, arg_w, arg_5, arg_noflush, NULL };
-	struct buf b = { 0 };
+	struct strbuf b = { 0 };
 	int t, e = 0;
 
 	ipt->repaired = ipt->removed = 0;
@@ -544,7 +507,7 @@ static int start_restore(struct ipt *ipt)
 		e = plan_table(ipt, t, ipt->rf, &b, &ipt->repaired, &ipt->removed);
 	if (e < 0) {
 		snprintf(ipt->errmsg, sizeof(ipt->errmsg), "out of memory");
-		buf_free(&b);
+		strbuf_free(&b);
 		return e;
 	}
 	if (b.len == 0)
@@ -554,7 +517,7 @@ static int start_restore(struct ipt *ipt)
 	ipt->restore_has_rf = ipt->rf && strstr(b.p, "--random-fully") != NULL;
 	ipt->step = STEP_RESTORE;
 	e = job_start(ipt, argv, b.p);
-	buf_free(&b);
+	strbuf_free(&b);
 	if (e < 0)
 		snprintf(ipt->errmsg, sizeof(ipt->errmsg), "%.300s: cannot run it: %s",
 		         ipt->restore_bin, strerror(-e));

@@ -13,21 +13,17 @@
 
 #include "lib/ev.h"
 #include "lib/proc.h"
+#include "lib/strbuf.h"
 
 extern char **environ;
 
 #define POLL_MS 20 /* waitpid polling when there is no pidfd */
 
-struct pbuf {
-	char *p;
-	size_t len, cap;
-};
-
 /* One pipe to or from the child. */
 struct pipe_end {
 	int fd;
 	struct ev_io *io;
-	struct pbuf buf;
+	struct strbuf buf;
 };
 
 struct proc {
@@ -44,26 +40,6 @@ struct proc {
 	struct pipe_end in, out, err;
 	struct proc_result res;
 };
-
-static int pbuf_add(struct pbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p)
-			return -ENOMEM;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
 
 static void end_close(struct pipe_end *e)
 {
@@ -140,7 +116,7 @@ static void read_end(struct proc *p, struct pipe_end *e)
 		r = read(e->fd, chunk, sizeof(chunk));
 		if (r > 0) {
 			if (e->buf.len + (size_t)r > p->out_max ||
-			    pbuf_add(&e->buf, chunk, (size_t)r) < 0)
+			    strbuf_add(&e->buf, chunk, (size_t)r) < 0)
 				p->res.overflow = true;
 			continue;
 		}
@@ -284,7 +260,7 @@ struct proc *proc_start(struct ev_loop *loop, char *const argv[], const char *in
 		            .err.fd = -1,
 		            .res = { .status = -1, .timeout_ms = timeout_ms } };
 	p->timer = ev_timer_new(loop, on_timer, p);
-	if (!p->timer || (input && pbuf_add(&p->in.buf, input, strlen(input)) < 0))
+	if (!p->timer || (input && strbuf_add(&p->in.buf, input, strlen(input)) < 0))
 		goto fail;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
 	    (input && pipe2(in, O_CLOEXEC) < 0)) {
