@@ -85,9 +85,11 @@ ds_cluster_up() {
 	done
 }
 
-# ping6_ok SRC_NS DST [TRIES_S]: one IPv6 echo reply.
+# ping6_ok SRC_NS DST [DEADLINE_S]: one IPv6 echo reply within the deadline (default 5 s: the
+# first packet of a pair waits for neighbour discovery on the underlay and in both containers,
+# which under the sanitizers on a busy machine took more than 2 s once).
 ping6_ok() {
-	ip netns exec "$1" ping -6 -n -q -c 1 -i 0.2 -w "${3:-2}" "$2" >/dev/null 2>&1
+	ip netns exec "$1" ping -6 -n -q -c 1 -i 0.2 -w "${3:-5}" "$2" >/dev/null 2>&1
 }
 
 # ds_ping_all_pairs HOST...: IPv4 and IPv6 pings between every pair of containers (2 per host)
