@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang llvm
-	libmnl-dev libcurl4-openssl-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
+	libmnl-dev libcurl4-openssl-dev libnghttp2-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
 	# unit tests
 	libcriterion-dev
 	# store, integration tests, demo, benchmarks

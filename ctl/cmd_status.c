@@ -138,7 +138,7 @@ static void print_etcd(json_t *doc, FILE *out)
 {
 	json_t *e = json_object_get(doc, "etcd"), *errs = json_object_get(e, "errors"), *v;
 	char buf[256] = "";
-	json_int_t n = 0, ago;
+	json_int_t n = 0, nconn = 0, ago;
 	const char *k;
 	size_t used = 0;
 
@@ -152,7 +152,12 @@ static void print_etcd(json_t *doc, FILE *out)
 	if (used >= sizeof(buf))
 		used = sizeof(buf) - 1;
 	row(out, "store", "%s (%s)", sget(e, "endpoint", "-"), sget(e, "store", "-"));
-	if (iget(e, "requests", &n))
+	if (iget(e, "requests", &n) && iget(e, "connections", &nconn))
+		row(out, "",
+		    "%" JSON_INTEGER_FORMAT " requests over %" JSON_INTEGER_FORMAT
+		    " connections, errors: %s",
+		    n, nconn, used ? buf : "none");
+	else if (iget(e, "requests", &n))
 		row(out, "", "%" JSON_INTEGER_FORMAT " requests, errors: %s", n,
 		    used ? buf : "none");
 	if (iget(e, "last_ok_ms_ago", &ago))

@@ -93,6 +93,7 @@ static json_t *build_etcd(const struct status_input *in)
 		json_object_set_new(err, store_stat_err_name(i),
 		                    json_integer((json_int_t)in->stats.errors[i]));
 	json_object_set_new(o, "requests", json_integer((json_int_t)nreq));
+	json_object_set_new(o, "connections", json_integer((json_int_t)in->stats.connects));
 	json_object_set_new(o, "errors", err ? err : json_null());
 	json_object_set_new(o, "last_ok_ms_ago",
 	                    in->stats.last_ok_ms && in->now_ms >= in->stats.last_ok_ms

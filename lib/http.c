@@ -8,11 +8,12 @@
 #include <curl/curl.h>
 
 #include "lib/ev.h"
+#include "lib/h2c.h"
 #include "lib/http.h"
 #include "lib/log.h"
 
-#define HTTP_MAX_BODY    (64u << 20)
-#define HTTP_MAX_HEADERS (64u << 10)
+#define HTTP_MAX_BODY     (64u << 20)
+#define HTTP_MAX_HEADERS  (64u << 10)
 #define HTTP_UNARY_BUFFER (512L << 10) /* CURLOPT_BUFFERSIZE of unary calls (libcurl max) */
 
 struct http_sock {
@@ -24,6 +25,7 @@ struct http_sock {
 
 struct http_req {
 	struct http_client *c;
+	struct h2c_stream *h2s; /* h2c: the stream that carries it (lib/h2c.c), no easy handle */
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *url;
@@ -54,6 +56,7 @@ struct http_req {
 struct http_client {
 	struct ev_loop *loop;
 	CURLM *multi;
+	struct h2c_pool *h2c; /* http:// with HTTP/2 */
 	struct ev_timer *timer;
 	struct http_sock *socks;
 	struct http_req *reqs;
@@ -95,7 +98,9 @@ static void req_destroy(struct http_req *r)
 
 static void client_destroy(struct http_client *c)
 {
-	curl_multi_cleanup(c->multi);
+	h2c_pool_free(c->h2c);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
 	while (c->socks) {
 		struct http_sock *hs = c->socks;
 
@@ -426,46 +431,53 @@ static void idle_fire(struct ev_timer *t, void *ctx)
 	maybe_destroy(c);
 }
 
-struct http_client *http_client_new(struct ev_loop *loop)
+/*
+ * libcurl is set up on the first request that needs it (https://, or HTTP/1.1): its global
+ * init initialises OpenSSL whatever its flags (gdb breakpoint on OPENSSL_init_ssl, libcurl
+ * 7.88/OpenSSL 3), ~1.7 MB of clean libcrypto pages and ~90 kB of heap, which a daemon whose
+ * endpoints are all http:// (h2c, lib/h2c.c) never needs (bench/RESULTS.md, "start-up and
+ * memory"). 0 or -errno.
+ */
+static int curl_ready(struct http_client *c)
 {
 	static bool global_done;
-	struct http_client *c;
 
-	/*
-	 * Measured with libcurl 7.88/OpenSSL 3 (gdb breakpoint on OPENSSL_init_ssl): this call
-	 * initialises OpenSSL even with CURL_GLOBAL_NOTHING (libcurl ignores CURL_GLOBAL_SSL),
-	 * and curl_easy_init() makes it if we do not, so an http:// only daemon cannot skip it.
-	 * The cost is ~1.7 MB of clean libcrypto pages (shared: PSS ~0.5 MB) and ~90 kB of heap;
-	 * libcurl-gnutls does the same through libssh2 (bench/RESULTS.md, "start-up and memory").
-	 */
+	if (c->multi)
+		return 0;
 	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			errno = EIO;
-			return NULL;
-		}
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -EIO;
 		global_done = true;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->loop = loop;
-	c->timer = ev_timer_new(loop, timer_fire, c);
 	c->multi = curl_multi_init();
-	if (!c->timer || !c->multi) {
-		int err = errno ? errno : ENOMEM;
-
-		if (c->multi)
-			curl_multi_cleanup(c->multi);
-		ev_timer_free(c->timer);
-		free(c);
-		errno = err;
-		return NULL;
-	}
+	if (!c->multi)
+		return -ENOMEM;
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	return 0;
+}
+
+struct http_client *http_client_new(struct ev_loop *loop)
+{
+	struct http_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->loop = loop;
+	c->timer = ev_timer_new(loop, timer_fire, c);
+	c->h2c = h2c_pool_new(loop);
+	if (!c->timer || !c->h2c) {
+		int err = errno ? errno : ENOMEM;
+
+		h2c_pool_free(c->h2c);
+		ev_timer_free(c->timer);
+		free(c);
+		errno = err;
+		return NULL;
+	}
 	return c;
 }
 
@@ -485,6 +497,11 @@ void http_cancel(struct http_req *r)
 		return;
 	r->cancelled = true;
 	req_unlink(r);
+	if (r->h2s) {
+		h2c_cancel(r->h2s);
+		free(r);
+		return;
+	}
 	if (!r->removed) {
 		curl_multi_remove_handle(r->c->multi, r->easy);
 		r->removed = true;
@@ -502,7 +519,7 @@ size_t http_client_active(const struct http_client *c)
 
 size_t http_client_connects(const struct http_client *c)
 {
-	return c->connects;
+	return c->connects + h2c_pool_connects(c->h2c);
 }
 
 #define SETOPT(h, opt, val)                                    \
@@ -510,25 +527,6 @@ size_t http_client_connects(const struct http_client *c)
 		if (curl_easy_setopt(h, opt, val) != CURLE_OK) \
 			goto fail_inval;                       \
 	} while (0)
-
-/*
- * HTTP/2 on http:// (h2c): with prior knowledge, on a connection of its own. libcurl 7.88
- * (Debian 12) breaks every other way (docs/etcd.md): a request that reuses an h2c
- * connection with prior knowledge fails at once ("Error in the HTTP2 framing layer", curl
- * issue 10634), one that reuses it as plain HTTP/2 stalls at the end of a large reply until
- * libcurl is called again for some other reason, and
- * concurrent streams on one h2c connection fail like the first. Over TLS (ALPN) one
- * connection carries every request.
- */
-static int setup_h2c(struct http_req *r)
-{
-	SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-	SETOPT(r->easy, CURLOPT_FRESH_CONNECT, 1L);
-	SETOPT(r->easy, CURLOPT_FORBID_REUSE, 1L);
-	return 0;
-fail_inval:
-	return -EINVAL;
-}
 
 static int append_headers(struct http_req *r, const struct http_request_opts *o)
 {
@@ -560,12 +558,7 @@ static int setup_body_and_tls(struct http_req *r, const struct http_request_opts
 		SETOPT(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
 		SETOPT(r->easy, CURLOPT_COPYPOSTFIELDS, o->body);
 	}
-	if (o->h2 && plain) {
-		int err = setup_h2c(r);
-
-		if (err < 0)
-			return err;
-	} else if (o->h2) {
+	if (o->h2) {
 		/* h2 by ALPN; share the endpoint's connection instead of opening another */
 		SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 		SETOPT(r->easy, CURLOPT_PIPEWAIT, 1L);
@@ -619,6 +612,63 @@ fail_inval:
 	return -EINVAL;
 }
 
+static void req_link(struct http_client *c, struct http_req *r)
+{
+	r->next = c->reqs;
+	if (c->reqs)
+		c->reqs->prev = r;
+	c->reqs = r;
+	c->n_reqs++;
+}
+
+/* h2c streams call back through these: the request is the wrapper the caller holds. */
+static void h2c_data(void *ctx, const char *data, size_t len)
+{
+	struct http_req *r = ctx;
+
+	r->on_data(r->ctx, data, len); /* may cancel (and free) @r: not touched after */
+}
+
+static void h2c_done(void *ctx, const struct http_response *resp)
+{
+	struct http_req *r = ctx;
+
+	req_unlink(r);
+	r->cancelled = true;
+	if (r->done)
+		r->done(r->ctx, resp);
+	free(r);
+}
+
+/*
+ * HTTP/2 on http:// goes to lib/h2c.c: libcurl 7.88 cannot share an h2c connection
+ * (docs/etcd.md), h2c.c keeps one per origin for every request.
+ */
+static struct http_req *h2c_start(struct http_client *c, const struct http_request_opts *o,
+                                  http_done_cb done, void *ctx)
+{
+	struct http_request_opts so = *o;
+	struct http_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->c = c;
+	r->done = done;
+	r->ctx = ctx;
+	r->on_data = o->on_data;
+	so.on_data = o->on_data ? h2c_data : NULL;
+	r->h2s = h2c_request(c->h2c, &so, h2c_done, r);
+	if (!r->h2s) {
+		int err = errno;
+
+		free(r);
+		errno = err;
+		return NULL;
+	}
+	req_link(c, r);
+	return r;
+}
+
 struct http_req *http_request(struct http_client *c, const struct http_request_opts *o,
                               http_done_cb done, void *ctx)
 {
@@ -629,6 +679,14 @@ struct http_req *http_request(struct http_client *c, const struct http_request_o
 		errno = EINVAL;
 		return NULL;
 	}
+	if (o->h2 && strncasecmp(o->url, "http://", 7) == 0)
+		return h2c_start(c, o, done, ctx);
+	err = curl_ready(c);
+	if (err < 0) {
+		errno = -err;
+		return NULL;
+	}
+	err = ENOMEM;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
@@ -661,11 +719,7 @@ struct http_req *http_request(struct http_client *c, const struct http_request_o
 		goto fail;
 	}
 	r->removed = false;
-	r->next = c->reqs;
-	if (c->reqs)
-		c->reqs->prev = r;
-	c->reqs = r;
-	c->n_reqs++;
+	req_link(c, r);
 	return r;
 fail:
 	if (r->easy)
@@ -683,6 +737,8 @@ int http_req_send(struct http_req *r, const void *data, size_t len)
 {
 	if (!r || r->cancelled)
 		return -EINVAL;
+	if (r->h2s)
+		return h2c_send(r->h2s, data, len);
 	if (r->up_len + len > r->up_cap) {
 		size_t cap = r->up_cap ? r->up_cap : 1024;
 		char *nb;

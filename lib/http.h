@@ -1,9 +1,8 @@
 /*
- * Asynchronous HTTP client: libcurl's multi-socket API driven by an ev_loop.
- * One client = one curl multi handle with HTTP/2 multiplexing on. HTTP/2 requests
- * (h2 by ALPN on https://, all on one connection per origin; h2c with prior
- * knowledge on http://, one connection each: libcurl 7.88 cannot multiplex h2c, see
- * setup_h2c() in http.c). Requests are POSTs whose body
+ * Asynchronous HTTP client on an ev_loop. HTTP/2 requests share one connection per origin:
+ * h2c with prior knowledge on http:// through lib/h2c.c (nghttp2; libcurl 7.88 cannot share
+ * an h2c connection, docs/etcd.md), h2 by ALPN on https:// through libcurl's multi-socket
+ * API with multiplexing on; HTTP/1.1 through libcurl too. Requests are POSTs whose body
  * is given whole, or streamed: the request side stays open and
  * http_req_send() adds to it (the transfer pauses while there is nothing to
  * send); the response body is buffered or handed over as it arrives.
@@ -72,7 +71,7 @@ int http_req_send(struct http_req *r, const void *data, size_t len);
 void http_cancel(struct http_req *r);
 /* Requests started and not yet completed or cancelled. */
 size_t http_client_active(const struct http_client *c);
-/* TCP connections libcurl opened so far (to check connection reuse). */
+/* TCP connections opened so far, by libcurl and by h2c (to check connection reuse). */
 size_t http_client_connects(const struct http_client *c);
 /*
  * The value of the last header or trailer @name (case-insensitive) in @headers, copied

@@ -24,6 +24,7 @@
 
 struct store_stats *etcd_client_stats(struct etcd_client *c)
 {
+	c->stats.connects = http_client_connects(c->http);
 	return &c->stats;
 }
 

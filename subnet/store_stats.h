@@ -42,6 +42,8 @@ enum store_stat_err {
 struct store_stats {
 	uint64_t requests[STORE_STAT_OP_COUNT]; /* HTTP requests started, by operation */
 	uint64_t errors[STORE_STAT_ERR_COUNT];  /* failed requests, by kind */
+	uint64_t connects;   /* TCP connections opened to etcd: HTTP/2 multiplexes every call on
+			      * one per endpoint, so this grows only on a failover or a break */
 	uint64_t last_ok_ms; /* ev_now_ms() of the last answer from etcd that proves it serves
 			      * (any gRPC answer but Unavailable, watch data); 0 = never */
 };

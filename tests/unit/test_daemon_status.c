@@ -96,6 +96,7 @@ Test(daemon_status, running_vxlan_node)
 	in.stats.requests[STORE_STAT_KEEPALIVE] = 6;
 	in.stats.errors[STORE_STAT_ERR_TIMEOUT] = 1;
 	in.stats.last_ok_ms = 4750;
+	in.stats.connects = 1;
 	in.be.repairs = 2;
 	in.be.reconciles = 9;
 	doc = status_build(&in);
@@ -113,6 +114,7 @@ Test(daemon_status, running_vxlan_node)
 	cr_assert(json_is_true(json_object_get(v, "up")));
 	v = json_object_get(doc, "etcd");
 	cr_assert_eq(json_integer_value(json_object_get(v, "requests")), 10);
+	cr_assert_eq(json_integer_value(json_object_get(v, "connections")), 1);
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(v, "errors"), "timeout")),
 	             1);
 	cr_assert_eq(json_integer_value(json_object_get(v, "last_ok_ms_ago")), 250);

@@ -466,7 +466,11 @@ Test(store_etcd, through_grpc_proxy)
 	eps[0] = fx->proxy_url;
 	st = store_etcd_new(loop, &(struct store_opts){ .endpoints = eps });
 	cr_assert(st);
-	wt = st->ops->watch(st, P "subnets/", 0, on_watch, &w);
+	/*
+	 * From a known revision: the create shares the watch's connection and can reach etcd
+	 * before the proxy has set up its own watch upstream.
+	 */
+	wt = st->ops->watch(st, P "subnets/", put(P "config", "c") + 1, on_watch, &w);
 	cr_assert(wt);
 	DO(&y, st->ops->create(st, P "subnets/10.5.9.0-24", "p", 1, 30, on_res, &y));
 	cr_assert_eq(y.res.err, 0, "%s", y.errmsg);
@@ -488,6 +492,67 @@ Test(store_etcd, through_grpc_proxy)
 	st->ops->watch_free(wt);
 	wcoll_clear(&w);
 	sync_clear(&y);
+	stop();
+}
+
+/*
+ * 64 calls in flight at once, a watch stream and a listing: on an http:// endpoint, direct
+ * or through grpc-proxy, every one of them goes over the one HTTP/2 connection (lib/h2c.c),
+ * and a put made while the others run is seen by the watch.
+ */
+static void burst_on_one_connection(void)
+{
+	enum { N = 64 };
+	struct sync ys[N], y = { 0 };
+	struct wcoll w = { 0 };
+	struct store_watch *wt;
+	struct store_stats ss;
+	char key[64];
+	int64_t rev = put(P "config", "c");
+
+	/* from the next revision on: the puts below may overtake the watch's creation */
+	wt = st->ops->watch(st, P "subnets/", rev + 1, on_watch, &w);
+	cr_assert(wt);
+	memset(ys, 0, sizeof(ys));
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), P "subnets/10.9.%d.0-24", i);
+		cr_assert_eq(st->ops->put(st, key, "v", 1, 0, on_res, &ys[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(ev_loop_run_until(loop, &ys[i].done, 15000), 0, "put %d: no reply", i);
+		cr_assert_eq(ys[i].res.err, 0, "put %d: %s", i, ys[i].errmsg);
+		sync_clear(&ys[i]);
+	}
+	cr_assert(wait_events(&w, N, 10000), "%zu of %d events", w.n, N);
+	DO(&y, st->ops->list(st, P "subnets/", on_res, &y));
+	cr_assert_eq(y.res.n_kvs, N);
+	cr_assert_eq(store_etcd_stats(st, &ss), 0);
+	cr_assert_eq(ss.connects, 1, "%" PRIu64 " connections for %d calls and a watch",
+	             ss.connects, N + 1);
+	st->ops->watch_free(wt);
+	wcoll_clear(&w);
+	sync_clear(&y);
+}
+
+Test(store_etcd, calls_share_one_connection)
+{
+	start(NULL, NULL);
+	burst_on_one_connection();
+	stop();
+}
+
+Test(store_etcd, calls_share_one_connection_through_grpc_proxy)
+{
+	char *eps[2] = { NULL, NULL };
+
+	loop = ev_loop_new();
+	fx = etcd_fixture_start(NULL);
+	cr_assert(fx);
+	cr_assert_eq(etcd_fixture_proxy(fx), 0);
+	eps[0] = fx->proxy_url;
+	st = store_etcd_new(loop, &(struct store_opts){ .endpoints = eps });
+	cr_assert(st);
+	burst_on_one_connection();
 	stop();
 }
 
