@@ -157,12 +157,12 @@ static inline void pdrop_note(struct udp_worker *w, uint32_t addr_be, enum udp_v
 }
 
 /* udp_dev.c */
-int udp_open_tun(struct backend *be);
-int udp_open_sockets(struct backend *be);
+int udp_open_tun(struct backend *be, char *err, size_t errlen);
+int udp_open_sockets(struct backend *be, char *err, size_t errlen);
 void udp_close_fds(struct backend *be);
-int udp_configure_device(struct backend *be);
+int udp_configure_device(struct backend *be, char *err, size_t errlen);
 /* udp_worker.c */
-int udp_start_workers(struct backend *be);
+int udp_start_workers(struct backend *be, char *err, size_t errlen);
 void udp_stop_workers(struct backend *be);
 int udp_worker_alloc_bufs(struct udp_worker *w);
 void udp_worker_free_bufs(struct udp_worker *w);
