@@ -117,7 +117,7 @@ bool be_link_up(struct nl_sock *sk, int ifindex);
  * Room for the reason of a failed init or start (backend_ops): what failed, on which device
  * or address, the kernel's reason, and what to do when there is an obvious action.
  */
-#define BE_ERR_MAX 256
+#define BE_ERR_MAX 512
 
 /*
  * Who logs what: init and start do not log their failure; they write its one reason into the

@@ -475,9 +475,10 @@ static int udp_start(struct backend *be, const struct lease *own, char *err, siz
 	be->has_own6 = be->ipv6 && own->has_ipv6 && own->ipv6_subnet.addr.family == AF_INET6;
 	if (be->has_own6)
 		be->own6 = ipam_prefix_network(&own->ipv6_subnet);
-	else if (be->ipv6)
+	else if (be->ipv6 && !be->warned_no_own6) /* once, not at each retry of start */
 		log_warnx("udp %s: EnableIPv6 but the own lease has no IPv6 subnet: IPv4 only",
 		          UDP_DEVICE);
+	be->warned_no_own6 = be->ipv6 && !be->has_own6;
 	r = udp_configure_device(be, err, errlen);
 	if (r < 0)
 		return r;

@@ -127,6 +127,7 @@ struct backend {
 	bool has_own6;
 	struct ipam_prefix own6;
 	bool v6_up;             /* flannel0 got the own IPv6 address and the IPv6 Network route */
+	bool warned_no_own6;    /* start warned that the own lease has no IPv6 subnet */
 	size_t v6_peers;        /* IPv6 routes to peers that take IPv6 (event loop thread) */
 	struct udp_peer *peers; /* event loop thread only */
 	size_t npeers, cap;

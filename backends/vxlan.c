@@ -173,12 +173,11 @@ static int vni_scan_cb(const struct nlmsghdr *nlh, void *ctx)
  * Creating the device during init or start failed with EEXIST although no device has its
  * name: another VXLAN device holds the VNI on the same UDP port. Say which, and what to do.
  */
-static void explain_vni_taken(struct vx_dev *d, int err)
+static void explain_vni_taken(struct vx_dev *d, int err, const char *m)
 {
-	char m[128], who[IF_NAMESIZE + 8];
+	char who[IF_NAMESIZE + 8];
 	struct vni_scan sc = { .d = d };
 
-	snprintf(m, sizeof(m), "%s", nl_sock_errmsg(d->sk)); /* the dump clears it */
 	nl_dump(d->sk, RTM_GETLINK, AF_UNSPEC, vni_scan_cb, &sc);
 	if (sc.name[0])
 		snprintf(who, sizeof(who), "device %s", sc.name);
@@ -213,10 +212,15 @@ static int ensure_link(struct vx_dev *d, bool adopt_mac, struct nl_link *ret)
 	}
 	if (r == -ENODEV) {
 		r = nl_link_vxlan_create(d->sk, d->ifname, &d->spec, d->mac, d->mtu);
-		if (r == -EEXIST && d->err &&
-		    nl_link_get(d->sk, d->ifname, 0, &l) == -ENODEV) {
-			explain_vni_taken(d, r);
-			return r;
+		if (r == -EEXIST && d->err) {
+			char m[128];
+
+			/* the kernel's text, before the next request clears it */
+			snprintf(m, sizeof(m), "%s", nl_sock_errmsg(d->sk));
+			if (nl_link_get(d->sk, d->ifname, 0, &l) == -ENODEV) {
+				explain_vni_taken(d, r, m);
+				return r;
+			}
 		}
 		if (r == -EEXIST)
 			return -EAGAIN; /* raced with someone: the next repair looks again */
@@ -261,7 +265,11 @@ static int ensure_dev(void *ctx)
 	if (l.mtu != d->mtu || !(l.flags & IFF_UP)) {
 		r = nl_link_set_up(d->sk, l.ifindex, d->mtu);
 		if (r < 0) {
-			log_nl(d, "setting the device up failed", r);
+			char what[64];
+
+			snprintf(what, sizeof(what), "setting MTU %d and bringing the device up failed",
+			         d->mtu);
+			log_nl(d, what, r);
 			return r;
 		}
 	}
