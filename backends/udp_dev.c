@@ -115,15 +115,15 @@ int udp_open_tun(struct backend *be, char *err, size_t errlen)
 	if (r < 0) {
 		errfmt(err, errlen, "udp %s: cannot open the TUN device (/dev/net/tun): %s%s",
 		       UDP_DEVICE, strerror(-r),
-		       r == -EBUSY ? ": another process holds it (a flanneld or twilld running?)"
+		       r == -EBUSY    ? ": another process holds it (a flanneld or twilld running?)"
 		       : r == -ENOENT ? ": load the tun module"
 		                      : "");
 		return r;
 	}
 	if (ioctl(be->workers[0].tun_fd, TUNSETPERSIST, one) < 0) {
 		r = -errno;
-		errfmt(err, errlen, "udp %s: cannot make the TUN device persistent: %s",
-		       UDP_DEVICE, strerror(-r));
+		errfmt(err, errlen, "udp %s: cannot make the TUN device persistent: %s", UDP_DEVICE,
+		       strerror(-r));
 		return r;
 	}
 	for (i = 1; i < be->nworkers; i++) {

@@ -267,8 +267,8 @@ static int ensure_dev(void *ctx)
 		if (r < 0) {
 			char what[64];
 
-			snprintf(what, sizeof(what), "setting MTU %d and bringing the device up failed",
-			         d->mtu);
+			snprintf(what, sizeof(what),
+			         "setting MTU %d and bringing the device up failed", d->mtu);
 			log_nl(d, what, r);
 			return r;
 		}
@@ -395,10 +395,9 @@ static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct
 static void vxlan_stop(struct backend *be);
 
 /* dev_init with its failure's reason in @err (the caller's buffer, non-NULL) instead of the log. */
-static int dev_init_err(struct backend *be, struct vx_dev *d, uint8_t family,
-                        struct ev_loop *loop, const struct subnet_config *cfg,
-                        const struct be_extif *ext, const struct be_settings *set, char *err,
-                        size_t errlen)
+static int dev_init_err(struct backend *be, struct vx_dev *d, uint8_t family, struct ev_loop *loop,
+                        const struct subnet_config *cfg, const struct be_extif *ext,
+                        const struct be_settings *set, char *err, size_t errlen)
 {
 	int r;
 
@@ -468,8 +467,7 @@ fail:
 }
 
 /* Address and start @d; -errno with the reason in @err (non-NULL) instead of the log. */
-static int dev_start(struct vx_dev *d, const struct ipam_prefix *subnet, char *err,
-                     size_t errlen)
+static int dev_start(struct vx_dev *d, const struct ipam_prefix *subnet, char *err, size_t errlen)
 {
 	struct ipam_prefix np = ipam_prefix_network(subnet);
 	int r;

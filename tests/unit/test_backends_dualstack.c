@@ -75,8 +75,8 @@ static struct backend *started(const char *type, const char *cfgjson, struct lea
 	cr_assert(be, "init: %s", err);
 	subnet_config_free(cfg);
 	mk_lease6(&own, 0, type, false);
-	cr_assert_eq(ops->start(be, &own, err, sizeof(err)), strcmp(type, "vxlan") == 0 ? 1430 : 1500,
-	             "%s", err);
+	cr_assert_eq(ops->start(be, &own, err, sizeof(err)),
+	             strcmp(type, "vxlan") == 0 ? 1430 : 1500, "%s", err);
 	lease_clear(&own);
 	return be;
 }

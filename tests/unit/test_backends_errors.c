@@ -77,8 +77,7 @@ static struct backend *try_init(const char *type, const char *cfgjson, char *err
 	return be;
 }
 
-#define VXLAN_CFG(opts) \
-	"{\"Network\":\"198.18.0.0/16\",\"Backend\":{\"Type\":\"vxlan\"" opts "}}"
+#define VXLAN_CFG(opts) "{\"Network\":\"198.18.0.0/16\",\"Backend\":{\"Type\":\"vxlan\"" opts "}}"
 
 /* Another VXLAN device holds VNI 1 on port 8472: flannel.1 cannot be created. */
 Test(be_errors, vxlan_init_vni_taken)
@@ -125,8 +124,8 @@ Test(be_errors, vxlan_start_mtu_refused)
 	struct lease own;
 	int r;
 
-	cr_assert_eq(sh("ip link add flannel.1 type vxlan id 1 dstport 8472 local 192.0.2.1 dev ul"),
-	             0);
+	cr_assert_eq(
+		sh("ip link add flannel.1 type vxlan id 1 dstport 8472 local 192.0.2.1 dev ul"), 0);
 	be = try_init("vxlan", VXLAN_CFG(",\"MTU\":9000"), err, sizeof(err));
 	cr_assert(be, "init: %s", err);
 	mk_lease(&own, "198.18.0.0/24", "192.0.2.1", "vxlan", NULL);
@@ -200,8 +199,9 @@ Test(be_errors, hostgw_init_public_ip_elsewhere)
 	capture_log();
 	cr_assert_null(backend_lookup("host-gw")->init(loop, cfg, &e, NULL, &a, err, sizeof(err)));
 	cr_assert_str_empty(captured_log(log, sizeof(log)), "the backend logged: %s", log);
-	cr_assert(strstr(err, "host-gw: the public IP 192.0.2.99 is not the address of the external "
-	                      "interface ul (192.0.2.1)") == err,
+	cr_assert(strstr(err,
+	                 "host-gw: the public IP 192.0.2.99 is not the address of the external "
+	                 "interface ul (192.0.2.1)") == err,
 	          "%s", err);
 	subnet_config_free(cfg);
 }
