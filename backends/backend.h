@@ -113,42 +113,60 @@ struct nl_sock;
 /* Whether link @ifindex exists and is up (one netlink request; false on any error). */
 bool be_link_up(struct nl_sock *sk, int ifindex);
 
+/*
+ * Room for the reason of a failed init or start (backend_ops): what failed, on which device
+ * or address, the kernel's reason, and what to do when there is an obvious action.
+ */
+#define BE_ERR_MAX 512
+
+/*
+ * Who logs what: init and start do not log their failure; they write its one reason into the
+ * caller's @err (@errlen bytes, truncated; NULL or 0: dropped) and the caller logs it, once
+ * however often it retries (twilld). Failures after start (a lease the kernel refuses inside
+ * a batch, a lease that is malformed, a repair that fails) are logged by the backend, with
+ * the lease or object they concern, and returned only as a status: callers do not log them
+ * again.
+ */
 struct backend_ops {
 	const char *name; /* Backend.Type, e.g. "vxlan" */
 	/*
 	 * Read the backend options from @cfg->backend, check them, create what must
 	 * exist before the lease (the VXLAN device and its MAC), and fill
 	 * @ret_attrs->backend_type/backend_data for the lease (public_ip is the
-	 * caller's). NULL with errno and a logged reason on failure. @loop may be
+	 * caller's). NULL with errno and the reason in @err on failure. @loop may be
 	 * NULL (tools, benchmarks): then there is no self-healing and every change
 	 * is sent at once. @set: the daemon's settings (NULL: defaults).
 	 */
 	struct backend *(*init)(struct ev_loop *loop, const struct subnet_config *cfg,
 	                        const struct be_extif *ext, const struct be_settings *set,
-	                        struct lease_attrs *ret_attrs);
+	                        struct lease_attrs *ret_attrs, char *err, size_t errlen);
 	/*
 	 * The own lease is known: address the device, bring it up, start watching
 	 * the kernel (self-healing). Returns the MTU for the subnet file, or -errno
-	 * (logged). Leases that overlap the own subnet are ignored from then on.
+	 * with the reason in @err. It may be called again after a failure. Leases
+	 * that overlap the own subnet are ignored from then on.
 	 */
-	int (*start)(struct backend *be, const struct lease *own);
+	int (*start)(struct backend *be, const struct lease *own, char *err, size_t errlen);
 	/*
 	 * A remote lease appeared or changed (same subnet, new attributes). Queued:
 	 * the whole burst reaches the kernel as one netlink batch on the next loop
 	 * iteration (at once without a loop). Leases of another BackendType are
-	 * ignored with a warning (0). 0 or -errno (logged); kernel refusals are
-	 * logged per lease when the batch is sent.
+	 * ignored with a warning (0). 0 or -errno (logged by the backend); kernel
+	 * refusals are logged per lease when the batch is sent.
 	 */
 	int (*lease_added)(struct backend *be, const struct lease *l);
-	/* A remote lease is gone: its kernel objects are removed (queued as above). 0 or -errno. */
+	/*
+	 * A remote lease is gone: its kernel objects are removed (queued as above). 0 or
+	 * -errno (logged by the backend).
+	 */
 	int (*lease_removed)(struct backend *be, const struct lease *l);
 	/*
 	 * The complete set of remote leases (after start, or after a relist):
 	 * bring the kernel to exactly this state now, removing stale entries, in
 	 * batches. Call it once after start before relying on lease_added (the
-	 * first resync is what removes stale state). 0, or -errno when the kernel
-	 * could not be read or written at all (objects refused one by one are
-	 * logged and do not fail the call).
+	 * first resync is what removes stale state). 0, or -errno (logged by the
+	 * backend) when the kernel could not be read or written at all (objects
+	 * refused one by one are logged and do not fail the call).
 	 */
 	int (*resync)(struct backend *be, const struct lease *leases, size_t n);
 	/* Leave kernel state in place (docs/compat.md §4) and free. NULL-safe. */

@@ -11,6 +11,7 @@
 
 #include "backends/backends.h"
 #include "backends/routeset.h"
+#include "lib/errfmt.h"
 #include "lib/log.h"
 #include "lib/nl.h"
 
@@ -30,7 +31,7 @@ static void hostgw_stop(struct backend *be);
 
 static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_config *cfg,
                                    const struct be_extif *ext, const struct be_settings *set,
-                                   struct lease_attrs *ret_attrs)
+                                   struct lease_attrs *ret_attrs, char *err, size_t errlen)
 {
 	char pub[IPAM_ADDR_STRLEN], own[IPAM_ADDR_STRLEN];
 	struct backend *be;
@@ -38,16 +39,21 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 
 	if (ext->public_ip.family != AF_INET ||
 	    !ipam_addr_equal(&ext->public_ip, &ext->iface_addr)) {
-		log_error(
-			"host-gw: the public IP %s is not the address of the external interface %s (%s): host-gw routes via the peers' public IPs and needs them on one L2 segment; drop --public-ip or use vxlan",
-			ipam_addr_format(&ext->public_ip, pub), ext->name,
-			ipam_addr_format(&ext->iface_addr, own));
+		errfmt(err, errlen,
+		       "host-gw: the public IP %s is not the address of the external interface %s "
+		       "(%s): host-gw routes via the peers' public IPs and needs them on one L2 "
+		       "segment; drop --public-ip or use vxlan",
+		       ipam_addr_format(&ext->public_ip, pub), ext->name,
+		       ipam_addr_format(&ext->iface_addr, own));
 		errno = EINVAL;
 		return NULL;
 	}
 	be = calloc(1, sizeof(*be));
-	if (!be)
+	if (!be) {
+		errfmt(err, errlen, "host-gw: out of memory");
+		errno = ENOMEM;
 		return NULL;
+	}
 	snprintf(be->logname, sizeof(be->logname), "host-gw %s", ext->name);
 	be->mtu = ext->mtu;
 	rp = (struct rs_params){ .name = be->logname,
@@ -58,11 +64,11 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 		                 .nexthops = !(set && set->no_nexthops) };
 	be->rs = routeset_new(&rp);
 	if (!be->rs) {
-		int err = errno;
+		int e = errno;
 
-		log_error("%s: %s", be->logname, strerror(err));
+		errfmt(err, errlen, "%s: cannot set up its routes: %s", be->logname, strerror(e));
 		hostgw_stop(be);
-		errno = err;
+		errno = e;
 		return NULL;
 	}
 	if (cfg->enable_ipv6 && ext->has_ipv6) {
@@ -72,11 +78,12 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 		rp.share = be->rs; /* both families in the same netlink batches */
 		be->rs6 = routeset_new(&rp);
 		if (!be->rs6) {
-			int err = errno;
+			int e = errno;
 
-			log_error("%s: IPv6: %s", be->logname, strerror(err));
+			errfmt(err, errlen, "%s: cannot set up its IPv6 routes: %s", be->logname,
+			       strerror(e));
 			hostgw_stop(be);
-			errno = err;
+			errno = e;
 			return NULL;
 		}
 	}
@@ -85,7 +92,7 @@ static struct backend *hostgw_init(struct ev_loop *loop, const struct subnet_con
 	return be;
 }
 
-static int hostgw_start(struct backend *be, const struct lease *own)
+static int hostgw_start(struct backend *be, const struct lease *own, char *err, size_t errlen)
 {
 	int r;
 
@@ -96,9 +103,20 @@ static int hostgw_start(struct backend *be, const struct lease *own)
 	if (own->has_ipv6)
 		be->own_subnet6 = ipam_prefix_network(&own->ipv6_subnet);
 	r = routeset_start(be->rs);
-	if (r >= 0 && be->rs6)
+	if (r < 0) {
+		errfmt(err, errlen, "%s: cannot watch the kernel's routes: %s", be->logname,
+		       strerror(-r));
+		return r;
+	}
+	if (be->rs6) {
 		r = routeset_start(be->rs6);
-	return r < 0 ? r : be->mtu;
+		if (r < 0) {
+			errfmt(err, errlen, "%s: cannot watch the kernel's IPv6 routes: %s",
+			       be->logname, strerror(-r));
+			return r;
+		}
+	}
+	return be->mtu;
 }
 
 static int to_rs(void *ctx, const struct lease *l, struct rs_lease *ret)

@@ -637,13 +637,15 @@ int rs_set_entry(struct routeset *rs, const struct rs_lease *l)
 	e = rs_net_find(rs, &net);
 	if (!e) {
 		e = calloc(1, sizeof(*e));
-		if (!e)
-			return -ENOMEM;
+		if (!e) {
+			ret = -ENOMEM;
+			goto nomem;
+		}
 		e->net = net;
 		ret = tbl_insert(&rs->by_net, e);
 		if (ret < 0) {
 			free(e);
-			return ret;
+			goto nomem;
 		}
 	} else if (e->wanted && e->len == np.len && rs_ip_eq(&e->pub, &pub) &&
 	           e->overlay == l->overlay && (!l->overlay || !memcmp(e->mac, l->mac, 6))) {
@@ -663,12 +665,16 @@ int rs_set_entry(struct routeset *rs, const struct rs_lease *l)
 	if (l->overlay && !e->in_mac) {
 		ret = tbl_insert(&rs->by_mac, e);
 		if (ret < 0)
-			return ret;
+			goto nomem;
 		e->in_mac = true;
 	}
 	e->wanted = true;
 	rs_mark_dirty(rs, e);
 	return 0;
+nomem: /* logged here: the backends' callers do not log lease failures (backend_ops) */
+	log_warnx("%s: lease %s: cannot queue it: %s", rs->name,
+	          ipam_prefix_format(&l->subnet, buf), strerror(-ret));
+	return ret;
 }
 
 int routeset_set(struct routeset *rs, const struct rs_lease *l)
@@ -733,8 +739,10 @@ int routeset_lease_resync(struct routeset *rs, const struct lease *leases, size_
 	size_t k = 0;
 	int r;
 
-	if (!v)
+	if (!v) {
+		log_warnx("%s: resync of %zu leases: out of memory", rs->name, n);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (conv(ctx, &leases[i], &v[k]) == 0)
 			k++;

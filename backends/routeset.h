@@ -42,7 +42,8 @@ struct rs_params {
 	bool direct_routing;        /* overlay leases whose PublicIP has no gateway: direct route */
 	/*
 	 * Make sure the overlay device exists (recreating it if needed), is up and
-	 * addressed: its ifindex, or -errno (logged by the callee). NULL: no device.
+	 * addressed: its ifindex, or -errno (reported by the callee: logged, or while the
+	 * backend starts, written into its error buffer for its caller). NULL: no device.
 	 */
 	int (*ensure_dev)(void *ctx);
 	void *ctx;

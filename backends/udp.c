@@ -24,6 +24,7 @@
 #include <linux/virtio_net.h>
 
 #include "backends/udp_int.h"
+#include "lib/errfmt.h"
 #include "lib/ev.h"
 #include "lib/log.h"
 #include "lib/nl.h"
@@ -31,7 +32,7 @@
 /* ---- Options ---- */
 
 int udp_parse_options(const struct subnet_config *cfg, const struct be_settings *set,
-                      struct udp_options *ret)
+                      struct udp_options *ret, char *err, size_t errlen)
 {
 	struct udp_options o = { .port = UDP_DEFAULT_PORT,
 		                 .gro = true,
@@ -43,8 +44,8 @@ int udp_parse_options(const struct subnet_config *cfg, const struct be_settings 
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 65535) {
-			log_error(
-				"udp: Backend.Port must be an integer 0..65535 (0: default 8285)");
+			errfmt(err, errlen,
+			       "udp: Backend.Port must be an integer 0..65535 (0: default 8285)");
 			return -EINVAL;
 		}
 		if (json_integer_value(v) != 0)
@@ -53,7 +54,7 @@ int udp_parse_options(const struct subnet_config *cfg, const struct be_settings 
 	v = subnet_config_backend_opt(cfg, "Naive");
 	if (v) {
 		if (!json_is_boolean(v)) {
-			log_error("udp: Backend.Naive must be true or false");
+			errfmt(err, errlen, "udp: Backend.Naive must be true or false");
 			return -EINVAL;
 		}
 		o.naive = json_is_true(v);
@@ -78,6 +79,7 @@ int udp_parse_options(const struct subnet_config *cfg, const struct be_settings 
 
 /* ---- Table maintenance (event loop thread) ---- */
 
+/* Publish a new forwarding table; 0 or -errno (not logged: the callers say what it was for). */
 static int rebuild(struct backend *be)
 {
 	struct udp_table *t = udp_table_new_ds(
@@ -85,10 +87,8 @@ static int rebuild(struct backend *be)
 		be->has_own6 ? &be->own6 : NULL, be->peers, be->npeers);
 	size_t i, v4only = 0;
 
-	if (!t) {
-		log_warn("udp: cannot build the forwarding table");
-		return -errno;
-	}
+	if (!t)
+		return errno ? -errno : -ENOMEM;
 	if (t->skipped)
 		log_debug("udp: %zu lease(s) left out of the table (overlap or outside Network)",
 		          t->skipped);
@@ -228,6 +228,17 @@ static void log_ignored(const struct lease *l)
 	          l->attrs.backend_type);
 }
 
+/* A lease operation failed with @r: logged here, once (backend_ops: callers do not log it). */
+static int lease_failed(const char *what, const struct lease *l, int r)
+{
+	char buf[IPAM_PREFIX_STRLEN];
+
+	log_warnx("udp: %s%s%s: cannot update the forwarding table: %s", what, l ? " " : "",
+	          l ? (l->has_ipv4 ? ipam_prefix_format(&l->subnet, buf) : "(no IPv4)") : "",
+	          strerror(-r));
+	return r;
+}
+
 static int udp_lease_added(struct backend *be, const struct lease *l)
 {
 	struct udp_peer p;
@@ -245,19 +256,21 @@ static int udp_lease_added(struct backend *be, const struct lease *l)
 	if (i < 0) {
 		r = peer_reserve(be, be->npeers + 1);
 		if (r < 0)
-			return r;
+			return lease_failed("lease", l, r);
 		i = (ssize_t)be->npeers++;
 	} else if (peer_equal(&be->peers[i], &p)) {
 		return 0;
 	}
 	be->peers[i] = p;
-	return rebuild(be);
+	r = rebuild(be);
+	return r < 0 ? lease_failed("lease", l, r) : 0;
 }
 
 static int udp_lease_removed(struct backend *be, const struct lease *l)
 {
 	struct ipam_prefix net;
 	ssize_t i;
+	int r;
 
 	if (!be || !l)
 		return -EINVAL;
@@ -268,7 +281,8 @@ static int udp_lease_removed(struct backend *be, const struct lease *l)
 	if (i < 0)
 		return 0;
 	be->peers[i] = be->peers[--be->npeers];
-	return rebuild(be);
+	r = rebuild(be);
+	return r < 0 ? lease_failed("removing lease", l, r) : 0;
 }
 
 static int udp_resync(struct backend *be, const struct lease *leases, size_t n)
@@ -280,7 +294,7 @@ static int udp_resync(struct backend *be, const struct lease *leases, size_t n)
 		return -EINVAL;
 	r = peer_reserve(be, n);
 	if (r < 0)
-		return r;
+		return lease_failed("resync", NULL, r);
 	be->npeers = 0;
 	for (i = 0; i < n; i++) {
 		if (!lease_is_udp(&leases[i])) {
@@ -289,7 +303,8 @@ static int udp_resync(struct backend *be, const struct lease *leases, size_t n)
 		}
 		peer_fill(be, &be->peers[be->npeers++], &leases[i]);
 	}
-	return rebuild(be);
+	r = rebuild(be);
+	return r < 0 ? lease_failed("resync", NULL, r) : 0;
 }
 
 static void on_timer(struct ev_timer *t, void *ctx)
@@ -353,103 +368,128 @@ static int set_attrs(struct backend *be, struct lease_attrs *a)
 	return 0;
 }
 
-static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config *cfg,
-                                const struct be_extif *ext, const struct be_settings *set,
-                                struct lease_attrs *ret_attrs)
+/* The parts of init that can fail after the checks: 0 or -errno with the reason in @err. */
+static int init_parts(struct backend *be, const struct be_settings *set, char *err, size_t errlen)
 {
-	struct backend *be;
 	const char *sf;
 	size_t i;
 	int r;
 
+	for (i = 0; i < be->nworkers; i++) {
+		r = udp_worker_alloc_bufs(&be->workers[i]);
+		if (r < 0)
+			return r;
+	}
+	r = udp_open_tun(be, err, errlen);
+	if (r == 0)
+		r = udp_open_sockets(be, err, errlen);
+	if (r < 0)
+		return r;
+	r = rebuild(be);
+	if (r < 0)
+		return r;
+	sf = set ? set->udp_stats_file : NULL;
+	if (sf && *sf && !(be->stats_file = strdup(sf)))
+		return -ENOMEM;
+	if (be->loop) {
+		be->timer = ev_timer_new(be->loop, on_timer, be);
+		if (!be->timer || ev_timer_start(be->timer, 250, 250) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static struct backend *udp_init(struct ev_loop *loop, const struct subnet_config *cfg,
+                                const struct be_extif *ext, const struct be_settings *set,
+                                struct lease_attrs *ret_attrs, char *err, size_t errlen)
+{
+	struct backend *be;
+	char none[1];
+	int r;
+
+	if (!err || !errlen) {
+		err = none;
+		errlen = sizeof(none);
+	}
+	err[0] = '\0';
 	if (!cfg || !ext || !ret_attrs) {
+		errfmt(err, errlen, "udp: init called without config, interface or attributes");
 		errno = EINVAL;
 		return NULL;
 	}
 	if (!cfg->enable_ipv4 || cfg->network.addr.family != AF_INET) {
-		log_error("udp: the udp backend needs an IPv4 Network");
+		errfmt(err, errlen, "udp: the udp backend needs an IPv4 Network");
 		errno = EINVAL;
 		return NULL;
 	}
 	if (ext->mtu <= UDP_OVERHEAD + 68) {
-		log_error("udp: external interface %s MTU %d is too small", ext->name, ext->mtu);
+		errfmt(err, errlen, "udp: external interface %s MTU %d is too small (%d needed)",
+		       ext->name, ext->mtu, UDP_OVERHEAD + 69);
 		errno = EINVAL;
 		return NULL;
 	}
 	be = be_new(cfg, ext);
-	if (!be)
+	if (!be) {
+		errfmt(err, errlen, "udp: out of memory");
+		errno = ENOMEM;
 		return NULL;
+	}
 	be->loop = loop;
-	r = udp_parse_options(cfg, set, &be->opt);
+	r = udp_parse_options(cfg, set, &be->opt, err, errlen);
 	if (r < 0)
 		goto fail;
 	be->nworkers = be->opt.workers;
 	udp_rcu_init(&be->rcu, be->nworkers);
 	be->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (be->stop_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	for (i = 0; i < be->nworkers; i++) {
-		r = udp_worker_alloc_bufs(&be->workers[i]);
-		if (r < 0)
-			goto fail;
-	}
-	r = udp_open_tun(be);
-	if (r < 0)
-		goto fail;
-	r = udp_open_sockets(be);
-	if (r < 0)
-		goto fail;
-	r = rebuild(be);
-	if (r < 0)
-		goto fail;
-	sf = set ? set->udp_stats_file : NULL;
-	if (sf && *sf && !(be->stats_file = strdup(sf))) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	if (loop) {
-		be->timer = ev_timer_new(loop, on_timer, be);
-		if (!be->timer || ev_timer_start(be->timer, 250, 250) < 0) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	}
-	r = set_attrs(be, ret_attrs);
+	r = be->stop_fd < 0 ? -errno : init_parts(be, set, err, errlen);
+	if (r == 0)
+		r = set_attrs(be, ret_attrs);
 	if (r < 0)
 		goto fail;
 	log_info("udp %s: %s mode, %zu worker(s), port %u, MTU %d", UDP_DEVICE,
 	         be->opt.naive ? "naive" : "offload", be->nworkers, be->opt.port, be->mtu);
 	return be;
 fail:
+	if (!err[0])
+		errfmt(err, errlen, "udp %s: %s", UDP_DEVICE, strerror(-r));
 	udp_stop(be);
 	errno = -r;
 	return NULL;
 }
 
-static int udp_start(struct backend *be, const struct lease *own)
+static int udp_start(struct backend *be, const struct lease *own, char *err, size_t errlen)
 {
+	char none[1];
 	int r;
 
-	if (!be || !own || !own->has_ipv4)
+	if (!err || !errlen) {
+		err = none;
+		errlen = sizeof(none);
+	}
+	if (!be || !own || !own->has_ipv4) {
+		errfmt(err, errlen, "udp %s: the own lease has no IPv4 subnet", UDP_DEVICE);
 		return -EINVAL;
+	}
 	be->own = ipam_prefix_network(&own->subnet);
 	be->has_own = true;
 	be->has_own6 = be->ipv6 && own->has_ipv6 && own->ipv6_subnet.addr.family == AF_INET6;
 	if (be->has_own6)
 		be->own6 = ipam_prefix_network(&own->ipv6_subnet);
-	else if (be->ipv6)
+	else if (be->ipv6 && !be->warned_no_own6) /* once, not at each retry of start */
 		log_warnx("udp %s: EnableIPv6 but the own lease has no IPv6 subnet: IPv4 only",
 		          UDP_DEVICE);
-	r = udp_configure_device(be);
+	be->warned_no_own6 = be->ipv6 && !be->has_own6;
+	r = udp_configure_device(be, err, errlen);
 	if (r < 0)
 		return r;
 	r = rebuild(be);
-	if (r < 0)
+	if (r < 0) {
+		errfmt(err, errlen, "udp %s: cannot build the forwarding table: %s", UDP_DEVICE,
+		       strerror(-r));
 		return r;
+	}
 	if (!be->running) {
-		r = udp_start_workers(be);
+		r = udp_start_workers(be, err, errlen);
 		if (r < 0)
 			return r;
 	}

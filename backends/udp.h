@@ -46,9 +46,12 @@ struct udp_options {
 		busy_poll_us; /* poll without sleeping this long after traffic (TWILL_UDP_BUSY_POLL_US) */
 };
 
-/* Read and check the udp options of @cfg->backend and the daemon's @set (may be NULL); 0 or -EINVAL (logged). */
+/*
+ * Read and check the udp options of @cfg->backend and the daemon's @set (may be NULL); 0 or
+ * -EINVAL with the reason in @err.
+ */
 int udp_parse_options(const struct subnet_config *cfg, const struct be_settings *set,
-                      struct udp_options *ret);
+                      struct udp_options *ret, char *err, size_t errlen);
 
 /* Data path counters, summed over the workers. */
 struct udp_stats {

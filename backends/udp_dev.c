@@ -18,6 +18,7 @@
 #include <libmnl/libmnl.h>
 
 #include "backends/udp_int.h"
+#include "lib/errfmt.h"
 #include "lib/log.h"
 #include "lib/nl.h"
 
@@ -92,7 +93,7 @@ void udp_close_fds(struct backend *be)
 	}
 }
 
-int udp_open_tun(struct backend *be)
+int udp_open_tun(struct backend *be, char *err, size_t errlen)
 {
 	bool mq = !be->opt.naive;
 	struct ifreq ifr;
@@ -112,18 +113,24 @@ int udp_open_tun(struct backend *be)
 			r = tun_open_queue(UDP_DEVICE, mq, &be->workers[0].tun_fd);
 	}
 	if (r < 0) {
-		log_error("udp %s: cannot open the TUN device: %s", UDP_DEVICE, strerror(-r));
+		errfmt(err, errlen, "udp %s: cannot open the TUN device (/dev/net/tun): %s%s",
+		       UDP_DEVICE, strerror(-r),
+		       r == -EBUSY    ? ": another process holds it (a flanneld or twilld running?)"
+		       : r == -ENOENT ? ": load the tun module"
+		                      : "");
 		return r;
 	}
 	if (ioctl(be->workers[0].tun_fd, TUNSETPERSIST, one) < 0) {
 		r = -errno;
-		log_error("udp %s: TUNSETPERSIST: %s", UDP_DEVICE, strerror(errno));
+		errfmt(err, errlen, "udp %s: cannot make the TUN device persistent: %s", UDP_DEVICE,
+		       strerror(-r));
 		return r;
 	}
 	for (i = 1; i < be->nworkers; i++) {
 		r = tun_open_queue(UDP_DEVICE, mq, &be->workers[i].tun_fd);
 		if (r < 0) {
-			log_error("udp %s: cannot open queue %zu: %s", UDP_DEVICE, i, strerror(-r));
+			errfmt(err, errlen, "udp %s: cannot open TUN queue %zu: %s", UDP_DEVICE, i,
+			       strerror(-r));
 			return r;
 		}
 	}
@@ -144,7 +151,8 @@ int udp_open_tun(struct backend *be)
 	be->ifindex = (int)if_nametoindex(UDP_DEVICE);
 	if (be->ifindex == 0) {
 		r = -errno;
-		log_error("udp %s: no ifindex: %s", UDP_DEVICE, strerror(errno));
+		errfmt(err, errlen, "udp %s: the TUN device has no ifindex: %s", UDP_DEVICE,
+		       strerror(-r));
 		return r;
 	}
 	return 0;
@@ -230,7 +238,7 @@ static void steer_flows(struct backend *be)
 		          strerror(errno));
 }
 
-int udp_open_sockets(struct backend *be)
+int udp_open_sockets(struct backend *be, char *err, size_t errlen)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(be->opt.port) };
 	char abuf[IPAM_ADDR_STRLEN];
@@ -243,12 +251,18 @@ int udp_open_sockets(struct backend *be)
 		int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		int one = 1, sz = SOCK_BUF;
 
-		if (s < 0)
-			return -errno;
+		if (s < 0) {
+			r = -errno;
+			errfmt(err, errlen, "udp: cannot open a UDP socket: %s", strerror(-r));
+			return r;
+		}
 		be->workers[i].sock = s;
 		if (!be->opt.naive &&
-		    setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-			return -errno;
+		    setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			r = -errno;
+			errfmt(err, errlen, "udp: SO_REUSEPORT: %s", strerror(-r));
+			return r;
+		}
 		if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
 			setsockopt(s, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 		if (setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
@@ -257,9 +271,12 @@ int udp_open_sockets(struct backend *be)
 			log_debug("udp: UDP_GRO: %s", strerror(errno));
 		if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			r = -errno;
-			log_error("udp: cannot bind %s:%u: %s",
-			          inet_ntop(AF_INET, &sa.sin_addr, abuf, sizeof(abuf)),
-			          be->opt.port, strerror(errno));
+			errfmt(err, errlen, "udp: cannot bind %s:%u: %s%s",
+			       inet_ntop(AF_INET, &sa.sin_addr, abuf, sizeof(abuf)), be->opt.port,
+			       strerror(-r),
+			       r == -EADDRINUSE ? ": another program uses the port; stop it or set "
+			                          "another Backend.Port"
+			                        : "");
 			return r;
 		}
 	}
@@ -345,7 +362,7 @@ static int route6_replace(struct nl_sock *sk, int ifindex, const struct ipam_pre
 }
 
 /* The own IPv6 subnet address (/128) on flannel0, stale ones removed, the IPv6 Network routed. */
-static int configure_ipv6(struct backend *be, struct nl_sock *sk)
+static int configure_ipv6(struct backend *be, struct nl_sock *sk, char *err, size_t errlen)
 {
 	struct addr6_scan sc = { .ifindex = be->ifindex, .keep = be->own6.addr.bytes };
 	size_t i;
@@ -356,31 +373,35 @@ static int configure_ipv6(struct backend *be, struct nl_sock *sk)
 			addr6_req(sk, RTM_DELADDR, be->ifindex, sc.stale[i], sc.stale[i][16]);
 	r = addr6_req(sk, RTM_NEWADDR, be->ifindex, be->own6.addr.bytes, 128);
 	if (r < 0) {
-		log_error("udp %s: cannot add the IPv6 address: %s %s", UDP_DEVICE, strerror(-r),
-		          nl_sock_errmsg(sk));
+		errfmt(err, errlen, "udp %s: cannot add the IPv6 address: %s %s", UDP_DEVICE,
+		       strerror(-r), nl_sock_errmsg(sk));
 		return r;
 	}
 	r = route6_replace(sk, be->ifindex, &be->network6);
 	if (r < 0)
-		log_error("udp %s: cannot add the route to the IPv6 Network: %s %s", UDP_DEVICE,
-		          strerror(-r), nl_sock_errmsg(sk));
+		errfmt(err, errlen, "udp %s: cannot add the route to the IPv6 Network: %s %s",
+		       UDP_DEVICE, strerror(-r), nl_sock_errmsg(sk));
 	return r;
 }
 
-int udp_configure_device(struct backend *be)
+int udp_configure_device(struct backend *be, char *err, size_t errlen)
 {
 	struct nl_sock *sk = nl_sock_open(NULL, 0);
 	struct nl_batch *b = NULL;
 	struct nl_addr addrs[16], own = { .ifindex = be->ifindex, .prefixlen = 32 };
 	struct nl_route rt = { 0 };
+	char abuf[INET_ADDRSTRLEN];
 	int r, n, i;
 
-	if (!sk)
-		return -errno;
+	if (!sk) {
+		r = -errno;
+		errfmt(err, errlen, "udp %s: netlink socket: %s", UDP_DEVICE, strerror(-r));
+		return r;
+	}
 	r = nl_link_set_up(sk, be->ifindex, be->mtu);
 	if (r < 0) {
-		log_error("udp %s: cannot set MTU %d and bring it up: %s %s", UDP_DEVICE, be->mtu,
-		          strerror(-r), nl_sock_errmsg(sk));
+		errfmt(err, errlen, "udp %s: cannot set MTU %d and bring it up: %s %s", UDP_DEVICE,
+		       be->mtu, strerror(-r), nl_sock_errmsg(sk));
 		goto out;
 	}
 	memcpy(&own.local, be->own.addr.bytes, 4);
@@ -390,13 +411,15 @@ int udp_configure_device(struct backend *be)
 			nl_addr_set(sk, NL_OP_DELETE, &addrs[i]);
 	r = nl_addr_set(sk, NL_OP_REPLACE, &own);
 	if (r < 0) {
-		log_error("udp %s: cannot add address: %s %s", UDP_DEVICE, strerror(-r),
-		          nl_sock_errmsg(sk));
+		errfmt(err, errlen, "udp %s: cannot add the address %s/32: %s %s", UDP_DEVICE,
+		       inet_ntop(AF_INET, &own.local, abuf, sizeof(abuf)), strerror(-r),
+		       nl_sock_errmsg(sk));
 		goto out;
 	}
 	b = nl_batch_new(sk, NULL, NULL, NULL);
 	if (!b) {
 		r = -errno;
+		errfmt(err, errlen, "udp %s: %s", UDP_DEVICE, strerror(-r));
 		goto out;
 	}
 	memcpy(&rt.dst, be->network.addr.bytes, 4);
@@ -406,11 +429,12 @@ int udp_configure_device(struct backend *be)
 	if (r == 0)
 		r = nl_batch_commit(b);
 	if (r != 0) {
-		log_error("udp %s: cannot add the route to the Network", UDP_DEVICE);
 		r = r < 0 ? r : -EIO;
+		errfmt(err, errlen, "udp %s: cannot add the route to the Network: %s", UDP_DEVICE,
+		       strerror(-r));
 	}
 	if (r == 0 && be->has_own6) {
-		r = configure_ipv6(be, sk);
+		r = configure_ipv6(be, sk, err, errlen);
 		be->v6_up = r == 0;
 	}
 out:

@@ -127,6 +127,7 @@ struct backend {
 	bool has_own6;
 	struct ipam_prefix own6;
 	bool v6_up;             /* flannel0 got the own IPv6 address and the IPv6 Network route */
+	bool warned_no_own6;    /* start warned that the own lease has no IPv6 subnet */
 	size_t v6_peers;        /* IPv6 routes to peers that take IPv6 (event loop thread) */
 	struct udp_peer *peers; /* event loop thread only */
 	size_t npeers, cap;
@@ -157,12 +158,12 @@ static inline void pdrop_note(struct udp_worker *w, uint32_t addr_be, enum udp_v
 }
 
 /* udp_dev.c */
-int udp_open_tun(struct backend *be);
-int udp_open_sockets(struct backend *be);
+int udp_open_tun(struct backend *be, char *err, size_t errlen);
+int udp_open_sockets(struct backend *be, char *err, size_t errlen);
 void udp_close_fds(struct backend *be);
-int udp_configure_device(struct backend *be);
+int udp_configure_device(struct backend *be, char *err, size_t errlen);
 /* udp_worker.c */
-int udp_start_workers(struct backend *be);
+int udp_start_workers(struct backend *be, char *err, size_t errlen);
 void udp_stop_workers(struct backend *be);
 int udp_worker_alloc_bufs(struct udp_worker *w);
 void udp_worker_free_bufs(struct udp_worker *w);

@@ -15,6 +15,7 @@
 #include <linux/virtio_net.h>
 
 #include "backends/udp_int.h"
+#include "lib/errfmt.h"
 #include "lib/log.h"
 
 uint64_t udp_mono_ms(void)
@@ -159,7 +160,7 @@ void udp_stop_workers(struct backend *be)
 	be->running = false;
 }
 
-int udp_start_workers(struct backend *be)
+int udp_start_workers(struct backend *be, char *err, size_t errlen)
 {
 	size_t i;
 	int r;
@@ -171,7 +172,8 @@ int udp_start_workers(struct backend *be)
 		w->icmp_last_ms = udp_mono_ms();
 		r = pthread_create(&w->thr, NULL, worker_main, w);
 		if (r != 0) {
-			log_error("udp: cannot start worker %zu: %s", i, strerror(r));
+			errfmt(err, errlen, "udp: cannot start worker thread %zu: %s", i,
+			       strerror(r));
 			udp_stop_workers(be);
 			return -r;
 		}

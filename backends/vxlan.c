@@ -15,6 +15,7 @@
 #include "backends/backends.h"
 #include "backends/routeset.h"
 #include "backends/vxlan.h"
+#include "lib/errfmt.h"
 #include "lib/log.h"
 #include "lib/nl.h"
 
@@ -39,6 +40,12 @@ struct vx_dev {
 	struct routeset *rs;
 	struct backend *be;
 	struct be_v6warn warn; /* IPv6 device: remote leases whose IPv6 half is unusable */
+	/*
+	 * While init or start runs: the caller's buffer, where a failure goes instead of the
+	 * log (backend_ops). NULL otherwise: repairs log their failures themselves.
+	 */
+	char *err;
+	size_t errlen;
 };
 
 struct backend {
@@ -49,7 +56,7 @@ struct backend {
 };
 
 static int opt_uint(const struct subnet_config *cfg, const char *key, long long min, long long max,
-                    long long def, long long *ret)
+                    long long def, long long *ret, char *err, size_t errlen)
 {
 	json_t *v = subnet_config_backend_opt(cfg, key);
 
@@ -58,15 +65,16 @@ static int opt_uint(const struct subnet_config *cfg, const char *key, long long 
 		return 0;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-		log_error("vxlan: backend option %s must be an integer in %lld..%lld", key, min,
-		          max);
+		errfmt(err, errlen, "vxlan: Backend.%s must be an integer in %lld..%lld", key, min,
+		       max);
 		return -EINVAL;
 	}
 	*ret = json_integer_value(v);
 	return 0;
 }
 
-static int opt_bool(const struct subnet_config *cfg, const char *key, bool *ret)
+static int opt_bool(const struct subnet_config *cfg, const char *key, bool *ret, char *err,
+                    size_t errlen)
 {
 	json_t *v = subnet_config_backend_opt(cfg, key);
 
@@ -75,23 +83,25 @@ static int opt_bool(const struct subnet_config *cfg, const char *key, bool *ret)
 		return 0;
 	}
 	if (!json_is_boolean(v)) {
-		log_error("vxlan: backend option %s must be true or false", key);
+		errfmt(err, errlen, "vxlan: Backend.%s must be true or false", key);
 		return -EINVAL;
 	}
 	*ret = json_is_true(v);
 	return 0;
 }
 
-int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxlan_options *ret)
+int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxlan_options *ret,
+                        char *err, size_t errlen)
 {
 	long long vni, port, mtu;
 	struct vxlan_options o = { 0 };
 
-	if (opt_uint(cfg, "VNI", 0, (1 << 24) - 1, 1, &vni) < 0 ||
-	    opt_uint(cfg, "Port", 0, 65535, 8472, &port) < 0 ||
-	    opt_uint(cfg, "MTU", 0, 65535, 0, &mtu) < 0 || opt_bool(cfg, "GBP", &o.gbp) < 0 ||
-	    opt_bool(cfg, "Learning", &o.learning) < 0 ||
-	    opt_bool(cfg, "DirectRouting", &o.direct_routing) < 0)
+	if (opt_uint(cfg, "VNI", 0, (1 << 24) - 1, 1, &vni, err, errlen) < 0 ||
+	    opt_uint(cfg, "Port", 0, 65535, 8472, &port, err, errlen) < 0 ||
+	    opt_uint(cfg, "MTU", 0, 65535, 0, &mtu, err, errlen) < 0 ||
+	    opt_bool(cfg, "GBP", &o.gbp, err, errlen) < 0 ||
+	    opt_bool(cfg, "Learning", &o.learning, err, errlen) < 0 ||
+	    opt_bool(cfg, "DirectRouting", &o.direct_routing, err, errlen) < 0)
 		return -EINVAL;
 	o.vni = (uint32_t)vni;
 	o.port = port ? (uint16_t)port : 8472; /* flannel: 0 means the default */
@@ -101,12 +111,16 @@ int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxl
 	 */
 	o.mtu = mtu ? (int)mtu : ext_mtu - (cfg->enable_ipv6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD);
 	if (o.mtu < 68) {
-		log_error("vxlan: device MTU %d is too small (underlay MTU %d)", o.mtu, ext_mtu);
+		errfmt(err, errlen,
+		       "vxlan: device MTU %d is too small (underlay MTU %d): set Backend.MTU to "
+		       "68 or more",
+		       o.mtu, ext_mtu);
 		return -EINVAL;
 	}
 	if (cfg->enable_ipv6 && o.mtu < 1280) {
-		log_error("vxlan: device MTU %d is below IPv6's minimum of 1280 (underlay MTU %d)",
-		          o.mtu, ext_mtu);
+		errfmt(err, errlen,
+		       "vxlan: device MTU %d is below IPv6's minimum of 1280 (underlay MTU %d)",
+		       o.mtu, ext_mtu);
 		return -EINVAL;
 	}
 	*ret = o;
@@ -125,11 +139,54 @@ static bool compatible(const struct nl_link *l, const struct nl_vxlan *want)
 	       l->vxlan.gbp == want->gbp;
 }
 
+/* @what failed with @err (the kernel's text added): into the caller's buffer during init or
+ * start, else (a repair) into the log. */
 static void log_nl(struct vx_dev *d, const char *what, int err)
 {
 	const char *m = nl_sock_errmsg(d->sk);
 
-	log_error("%s: %s: %s%s%s", d->logname, what, strerror(-err), *m ? ": " : "", m);
+	if (d->err)
+		errfmt(d->err, d->errlen, "%s: %s: %s%s%s", d->logname, what, strerror(-err),
+		       *m ? ": " : "", m);
+	else
+		log_error("%s: %s: %s%s%s", d->logname, what, strerror(-err), *m ? ": " : "", m);
+}
+
+struct vni_scan {
+	const struct vx_dev *d;
+	char name[IF_NAMESIZE]; /* the first other VXLAN device with our VNI and port */
+};
+
+static int vni_scan_cb(const struct nlmsghdr *nlh, void *ctx)
+{
+	struct vni_scan *sc = ctx;
+	struct nl_link l;
+
+	if (!sc->name[0] && nl_parse_link(nlh, &l) == 0 && l.is_vxlan &&
+	    l.vxlan.vni == sc->d->spec.vni && l.vxlan.port == sc->d->spec.port &&
+	    strcmp(l.name, sc->d->ifname) != 0)
+		snprintf(sc->name, sizeof(sc->name), "%s", l.name);
+	return 0;
+}
+
+/*
+ * Creating the device during init or start failed with EEXIST although no device has its
+ * name: another VXLAN device holds the VNI on the same UDP port. Say which, and what to do.
+ */
+static void explain_vni_taken(struct vx_dev *d, int err, const char *m)
+{
+	char who[IF_NAMESIZE + 8];
+	struct vni_scan sc = { .d = d };
+
+	nl_dump(d->sk, RTM_GETLINK, AF_UNSPEC, vni_scan_cb, &sc);
+	if (sc.name[0])
+		snprintf(who, sizeof(who), "device %s", sc.name);
+	else
+		snprintf(who, sizeof(who), "another device");
+	errfmt(d->err, d->errlen,
+	       "%s: creating the device failed: %s%s%s: %s has VNI %u on UDP port %u already; "
+	       "delete it or set another Backend.VNI",
+	       d->logname, strerror(-err), *m ? ": " : "", m, who, d->spec.vni, d->spec.port);
 }
 
 /* Create the device, or keep a compatible one (adopting its MAC), or recreate it. */
@@ -155,6 +212,16 @@ static int ensure_link(struct vx_dev *d, bool adopt_mac, struct nl_link *ret)
 	}
 	if (r == -ENODEV) {
 		r = nl_link_vxlan_create(d->sk, d->ifname, &d->spec, d->mac, d->mtu);
+		if (r == -EEXIST && d->err) {
+			char m[128];
+
+			/* the kernel's text, before the next request clears it */
+			snprintf(m, sizeof(m), "%s", nl_sock_errmsg(d->sk));
+			if (nl_link_get(d->sk, d->ifname, 0, &l) == -ENODEV) {
+				explain_vni_taken(d, r, m);
+				return r;
+			}
+		}
 		if (r == -EEXIST)
 			return -EAGAIN; /* raced with someone: the next repair looks again */
 		if (r < 0) {
@@ -198,7 +265,11 @@ static int ensure_dev(void *ctx)
 	if (l.mtu != d->mtu || !(l.flags & IFF_UP)) {
 		r = nl_link_set_up(d->sk, l.ifindex, d->mtu);
 		if (r < 0) {
-			log_nl(d, "setting the device up failed", r);
+			char what[64];
+
+			snprintf(what, sizeof(what),
+			         "setting MTU %d and bringing the device up failed", d->mtu);
+			log_nl(d, what, r);
 			return r;
 		}
 	}
@@ -218,7 +289,9 @@ static int ensure_dev(void *ctx)
 		/* flannel keeps only the lease's address on the device. */
 		r = nl_addr_set(d->sk, NL_OP_DELETE, &addrs[i]);
 		if (r < 0 && r != -EADDRNOTAVAIL)
-			log_nl(d, "removing an old address failed", r);
+			log_warnx("%s: removing an old address failed: %s%s%s", d->logname,
+			          strerror(-r), *nl_sock_errmsg(d->sk) ? ": " : "",
+			          nl_sock_errmsg(d->sk)); /* not fatal: never the start's reason */
 	}
 	if (!have) {
 		r = nl_addr_set(d->sk, NL_OP_REPLACE, &d->own);
@@ -252,7 +325,7 @@ static void dev_free(struct vx_dev *d)
 
 /*
  * Set up @d for @family: spec, MAC (adopted from a compatible existing device), route
- * set. 0 or -errno (logged).
+ * set. 0 or -errno with the reason in d->err.
  */
 static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct ev_loop *loop,
                     const struct subnet_config *cfg, const struct be_extif *ext,
@@ -283,10 +356,14 @@ static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct
 	d->sk = nl_sock_open(NULL, 0);
 	if (!d->sk) {
 		r = -errno;
-		log_error("%s: netlink socket: %s", d->logname, strerror(-r));
+		errfmt(d->err, d->errlen, "%s: netlink socket: %s", d->logname, strerror(-r));
 		return r;
 	}
 	r = ensure_link(d, true, &l);
+	if (r == -EAGAIN)
+		errfmt(d->err, d->errlen,
+		       "%s: the device appeared while it was being created: trying again",
+		       d->logname);
 	if (r < 0)
 		return r;
 	rp = (struct rs_params){ .name = d->logname,
@@ -304,7 +381,8 @@ static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct
 	d->rs = routeset_new(&rp);
 	if (!d->rs) {
 		r = -errno;
-		log_error("%s: %s", d->logname, strerror(-r));
+		errfmt(d->err, d->errlen, "%s: cannot set up its routes: %s", d->logname,
+		       strerror(-r));
 		return r;
 	}
 	log_info("%s: device ready (VtepMAC %02x:%02x:%02x:%02x:%02x:%02x, port %u, MTU %d, %s)",
@@ -316,35 +394,60 @@ static int dev_init(struct backend *be, struct vx_dev *d, uint8_t family, struct
 
 static void vxlan_stop(struct backend *be);
 
+/* dev_init with its failure's reason in @err (the caller's buffer, non-NULL) instead of the log. */
+static int dev_init_err(struct backend *be, struct vx_dev *d, uint8_t family, struct ev_loop *loop,
+                        const struct subnet_config *cfg, const struct be_extif *ext,
+                        const struct be_settings *set, char *err, size_t errlen)
+{
+	int r;
+
+	d->err = err;
+	d->errlen = errlen;
+	err[0] = '\0';
+	r = dev_init(be, d, family, loop, cfg, ext, set);
+	d->err = NULL;
+	if (r < 0 && !err[0])
+		errfmt(err, errlen, "vxlan %s: %s", d->ifname, strerror(-r));
+	return r;
+}
+
 static struct backend *vxlan_init(struct ev_loop *loop, const struct subnet_config *cfg,
                                   const struct be_extif *ext, const struct be_settings *set,
-                                  struct lease_attrs *ret_attrs)
+                                  struct lease_attrs *ret_attrs, char *errbuf, size_t errlen)
 {
 	struct backend *be = NULL;
+	char none[1];
 	int err;
 
+	if (!errbuf || !errlen) {
+		errbuf = none;
+		errlen = sizeof(none);
+	}
+	errbuf[0] = '\0';
 	if (ext->iface_addr.family != AF_INET) {
-		log_error("vxlan: the external interface %s has no IPv4 address", ext->name);
+		errfmt(errbuf, errlen, "vxlan: the external interface %s has no IPv4 address",
+		       ext->name);
 		errno = EINVAL;
 		return NULL;
 	}
 	be = calloc(1, sizeof(*be));
-	if (!be)
+	if (!be) {
+		errfmt(errbuf, errlen, "vxlan: out of memory");
+		errno = ENOMEM;
 		return NULL;
-	if (vxlan_parse_options(cfg, ext->mtu, &be->o) < 0) {
+	}
+	if (vxlan_parse_options(cfg, ext->mtu, &be->o, errbuf, errlen) < 0) {
 		err = EINVAL;
 		goto fail;
 	}
-	err = -dev_init(be, &be->v4, AF_INET, loop, cfg, ext, set);
+	err = -dev_init_err(be, &be->v4, AF_INET, loop, cfg, ext, set, errbuf, errlen);
 	if (err)
 		goto fail;
 	if (cfg->enable_ipv6 && ext->has_ipv6) {
 		be->v6 = calloc(1, sizeof(*be->v6));
-		if (!be->v6) {
-			err = ENOMEM;
-			goto fail;
-		}
-		err = -dev_init(be, be->v6, AF_INET6, loop, cfg, ext, set);
+		err = be->v6 ? -dev_init_err(be, be->v6, AF_INET6, loop, cfg, ext, set, errbuf,
+		                             errlen)
+		             : ENOMEM;
 		if (err)
 			goto fail;
 	}
@@ -356,40 +459,57 @@ static struct backend *vxlan_init(struct ev_loop *loop, const struct subnet_conf
 	snprintf(ret_attrs->backend_type, sizeof(ret_attrs->backend_type), "vxlan");
 	return be;
 fail:
+	if (err == ENOMEM && !errbuf[0])
+		errfmt(errbuf, errlen, "vxlan: out of memory");
 	vxlan_stop(be);
 	errno = err ? err : EIO;
 	return NULL;
 }
 
-static int dev_start(struct vx_dev *d, const struct ipam_prefix *subnet)
+/* Address and start @d; -errno with the reason in @err (non-NULL) instead of the log. */
+static int dev_start(struct vx_dev *d, const struct ipam_prefix *subnet, char *err, size_t errlen)
 {
 	struct ipam_prefix np = ipam_prefix_network(subnet);
+	int r;
 
 	d->own_subnet = np;
 	memset(&d->own.local6, 0, sizeof(d->own.local6));
 	memcpy(&d->own.local6, np.addr.bytes, d->family == AF_INET6 ? 16 : 4);
 	d->own.prefixlen = d->family == AF_INET6 ? 128 : 32;
 	d->started = true;
-	return routeset_start(d->rs);
+	d->err = err;
+	d->errlen = errlen;
+	err[0] = '\0';
+	r = routeset_start(d->rs);
+	d->err = NULL;
+	if (r < 0 && !err[0])
+		errfmt(err, errlen, "%s: cannot watch the kernel's state: %s", d->logname,
+		       strerror(-r));
+	return r;
 }
 
-static int vxlan_start(struct backend *be, const struct lease *own)
+static int vxlan_start(struct backend *be, const struct lease *own, char *err, size_t errlen)
 {
+	char none[1];
 	int r;
 
+	if (!err || !errlen) {
+		err = none;
+		errlen = sizeof(none);
+	}
 	if (!own->has_ipv4 || own->subnet.addr.family != AF_INET) {
-		log_error("%s: the own lease has no IPv4 subnet", be->v4.logname);
+		errfmt(err, errlen, "%s: the own lease has no IPv4 subnet", be->v4.logname);
 		return -EINVAL;
 	}
 	if (be->v6 && !own->has_ipv6) {
-		log_error("%s: the own lease has no IPv6 subnet", be->v6->logname);
+		errfmt(err, errlen, "%s: the own lease has no IPv6 subnet", be->v6->logname);
 		return -EINVAL;
 	}
-	r = dev_start(&be->v4, &own->subnet);
+	r = dev_start(&be->v4, &own->subnet, err, errlen);
 	if (r < 0)
 		return r;
 	if (be->v6) {
-		r = dev_start(be->v6, &own->ipv6_subnet);
+		r = dev_start(be->v6, &own->ipv6_subnet, err, errlen);
 		if (r < 0)
 			return r;
 	}

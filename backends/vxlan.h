@@ -16,7 +16,8 @@ struct vxlan_options {
 	int mtu;             /* MTU, default underlay MTU - 50 */
 };
 
-/* Read and check the vxlan options of @cfg->backend; 0 or -EINVAL (reason logged). */
-int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxlan_options *ret);
+/* Read and check the vxlan options of @cfg->backend; 0 or -EINVAL with the reason in @err. */
+int vxlan_parse_options(const struct subnet_config *cfg, int ext_mtu, struct vxlan_options *ret,
+                        char *err, size_t errlen);
 
 #endif

@@ -159,9 +159,9 @@ static int run(unsigned n)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_ms();
-	be = ops->init(NULL, cfg, &ext, &set, &attrs);
-	if (!be || ops->start(be, &own) < 0) {
-		fprintf(stderr, "backend init/start failed\n");
+	be = ops->init(NULL, cfg, &ext, &set, &attrs, err, sizeof(err));
+	if (!be || ops->start(be, &own, err, sizeof(err)) < 0) {
+		fprintf(stderr, "backend %s: %s\n", be ? "start" : "init", err);
 		goto out;
 	}
 	nl_stats_reset();

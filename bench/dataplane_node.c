@@ -299,14 +299,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
-	n.be = udp_backend_ops.init(n.loop, cfg, &ext, &set, &attrs);
+	n.be = udp_backend_ops.init(n.loop, cfg, &ext, &set, &attrs, err, sizeof(err));
 	if (!n.be) {
-		fprintf(stderr, "init: %s\n", strerror(errno));
+		fprintf(stderr, "init: %s\n", err);
 		goto out;
 	}
-	mtu = udp_backend_ops.start(n.be, &own);
+	mtu = udp_backend_ops.start(n.be, &own, err, sizeof(err));
 	if (mtu < 0) {
-		fprintf(stderr, "start: %s\n", strerror(-mtu));
+		fprintf(stderr, "start: %s\n", err);
 		goto out;
 	}
 	if (udp_backend_ops.resync(n.be, o.leases, o.nleases) < 0)

@@ -92,18 +92,11 @@ static void trim_heap(size_t n)
 static void on_grace_over(void *ctx, const struct lease *const *leases, size_t n)
 {
 	struct twilld *d = ctx;
-	char desc[TWILLD_DESCRIBE_MAX];
 
 	if (!d->started)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		int r = d->be_ops->lease_removed(d->be, leases[i]);
-
-		if (r < 0)
-			log_warnx("backend %s: lease %s: removal failed: %s", d->be_ops->name,
-			          twilld_lease_describe(leases[i], desc, sizeof(desc)),
-			          strerror(-r));
-	}
+	for (size_t i = 0; i < n; i++)
+		d->be_ops->lease_removed(d->be, leases[i]); /* a failure is the backend's to log */
 	log_debug("backend %s: %zu expired remote leases withdrawn after %d ms", d->be_ops->name, n,
 	          REMOVE_GRACE_MS);
 }
@@ -115,8 +108,8 @@ static void resync_backend(struct twilld *d, const struct lease *leases, size_t 
 
 	grace_reset(d->grace);
 	r = d->be_ops->resync(d->be, leases, n);
-	if (r < 0)
-		log_warnx("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
+	if (r < 0) /* logged by the backend (backend_ops) */
+		log_debug("backend %s: resync of %zu remote leases failed: %s", d->be_ops->name, n,
 		          strerror(-r));
 	trim_heap(n);
 }
@@ -125,17 +118,19 @@ static void resync_backend(struct twilld *d, const struct lease *leases, size_t 
 
 static void start_backend(struct twilld *d)
 {
-	char desc[TWILLD_DESCRIBE_MAX];
+	char desc[TWILLD_DESCRIBE_MAX], why[BE_ERR_MAX] = "";
 	struct subnetfile sf;
 	const struct lease *remote;
 	size_t n = 0;
 	int mtu, r;
 
 	twilld_lease_describe(&d->own, desc, sizeof(desc));
-	mtu = d->be_ops->start(d->be, &d->own);
+	mtu = d->be_ops->start(d->be, &d->own, why, sizeof(why));
 	if (mtu < 0) {
+		/* the backend did not log its reason (backend_ops): here, once while it repeats */
 		warn_once(d, "backend %s: start with lease %s failed: %s, retrying in %ds",
-		          d->be_ops->name, desc, strerror(-mtu), START_RETRY_MS / 1000);
+		          d->be_ops->name, desc, why[0] ? why : strerror(-mtu),
+		          START_RETRY_MS / 1000);
 		retry_in(d, RETRY_START, START_RETRY_MS);
 		return;
 	}
@@ -250,7 +245,6 @@ static void on_added(void *ctx, const struct lease *l)
 	struct twilld *d = ctx;
 	char desc[TWILLD_DESCRIBE_MAX];
 	bool same = false;
-	int r;
 
 	twilld_metrics_lease_added(d->tm);
 	twilld_lease_describe(l, desc, sizeof(desc));
@@ -263,10 +257,7 @@ static void on_added(void *ctx, const struct lease *l)
 		if (same)
 			return;
 	}
-	r = d->be_ops->lease_added(d->be, l);
-	if (r < 0)
-		log_warnx("backend %s: lease %s: programming failed: %s", d->be_ops->name, desc,
-		          strerror(-r));
+	d->be_ops->lease_added(d->be, l); /* a failure is the backend's to log (backend_ops) */
 }
 
 static void on_removed(void *ctx, const struct lease *l)
@@ -289,8 +280,8 @@ static void on_removed(void *ctx, const struct lease *l)
 		          strerror(-r));
 	}
 	r = d->be_ops->lease_removed(d->be, l);
-	if (r < 0)
-		log_warnx("backend %s: lease %s: removal failed: %s", d->be_ops->name, desc,
+	if (r < 0) /* logged by the backend (backend_ops) */
+		log_debug("backend %s: lease %s: removal failed: %s", d->be_ops->name, desc,
 		          strerror(-r));
 }
 
@@ -410,6 +401,7 @@ static int resolve_ipv6(struct twilld *d)
 static void init_backend(struct twilld *d)
 {
 	struct leasemgr_opts lo = { 0 };
+	char why[BE_ERR_MAX] = "";
 	int r;
 
 	if (resolve_ipv6(d) < 0)
@@ -417,10 +409,11 @@ static void init_backend(struct twilld *d)
 	lease_attrs_clear(&d->attrs);
 	memset(&d->attrs, 0, sizeof(d->attrs));
 	d->attrs.public_ip = d->ext.public_ip;
-	d->be = d->be_ops->init(d->loop, d->cfg, &d->ext, &d->be_set, &d->attrs);
+	d->be = d->be_ops->init(d->loop, d->cfg, &d->ext, &d->be_set, &d->attrs, why, sizeof(why));
 	if (!d->be) {
+		/* the backend did not log its reason (backend_ops): here, once while it repeats */
 		warn_once(d, "backend %s: init on %s failed: %s, retrying in %ds", d->be_ops->name,
-		          d->ext.name, strerror(errno), INIT_RETRY_MS / 1000);
+		          d->ext.name, why[0] ? why : strerror(errno), INIT_RETRY_MS / 1000);
 		retry_in(d, RETRY_INIT, INIT_RETRY_MS);
 		return;
 	}

@@ -3,7 +3,8 @@
 # SIGTERM + start while a 50 ms ping runs through the host: no echo request lost; SIGKILL +
 # start: same subnet, converges; flannel.1 deleted under a running twilld: restored, ping works;
 # stale neighbour/fdb/route entries left on flannel.1 while twilld was down: removed
-# (and a wrong one corrected) at start.
+# (and a wrong one corrected) at start; a start the kernel refuses (MTU): its reason is logged
+# once, by twilld, while it retries.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -70,5 +71,30 @@ wait_twilld_ready 1 15
 wait_state 3 1 2 3
 log "h1: stale neighbour, fdb and route removed and a wrong MAC corrected at start"
 ping_all_pairs 2 1 2 3
+
+# --- a start the kernel refuses: its reason logged once (warn), its repeats at debug only -------
+# A network (own prefix) whose Backend.MTU 9000 exceeds what eth0 allows flannel.1: init adopts
+# the compatible device, start's MTU change is refused (EINVAL), retried every second.
+stop_twilld 1
+etcdctl_run put /twill-mtu/network/config "$(net_config_json vxlan '"MTU":9000')" >/dev/null ||
+	fail "etcdctl put /twill-mtu/network/config"
+logf=$(twilld_log 1)
+from=$(($(wc -l <"$logf") + 1))
+reason='vxlan flannel.1: setting MTU 9000 and bringing the device up failed: Invalid argument'
+# lines of this run with the reason: at LEVEL (W, D, ...)
+reason_lines() { tail -n +"$from" "$logf" | grep -F "$reason" | grep -c " $1 twilld: " || true; }
+start_twilld 1 --etcd-prefix=/twill-mtu/network
+# two retries after the first attempt: two repeats at debug
+wait_for --timeout 10 eval '[ "$(reason_lines D)" -ge 2 ]' || {
+	show_log "$logf" 30
+	fail "h1: no two repeated start failures (at debug) within 10 s"
+}
+assert_eq "$(reason_lines W)" 1 "warnings with the start failure's reason"
+assert_eq "$(tail -n +"$from" "$logf" | grep -F "$reason" | grep -vc " [WD] twilld: ")" 0 \
+	"other lines with the start failure's reason (a log by the backend itself)"
+tail -n +"$from" "$logf" | grep -F "$reason" | grep " W twilld: " |
+	grep -q "backend vxlan: start with lease .* failed: $reason, retrying in 1s" ||
+	{ show_log "$logf" 30; fail "h1: the warning does not say what failed and when it retries"; }
+log "h1: start refused by the kernel: reason warned once over $(reason_lines D) retries at debug"
 finish_twilld_all
 log "PASS"

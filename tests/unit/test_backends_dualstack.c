@@ -65,16 +65,18 @@ static const struct backend_ops *ops;
 static struct backend *started(const char *type, const char *cfgjson, struct lease_attrs *a)
 {
 	struct subnet_config *cfg = mk_config(cfgjson);
+	char err[BE_ERR_MAX];
 	struct backend *be;
 	struct lease own;
 
 	ops = backend_lookup(type);
 	memset(a, 0, sizeof(*a));
-	be = ops->init(loop, cfg, &ext, env_settings(), a);
-	cr_assert(be, "init: %s", strerror(errno));
+	be = ops->init(loop, cfg, &ext, env_settings(), a, err, sizeof(err));
+	cr_assert(be, "init: %s", err);
 	subnet_config_free(cfg);
 	mk_lease6(&own, 0, type, false);
-	cr_assert_eq(ops->start(be, &own), strcmp(type, "vxlan") == 0 ? 1430 : 1500);
+	cr_assert_eq(ops->start(be, &own, err, sizeof(err)),
+	             strcmp(type, "vxlan") == 0 ? 1430 : 1500, "%s", err);
 	lease_clear(&own);
 	return be;
 }

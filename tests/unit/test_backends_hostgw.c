@@ -32,15 +32,16 @@ TestSuite(hostgw, .init = setup, .fini = teardown, .timeout = 60);
 static struct backend *started(struct lease_attrs *attrs)
 {
 	struct subnet_config *cfg = mk_config(CFG);
+	char err[BE_ERR_MAX];
 	struct backend *be;
 	struct lease own;
 
 	memset(attrs, 0, sizeof(*attrs));
-	be = hg->init(loop, cfg, &ext, env_settings(), attrs);
-	cr_assert(be, "init: %s", strerror(errno));
+	be = hg->init(loop, cfg, &ext, env_settings(), attrs, err, sizeof(err));
+	cr_assert(be, "init: %s", err);
 	subnet_config_free(cfg);
 	mk_lease(&own, "198.18.0.0/24", "192.0.2.1", "host-gw", NULL);
-	cr_assert_eq(hg->start(be, &own), 1500);
+	cr_assert_eq(hg->start(be, &own, err, sizeof(err)), 1500, "%s", err);
 	lease_clear(&own);
 	return be;
 }
@@ -139,11 +140,13 @@ Test(hostgw, refuses_public_ip_not_on_interface)
 	struct subnet_config *cfg = mk_config(CFG);
 	struct lease_attrs a = { 0 };
 	struct be_extif e = ext;
+	char err[BE_ERR_MAX] = "";
 
 	cr_assert_eq(ipam_addr_parse("192.0.2.99", &e.public_ip), 0);
 	errno = 0;
-	cr_assert_null(hg->init(loop, cfg, &e, NULL, &a));
+	cr_assert_null(hg->init(loop, cfg, &e, NULL, &a, err, sizeof(err)));
 	cr_assert_eq(errno, EINVAL);
+	cr_assert(strstr(err, "drop --public-ip or use vxlan"), "%s", err);
 	subnet_config_free(cfg);
 }
 

@@ -172,11 +172,11 @@ static struct backend *start_backend(bool naive, struct subnet_config **ret_cfg)
 	ext.public_ip = ext.iface_addr;
 	setenv("TWILL_UDP_NAIVE", naive ? "1" : "0", 1);
 	setenv("TWILL_UDP_WORKERS", "2", 1);
-	be = udp_backend_ops.init(NULL, cfg, &ext, env_settings(), &attrs);
-	cr_assert_not_null(be, "init: %s", strerror(errno));
+	be = udp_backend_ops.init(NULL, cfg, &ext, env_settings(), &attrs, err, sizeof(err));
+	cr_assert_not_null(be, "init: %s", err);
 	cr_assert_str_eq(attrs.backend_type, "");
 	cr_assert_null(attrs.backend_data);
-	cr_assert_eq(udp_backend_ops.start(be, &own), 1500 - 28);
+	cr_assert_eq(udp_backend_ops.start(be, &own, err, sizeof(err)), 1500 - 28, "%s", err);
 	*ret_cfg = cfg;
 	return be;
 }

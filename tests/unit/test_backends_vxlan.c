@@ -36,11 +36,12 @@ TestSuite(vxlan, .init = setup, .fini = teardown, .timeout = 60);
 static struct backend *init_ok(const char *cfgjson, struct lease_attrs *attrs)
 {
 	struct subnet_config *cfg = mk_config(cfgjson);
+	char err[BE_ERR_MAX];
 	struct backend *be;
 
 	memset(attrs, 0, sizeof(*attrs));
-	be = vx->init(loop, cfg, &ext, env_settings(), attrs);
-	cr_assert(be, "init: %s", strerror(errno));
+	be = vx->init(loop, cfg, &ext, env_settings(), attrs, err, sizeof(err));
+	cr_assert(be, "init: %s", err);
 	subnet_config_free(cfg);
 	return be;
 }
@@ -48,10 +49,11 @@ static struct backend *init_ok(const char *cfgjson, struct lease_attrs *attrs)
 static struct backend *started(const char *cfgjson, struct lease_attrs *attrs)
 {
 	struct backend *be = init_ok(cfgjson, attrs);
+	char err[BE_ERR_MAX];
 	struct lease own;
 
 	mk_lease(&own, "198.18.0.0/24", "192.0.2.1", "vxlan", NULL);
-	cr_assert_eq(vx->start(be, &own), 1450);
+	cr_assert_eq(vx->start(be, &own, err, sizeof(err)), 1450, "%s", err);
 	lease_clear(&own);
 	return be;
 }
@@ -192,8 +194,9 @@ Test(vxlan, options_defaults_and_errors)
 {
 	struct subnet_config *c = mk_config(CFG);
 	struct vxlan_options o;
+	char err[BE_ERR_MAX];
 
-	cr_assert_eq(vxlan_parse_options(c, 1500, &o), 0);
+	cr_assert_eq(vxlan_parse_options(c, 1500, &o, err, sizeof(err)), 0);
 	cr_assert_eq(o.vni, 1);
 	cr_assert_eq(o.port, 8472);
 	cr_assert_eq(o.mtu, 1450);
@@ -201,7 +204,7 @@ Test(vxlan, options_defaults_and_errors)
 	subnet_config_free(c);
 	c = mk_config("{\"Network\":\"198.18.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"vni\":7,"
 	              "\"PORT\":4789,\"MTU\":1400,\"GBP\":true,\"DirectRouting\":true}}");
-	cr_assert_eq(vxlan_parse_options(c, 1500, &o), 0);
+	cr_assert_eq(vxlan_parse_options(c, 1500, &o, err, sizeof(err)), 0);
 	cr_assert_eq(o.vni, 7);
 	cr_assert_eq(o.port, 4789);
 	cr_assert_eq(o.mtu, 1400);
@@ -209,11 +212,11 @@ Test(vxlan, options_defaults_and_errors)
 	subnet_config_free(c);
 	c = mk_config(
 		"{\"Network\":\"198.18.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"VNI\":\"x\"}}");
-	cr_assert_eq(vxlan_parse_options(c, 1500, &o), -EINVAL);
+	cr_assert_eq(vxlan_parse_options(c, 1500, &o, err, sizeof(err)), -EINVAL);
 	subnet_config_free(c);
 	c = mk_config(
 		"{\"Network\":\"198.18.0.0/16\",\"Backend\":{\"Type\":\"vxlan\",\"Port\":70000}}");
-	cr_assert_eq(vxlan_parse_options(c, 1500, &o), -EINVAL);
+	cr_assert_eq(vxlan_parse_options(c, 1500, &o, err, sizeof(err)), -EINVAL);
 	subnet_config_free(c);
 }
 
@@ -711,13 +714,14 @@ Test(vxlan, without_loop_flushes_at_once)
 {
 	struct subnet_config *cfg = mk_config(CFG);
 	struct lease_attrs a = { 0 };
-	struct backend *be = vx->init(NULL, cfg, &ext, env_settings(), &a);
+	char err[BE_ERR_MAX];
+	struct backend *be = vx->init(NULL, cfg, &ext, env_settings(), &a, err, sizeof(err));
 	struct lease own, ls[3];
 	struct expect x = { .ls = ls, .n = 3, .nh = true };
 
-	cr_assert(be);
+	cr_assert(be, "%s", err);
 	mk_lease(&own, "198.18.0.0/24", "192.0.2.1", "vxlan", NULL);
-	cr_assert_eq(vx->start(be, &own), 1450);
+	cr_assert_eq(vx->start(be, &own, err, sizeof(err)), 1450, "%s", err);
 	three_leases(ls);
 	cr_assert_eq(vx->resync(be, NULL, 0), 0);
 	for (int i = 0; i < 3; i++)
