@@ -90,6 +90,8 @@ static void write_all(int fd, const uint8_t *p, size_t n)
 	}
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct outcome o = { 0 };

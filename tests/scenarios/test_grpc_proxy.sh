@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The CoreOS layout: a 3-member etcd cluster, and on every host an `etcd grpc-proxy` on
 # 127.0.0.1:23790 with twilld talking only to it (--etcd-endpoints=http://127.0.0.1:23790).
-#  1. Three hosts come up through their proxies; every container pair pings.
+#  1. Three hosts come up through their proxies; every container pair pings; each daemon has
+#     made every one of its calls (probe, config, listing, lease, watch, keepalives) over one
+#     TCP connection to its proxy (/v1/status etcd.connections, and ss sees one).
 #  2. h3's proxy is stopped for 10 s. Meanwhile, against etcd directly: a vxlan lease is added
 #     (etcdctl), a reservation is added and a lease removed (twillctl reserve / release), and a
 #     fourth host joins through its own proxy. Within PROXY_BACK_S (5 s) of the proxy's return,
@@ -27,10 +29,25 @@ CONFIG='{"Network":"198.18.0.0/16","SubnetLen":24,"SubnetMax":"198.18.199.0","Ba
 
 twilld_on() {
 	if [ "${TW_DIRECT:-0}" = 1 ]; then
-		TW_ETCD_URL=$(members_csv http) start_twilld "$@"
+		TW_ETCD_URL=$(members_csv http) start_twilld "$@" "${HZ[@]}"
 	else
-		start_twilld_proxy "$@"
+		start_twilld_proxy "$@" "${HZ[@]}"
 	fi
+}
+
+HZ=(--healthz-ip=127.0.0.1 --healthz-port=8471)
+# etcd_status I: the etcd part of host I's /v1/status.
+etcd_status() { ip netns exec "$(ns_host "$1")" curl -sf -m 5 http://127.0.0.1:8471/v1/status | jq -c .etcd; }
+
+# one_connection I: twilld I opened one TCP connection to etcd in all (HTTP/2 carries every
+# call), and ss sees exactly one of its sockets established to the proxy port.
+one_connection() {
+	local st n
+	st=$(etcd_status "$1") || fail "h$1: GET /v1/status failed"
+	[ "$(jq .connections <<<"$st")" = 1 ] || fail "h$1: etcd connections: $st (want 1 for $(jq .requests <<<"$st") requests)"
+	n=$(ip netns exec "$(ns_host "$1")" ss -Htnp state established '( dport = :23790 )' | grep -c "pid=${TW_TWILLD_PID[$1]}," || true)
+	[ "$n" = 1 ] || fail "h$1: $n established connections to the proxy (want 1)"
+	log "h$1: $(jq .requests <<<"$st") etcd requests over $(jq .connections <<<"$st") connection"
 }
 
 # ping_both I J: container 1 of host I and container 1 of host J reach each other (3 s each).
@@ -49,6 +66,7 @@ for i in 1 2 3; do setup_containers "$i" 1; done
 for i in 1 2 3; do assert_lease "$i" vxlan; done
 wait_state 10 1 2 3
 ping_all_pairs 1 1 2 3
+[ "${TW_DIRECT:-0}" = 1 ] || for i in 1 2 3; do one_connection "$i"; done
 
 # --- 2. h3's proxy down for 10 s -----------------------------------------------------------------
 ADD=198.18.250.0/24 RSV=198.18.251.0/24 DEL=198.18.252.0/24
