@@ -303,8 +303,7 @@ static void connected(struct h2c_conn *k)
 		return;
 	}
 	k->state = H2C_OPEN;
-	k->last_rx_ms = ev_now_ms();
-	k->p->connects++;
+	k->p->connects++; /* last_rx_ms stays 0: a peer that accepts and never speaks is dead */
 	ev_timer_stop(k->timer);
 	log_debug("h2c: connected to %s", k->origin);
 	h2c_conn_flush(k);
