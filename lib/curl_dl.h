@@ -3,6 +3,7 @@
  * https:// endpoints and HTTP/1.1 (http:// with HTTP/2 goes through lib/h2c.c), and Debian's
  * libcurl pulls ~36 shared objects (OpenSSL, GnuTLS, Kerberos, LDAP...) into a process that
  * links it: ~9 MB of RSS and ~5 ms of loading before main (docs/dependencies.md).
+ * 7.85 or later (CURLOPT_PROTOCOLS_STR).
  * <curl/curl.h> still gives the types and constants; every function goes through the table.
  */
 #ifndef TWILL_LIB_CURL_DL_H
@@ -10,7 +11,7 @@
 
 #include <curl/curl.h>
 
-/* The soname loaded: Debian's libcurl4 (OpenSSL) or libcurl3-gnutls both provide it. */
+/* The soname loaded: Debian's libcurl4 (libcurl3-gnutls installs libcurl-gnutls.so.4). */
 #define CURL_DL_SONAME "libcurl.so.4"
 
 /* Each pointer has the real prototype of the function it names (variadic ones included). */
