@@ -12,7 +12,10 @@ static const struct curl_dl *loaded;
 static char why[512];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-#define SYM(field, name) { offsetof(struct curl_dl, field), name }
+#define SYM(field, name)                              \
+	{                                             \
+		offsetof(struct curl_dl, field), name \
+	}
 
 static const struct {
 	size_t off;

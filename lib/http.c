@@ -536,10 +536,10 @@ size_t http_client_connects(const struct http_client *c)
 	return c->connects + h2c_pool_connects(c->h2c);
 }
 
-#define SETOPT(h, opt, val)                                    \
-	do {                                                   \
+#define SETOPT(h, opt, val)                                     \
+	do {                                                    \
 		if (curl->easy_setopt(h, opt, val) != CURLE_OK) \
-			goto fail_inval;                       \
+			goto fail_inval;                        \
 	} while (0)
 
 static int append_headers(struct http_req *r, const struct http_request_opts *o)
