@@ -5,8 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
-
+#include "lib/curl_dl.h"
 #include "lib/ev.h"
 #include "lib/h2c.h"
 #include "lib/http.h"
@@ -53,6 +52,9 @@ struct http_req {
 	struct http_req *next, *prev;
 };
 
+/* libcurl's functions, once loaded (curl_ready()); NULL before: no libcurl call happens then */
+static const struct curl_dl *curl;
+
 struct http_client {
 	struct ev_loop *loop;
 	CURLM *multi;
@@ -85,9 +87,9 @@ static void req_unlink(struct http_req *r)
 static void req_destroy(struct http_req *r)
 {
 	if (!r->removed)
-		curl_multi_remove_handle(r->c->multi, r->easy);
-	curl_easy_cleanup(r->easy);
-	curl_slist_free_all(r->hdrs);
+		curl->multi_remove_handle(r->c->multi, r->easy);
+	curl->easy_cleanup(r->easy);
+	curl->slist_free_all(r->hdrs);
 	ev_timer_free(r->idle);
 	free(r->url);
 	free(r->buf);
@@ -100,7 +102,7 @@ static void client_destroy(struct http_client *c)
 {
 	h2c_pool_free(c->h2c);
 	if (c->multi)
-		curl_multi_cleanup(c->multi);
+		curl->multi_cleanup(c->multi);
 	while (c->socks) {
 		struct http_sock *hs = c->socks;
 
@@ -185,11 +187,11 @@ static void finish(struct http_req *r, int rc, int err, const char *why)
 
 	if (r->streamed && r->len && !deliver_data(r))
 		return;
-	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
+	curl->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl->easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
 	c->connects += (size_t)(nconn > 0 ? nconn : 0);
 	if (!r->removed) {
-		curl_multi_remove_handle(c->multi, r->easy);
+		curl->multi_remove_handle(c->multi, r->easy);
 		r->removed = true;
 	}
 	req_unlink(r);
@@ -203,7 +205,7 @@ static void finish(struct http_req *r, int rc, int err, const char *why)
 	resp.status = status;
 	resp.headers = r->hdr ? r->hdr : "";
 	if (err)
-		resp.errmsg = why ? why : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+		resp.errmsg = why ? why : (r->errbuf[0] ? r->errbuf : curl->easy_strerror(rc));
 	else
 		resp.errmsg = "";
 	if (!r->streamed) {
@@ -230,12 +232,12 @@ restart:
 			goto restart;
 		}
 	}
-	while ((msg = curl_multi_info_read(c->multi, &left))) {
+	while ((msg = curl->multi_info_read(c->multi, &left))) {
 		struct http_req *r = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		curl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		if (!r || r->cancelled)
 			continue;
 		finish(r, (int)msg->data.result, 0, NULL);
@@ -249,7 +251,7 @@ static void drive(struct http_client *c, curl_socket_t fd, int action)
 	int running;
 
 	c->busy++;
-	curl_multi_socket_action(c->multi, fd, action, &running);
+	curl->multi_socket_action(c->multi, fd, action, &running);
 	if (!c->dying)
 		dispatch(c);
 	c->busy--;
@@ -294,7 +296,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 			if (hs->next)
 				hs->next->prev = hs->prev;
 			free(hs);
-			curl_multi_assign(c->multi, s, NULL);
+			curl->multi_assign(c->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -319,7 +321,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 	if (c->socks)
 		c->socks->prev = hs;
 	c->socks = hs;
-	curl_multi_assign(c->multi, s, hs);
+	curl->multi_assign(c->multi, s, hs);
 	return 0;
 }
 
@@ -432,11 +434,12 @@ static void idle_fire(struct ev_timer *t, void *ctx)
 }
 
 /*
- * libcurl is set up on the first request that needs it (https://, or HTTP/1.1): its global
- * init initialises OpenSSL whatever its flags (gdb breakpoint on OPENSSL_init_ssl, libcurl
- * 7.88/OpenSSL 3), ~1.7 MB of clean libcrypto pages and ~90 kB of heap, which a daemon whose
- * endpoints are all http:// (h2c, lib/h2c.c) never needs (bench/RESULTS.md, "start-up and
- * memory"). 0 or -errno.
+ * libcurl is loaded (lib/curl_dl.c) and set up on the first request that needs it (https://,
+ * or HTTP/1.1): linked, it maps ~36 shared objects into every process (~9 MB RSS, ~5 ms
+ * before main), and its global init initialises OpenSSL whatever its flags (gdb breakpoint
+ * on OPENSSL_init_ssl, libcurl 7.88/OpenSSL 3), ~1.7 MB of clean libcrypto pages and ~90 kB
+ * of heap, which a daemon whose endpoints are all http:// (h2c, lib/h2c.c) never needs
+ * (bench/RESULTS.md, "start-up and memory"). 0 or -errno (-ELIBACC: no libcurl).
  */
 static int curl_ready(struct http_client *c)
 {
@@ -444,20 +447,31 @@ static int curl_ready(struct http_client *c)
 
 	if (c->multi)
 		return 0;
+	if (!curl && !(curl = curl_dl_load()))
+		return -ELIBACC;
 	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		if (curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			return -EIO;
 		global_done = true;
 	}
-	c->multi = curl_multi_init();
+	c->multi = curl->multi_init();
 	if (!c->multi)
 		return -ENOMEM;
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl->multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl->multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl->multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl->multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	curl->multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	return 0;
+}
+
+const char *http_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	if (err == ELIBACC && curl_dl_error()[0])
+		return curl_dl_error();
+	return strerror(err);
 }
 
 struct http_client *http_client_new(struct ev_loop *loop)
@@ -503,7 +517,7 @@ void http_cancel(struct http_req *r)
 		return;
 	}
 	if (!r->removed) {
-		curl_multi_remove_handle(r->c->multi, r->easy);
+		curl->multi_remove_handle(r->c->multi, r->easy);
 		r->removed = true;
 	}
 	ev_timer_free(r->idle);
@@ -522,19 +536,19 @@ size_t http_client_connects(const struct http_client *c)
 	return c->connects + h2c_pool_connects(c->h2c);
 }
 
-#define SETOPT(h, opt, val)                                    \
-	do {                                                   \
-		if (curl_easy_setopt(h, opt, val) != CURLE_OK) \
-			goto fail_inval;                       \
+#define SETOPT(h, opt, val)                                     \
+	do {                                                    \
+		if (curl->easy_setopt(h, opt, val) != CURLE_OK) \
+			goto fail_inval;                        \
 	} while (0)
 
 static int append_headers(struct http_req *r, const struct http_request_opts *o)
 {
-	r->hdrs = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
+	r->hdrs = curl->slist_append(NULL, "Expect:"); /* no 100-continue round trip */
 	if (!r->hdrs)
 		return -ENOMEM;
 	for (const char *const *hp = o->headers; hp && *hp; hp++) {
-		struct curl_slist *h = curl_slist_append(r->hdrs, *hp);
+		struct curl_slist *h = curl->slist_append(r->hdrs, *hp);
 
 		if (!h)
 			return -ENOMEM;
@@ -699,7 +713,7 @@ struct http_req *http_request(struct http_client *c, const struct http_request_o
 	r->idle_ms = o->idle_ms;
 	r->max_body = o->max_body ? o->max_body : HTTP_MAX_BODY;
 	r->url = strdup(o->url);
-	r->easy = curl_easy_init();
+	r->easy = curl->easy_init();
 	if (!r->url || !r->easy)
 		goto fail;
 	err = setup_easy(r, o);
@@ -714,7 +728,7 @@ struct http_req *http_request(struct http_client *c, const struct http_request_o
 			goto fail;
 		r->last_rx = ev_now_ms();
 	}
-	if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
+	if (curl->multi_add_handle(c->multi, r->easy) != CURLM_OK) {
 		err = EIO;
 		goto fail;
 	}
@@ -723,8 +737,8 @@ struct http_req *http_request(struct http_client *c, const struct http_request_o
 	return r;
 fail:
 	if (r->easy)
-		curl_easy_cleanup(r->easy);
-	curl_slist_free_all(r->hdrs);
+		curl->easy_cleanup(r->easy);
+	curl->slist_free_all(r->hdrs);
 	ev_timer_free(r->idle);
 	free(r->url);
 	free(r->up);
@@ -755,7 +769,7 @@ int http_req_send(struct http_req *r, const void *data, size_t len)
 	r->up_len += len;
 	if (r->up_paused && !r->removed) {
 		r->up_paused = false;
-		if (curl_easy_pause(r->easy, CURLPAUSE_CONT) != CURLE_OK)
+		if (curl->easy_pause(r->easy, CURLPAUSE_CONT) != CURLE_OK)
 			return -EIO;
 	}
 	return 0;

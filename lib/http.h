@@ -2,7 +2,8 @@
  * Asynchronous HTTP client on an ev_loop. HTTP/2 requests share one connection per origin:
  * h2c with prior knowledge on http:// through lib/h2c.c (nghttp2; libcurl 7.88 cannot share
  * an h2c connection, docs/etcd.md), h2 by ALPN on https:// through libcurl's multi-socket
- * API with multiplexing on; HTTP/1.1 through libcurl too. Requests are POSTs whose body
+ * API with multiplexing on; HTTP/1.1 through libcurl too. libcurl is loaded at run time by
+ * the first request that needs it (lib/curl_dl.h), never for h2c. Requests are POSTs whose body
  * is given whole, or streamed: the request side stays open and
  * http_req_send() adds to it (the transfer pauses while there is nothing to
  * send); the response body is buffered or handed over as it arrives.
@@ -62,13 +63,18 @@ struct http_request_opts {
 struct http_client *http_client_new(struct ev_loop *loop);
 /* Cancel every request (no callbacks) and free. Safe from any callback. NULL-safe. */
 void http_client_free(struct http_client *c);
-/* Start a request; NULL with errno (EINVAL bad options, ENOMEM) and no callback on failure. */
+/*
+ * Start a request; NULL with errno and no callback on failure: EINVAL bad options, ENOMEM,
+ * ELIBACC an https:// or HTTP/1.1 request and libcurl (loaded on the first one) is missing.
+ */
 struct http_req *http_request(struct http_client *c, const struct http_request_opts *o,
                               http_done_cb done, void *ctx);
 /* Append @len bytes to a streamed request body and resume sending. 0 or -errno. */
 int http_req_send(struct http_req *r, const void *data, size_t len);
 /* Abort a request: no callback runs for it afterwards. Safe from any callback. NULL-safe. */
 void http_cancel(struct http_req *r);
+/* strerror() of an http_request() errno (either sign), with what to install for ELIBACC. */
+const char *http_strerror(int err);
 /* Requests started and not yet completed or cancelled. */
 size_t http_client_active(const struct http_client *c);
 /* TCP connections opened so far, by libcurl and by h2c (to check connection reuse). */

@@ -481,7 +481,7 @@ static void call_send(struct etcd_call *call, size_t ep)
 	call->http = http_request(c->http, &r.o, call_http_done, call);
 	if (!call->http) {
 		errfmt(call->errmsg, sizeof(call->errmsg), "cannot start a request to %.300s: %s",
-		       r.url, strerror(errno));
+		       r.url, http_strerror(errno));
 		call_fail_later(call, -errno);
 		return;
 	}

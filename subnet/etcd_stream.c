@@ -213,7 +213,7 @@ static void stream_try(struct etcd_stream *s)
 	r.o.connect_timeout_ms = c->timeout_ms;
 	s->http = http_request(c->http, &r.o, on_done, s);
 	if (!s->http) {
-		errfmt(s->why, sizeof(s->why), "cannot start the stream: %s", strerror(errno));
+		errfmt(s->why, sizeof(s->why), "cannot start the stream: %s", http_strerror(errno));
 		end_later(s, -errno, s->why);
 		return;
 	}

@@ -6,10 +6,14 @@
 #  - h2: a client certificate whose CN is "flannel", no username or password (on gRPC the CN
 #    names the etcd user, docs/etcd.md): twilld gets its lease, twillctl leases lists both;
 #  - refused: the CN-less certificate without a password, and a certificate whose CN names a
-#    user without permission (intruder) - so the CN really is the identity used.
+#    user without permission (intruder) - so the CN really is the identity used;
+#  - libcurl (loaded at run time for https://) is mapped in twilld; with libcurl.so.4 hidden,
+#    twilld says what to install.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/lib_curl.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_curl.sh"
 
 TLS=$TW_DIR/tls
 mkdir -p "$TLS"
@@ -92,6 +96,7 @@ log "auth on: root, flannel (readwrite $TW_ETCD_PREFIX/), intruder (no role)"
 start_twilld 1 $(tls_flags nocn) --etcd-username=flannel --etcd-password=flpw
 wait_twilld_ready 1 15
 assert_lease 1 vxlan
+assert_libcurl 1 yes
 out=$(ctl 1 nocn --etcd-username=flannel --etcd-password=flpw leases 2>&1) || fail "twillctl leases (no CN, password): $out"
 grep -qF "$(host_subnet 1)" <<<"$out" || fail "twillctl leases (no CN) does not list h1's $(host_subnet 1): $out"
 log "no CN + password: twilld h1 holds $(host_subnet 1), twillctl leases lists it"
@@ -120,4 +125,12 @@ fi
 grep -qi 'permission denied' <<<"$out" || fail "CN=intruder: expected 'permission denied', got: $out"
 log "CN=intruder: refused ($(head -n 1 <<<"$out" | cut -c1-120))"
 finish_twilld_all
+
+# no libcurl: the https:// request fails with the reason and what to install
+# shellcheck disable=SC2046
+start_twilld_nocurl 1 $(tls_flags flannel)
+_nocurl_logged() { grep -q 'need libcurl (libcurl.so.4, Debian package libcurl4)' "$(twilld_log 1)"; }
+wait_for --timeout 15 _nocurl_logged || { show_log "$(twilld_log 1)" 20; fail "twilld without libcurl: no message naming libcurl4"; }
+log "without libcurl: $(grep -m1 -o 'need libcurl.*' "$(twilld_log 1)" | cut -c1-160)"
+stop_twilld 1
 log "PASS"

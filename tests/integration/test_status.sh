@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Node status: /v1/status on twilld's health port against the real state (subnet file, etcd
 # lease, kernel devices and routes), `twillctl status` (table and --json, local and remote
-# --healthz), a daemon without config (not ready, reason), and an unreachable one (exit 1).
+# --healthz), a daemon without config (not ready, reason), and an unreachable one (exit 1);
+# with http:// endpoints only, no twilld has libcurl loaded (lib/curl_dl.c).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
+# shellcheck source=lib_curl.sh
+. "$here/lib_curl.sh"
 
 make_topology 3 etcd
 start_etcd
@@ -77,5 +80,6 @@ assert_eq "$rc" 1 "twillctl status exit status with no daemon"
 grep -q 'cannot reach twilld at http://127.0.0.1:1/v1/status' <<<"$out" || fail "unclear error: $out"
 log "unreachable daemon: exit 1: $(head -n 1 <<<"$out")"
 
+for i in 1 2 3; do assert_libcurl "$i" no; done
 finish_twilld_all
 log "PASS"
