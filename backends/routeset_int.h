@@ -26,24 +26,27 @@ union rs_ip {
 	uint8_t b[16];
 };
 
+/*
+ * One per remote lease, 80 bytes (flags as bits, the bytes after the words): a 96-byte malloc
+ * chunk rather than 112 (160 KB at 10,000 leases).
+ */
 struct rs_entry {
 	struct rs_entry *next_net, *next_mac, *next_dirty;
 	union rs_ip net; /* subnet network address */
-	uint8_t len;
 	union rs_ip pub;
+	uint32_t p_nh; /* what the kernel has, as far as we know (with p_mac, p_valid, p_l2) */
 	uint8_t mac[6];
-	bool overlay;
-	bool wanted; /* false: removal queued */
-	bool dirty;
-	bool in_mac;
-	bool direct, direct_known; /* DirectRouting verdict */
-	bool failed;               /* a message of the current batch was refused */
-	/* what the kernel has, as far as we know */
-	bool p_valid, p_l2;
 	uint8_t p_mac[6];
-	uint32_t p_nh;
+	uint8_t len;
+	bool overlay : 1;
+	bool wanted : 1; /* false: removal queued */
+	bool dirty : 1;
+	bool in_mac : 1;
+	bool direct : 1, direct_known : 1; /* DirectRouting verdict */
+	bool failed : 1;                   /* a message of the current batch was refused */
+	bool p_valid : 1, p_l2 : 1;
 	/* seen correct in the last dump */
-	bool k_route, k_neigh, k_fdb, k_nh;
+	bool k_route : 1, k_neigh : 1, k_fdb : 1, k_nh : 1;
 };
 
 struct rs_table {
