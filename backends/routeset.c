@@ -233,18 +233,12 @@ void rs_e_route(const struct routeset *rs, const struct rs_entry *e, struct nl_r
 static void *push_op(struct routeset *rs, struct rs_entry *e, enum rs_what what, bool del)
 {
 	struct rs_batch *rb = rs->rb;
+	size_t slot = rb->nops++ % RS_OPS;
 	struct rs_op *op;
 
-	if (rb->nops == rb->cops) {
-		size_t c = rb->cops ? rb->cops * 2 : 256;
-		struct rs_op *ops = realloc(rb->ops, c * sizeof(*ops));
-
-		if (!ops)
-			return NULL;
-		rb->ops = ops;
-		rb->cops = c;
-	}
-	op = &rb->ops[rb->nops++];
+	if (!rb->ops && !(rb->ops = calloc(RS_OPS, sizeof(*rb->ops))))
+		return NULL; /* no record: a refusal is logged without its lease */
+	op = &rb->ops[slot];
 	memset(op, 0, sizeof(*op));
 	op->rs = rs;
 	op->e = e;
@@ -254,14 +248,14 @@ static void *push_op(struct routeset *rs, struct rs_entry *e, enum rs_what what,
 		op->addr = e->net;
 		op->len = e->len;
 	}
-	return (void *)(uintptr_t)rb->nops;
+	return (void *)(uintptr_t)(slot + 1);
 }
 
 static struct rs_op *rb_op(struct rs_batch *rb, void *cookie)
 {
 	uintptr_t i = (uintptr_t)cookie;
 
-	return i && i <= rb->nops ? &rb->ops[i - 1] : NULL;
+	return rb->ops && i && i <= RS_OPS ? &rb->ops[i - 1] : NULL;
 }
 
 static struct rs_op *op_of(struct routeset *rs, void *cookie)
@@ -437,7 +431,6 @@ int rs_commit(struct routeset *rs)
 	int ret = nl_batch_commit(rb->batch);
 	bool retry = false;
 
-	rb->nops = 0;
 	if (ret >= 0)
 		return ret;
 	for (size_t i = 0; i < rb->nmembers; i++) {
@@ -572,7 +565,6 @@ int routeset_flush(struct routeset *rs)
 	}
 	if (!any)
 		return 0;
-	rb->nops = 0;
 	/* DirectRouting's route lookups are batches of their own, sent before the changes. */
 	for (size_t i = 0; i < rb->nmembers && ret >= 0; i++)
 		if (go[i])

@@ -202,7 +202,6 @@ static int rc_prepare(struct routeset *rs)
 	if (ret < 0)
 		return ret;
 	drop_dirty(rs);
-	rs->rb->nops = 0;
 	rs->stale.nroutes = rs->stale.nneighs = rs->stale.nnhs = 0;
 	ret = rs_lookup_direct(rs, true);
 	if (ret < 0)

@@ -25,7 +25,6 @@
 #define NL_RX_SLOT     (NL_RX_BYTES / NL_RX_SLOTS)
 #define NL_RCVBUF      (8 * 1024 * 1024)
 #define NL_BATCH_BYTES (128 * 1024)
-#define NL_BATCH_MSGS  1024 /* bounds the ACKs queued in the receive buffer per send */
 #define NL_MSG_MAX     1024 /* room reserved per batched message; ours are < 200 bytes */
 #define NL_RCV_TIMEOUT 10   /* seconds */
 

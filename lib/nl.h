@@ -75,6 +75,14 @@ typedef void (*nl_batch_err_cb)(void *ctx, void *cookie, int err, const char *ex
 typedef void (*nl_batch_reply_cb)(void *ctx, void *cookie, const struct nlmsghdr *nlh);
 
 /*
+ * At most this many messages of a batch are queued or awaiting their ACK at once: queueing
+ * one more first sends them and drains their ACKs (it bounds the ACKs queued in the receive
+ * buffer per send). A cookie is never passed to a callback again once its message's ACK was
+ * drained, so callers may reuse cookies in a ring of NL_BATCH_MSGS + 1 slots.
+ */
+#define NL_BATCH_MSGS 1024
+
+/*
  * A batch on @sk: messages accumulate in a buffer (NL_BATCH_BYTES) and are sent
  * many per sendmsg when it fills or on nl_batch_commit(); ACKs are drained per
  * sequence number and errors reported through @err_cb (may be NULL), replies
