@@ -235,8 +235,8 @@ from just before each put to its RTM_NEWROUTE (goal p99 <= 20 ms). etcd 3.4 on 1
 same namespace, data on tmpfs. For scale: flanneld, measured the same way, takes 8.4x the
 ip -batch time and 56 MB.
 
-Command: \`sudo $([ "$DS" = 1 ] && echo 'DUALSTACK=1 ')bench/convergence_daemon.sh $SIZES\` (REPS=$REPS, build $(basename "$BUILD"): gcc
-RelWithDebInfo), $(date -u '+%Y-%m-%d %H:%M') UTC, kernel $kernel, $cpus CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
+Command: \`sudo $([ "$DS" = 1 ] && echo 'DUALSTACK=1 ')bench/convergence_daemon.sh $SIZES\` (REPS=$REPS, build $(basename "$BUILD"):
+$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || echo unknown)), $(date -u '+%Y-%m-%d %H:%M') UTC, kernel $kernel, $cpus CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 
 | N | ip+bridge -batch ms | twilld converge ms | ratio | twilld CPU ms | peak RSS MiB | anon RSS at end MiB | latency p50 ms | p99 ms | max ms |
 |---|---|---|---|---|---|---|---|---|---|

@@ -5,7 +5,9 @@
 # etcd on 127.0.0.1 (data on tmpfs), config 198.18.0.0/15 SubnetLen 29 vxlan, N remote leases
 # preloaded (bench/preload_leases.py); twilld started through `bash -c 'exec ...'` that records
 # $EPOCHREALTIME just before the exec. Measured:
-#   startup_ms  from that exec to the subnet file's mtime (written once the lease is held)
+#   startup_ms  from that exec to the subnet file's arrival (written once the lease is held),
+#               seen by bench/wait_file.py through inotify (not the file's mtime: a new file's
+#               timestamps come from the coarse clock, up to a jiffy early)
 #   then, once all N routes are in flannel.1 and 0.5 s later (steady state):
 #   VmHWM (peak RSS), and from /proc/PID/smaps_rollup Rss, Pss, Anonymous; the largest
 #   mappings by Rss (smaps, grouped by file) for the last rep go to the log.
@@ -94,14 +96,22 @@ one_run() {
 	elif [ -n "$st" ]; then
 		read -r -a wrap <<<"$WRAP"
 	fi
+	# the subnet file's arrival, timed by an inotify waiter set up before the exec (wait_file.py)
+	bg_start "$ns" "$dir/wait.log" "wait_file $ns" python3 "$SRC/bench/wait_file.py" "$dir" \
+		subnet.env "$dir/wait.ready" "$dir/t1"
+	local waiter=$TW_BG_PID
+	wait_for --timeout 10 --interval 0.01 have_file "$dir/wait.ready" || fail "wait_file.py not ready"
 	# shellcheck disable=SC2016
 	bg_start "$ns" "$dir/twilld.log" "twilld $ns" bash -c 'echo "$EPOCHREALTIME" >"$1"; shift; exec "$@"' \
 		_ "$dir/t0" "${wrap[@]}" "$BUILD/twilld" --etcd-endpoints="$TW_URL" ${TLS:+"${TW_TLS[@]}"} --iface=ul \
 		--subnet-file="$dir/subnet.env" -v=0
 	pid=$TW_BG_PID
 	wait_for --timeout 30 --interval 0.01 have_file "$dir/subnet.env" || fail "no subnet file (N=$n)"
+	wait_for --timeout 5 --interval 0.01 have_file "$dir/t1" || fail "wait_file.py saw no subnet file"
+	wait "$waiter" || fail "wait_file.py failed: $(cat "$dir/wait.log")"
+	unset "TW_PROCS[$waiter]"
 	t0=$(cat "$dir/t0")
-	t1=$(stat -c %.6Y "$dir/subnet.env")
+	t1=$(cat "$dir/t1")
 	ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
 	if [ "$n" -gt 0 ]; then
 		wait_for --timeout 120 --interval 0.2 routes_in "$ns" "$n" || fail "routes not in (N=$n)"
