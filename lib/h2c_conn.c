@@ -1,5 +1,5 @@
 /*
- * One h2c connection: resolve, connect without blocking, feed nghttp2 what the socket reads
+ * One h2c connection: resolve and connect without blocking, feed nghttp2 what the socket reads
  * and write what nghttp2 produces. nghttp2's callbacks only record (headers, data, the end
  * of a stream) and queue the stream; user callbacks run later, from h2c_pool_leave().
  */
@@ -17,6 +17,7 @@
 #include "lib/ev.h"
 #include "lib/h2c_int.h"
 #include "lib/log.h"
+#include "lib/resolve.h"
 
 #define H2C_STREAM_WINDOW  (1 << 20)  /* per stream: a 512 KB listing page in one round trip */
 #define H2C_CONN_WINDOW    (16 << 20) /* per connection: many such streams at once */
@@ -25,6 +26,7 @@
 #define H2C_READS_PER_WAKE 16 /* level-triggered: the rest waits for the next iteration */
 
 static void conn_io(struct ev_io *io, int fd, uint32_t revents, void *ctx);
+static void resolved(void *ctx, int rc, struct addrinfo *ai);
 
 /* ---- nghttp2 callbacks: record, queue, never call the user ---- */
 
@@ -172,8 +174,10 @@ static int split_origin(const char *origin, char *host, size_t hlen, char *port,
 	return 0;
 }
 
-/* Names that are no address are resolved here, blocking: etcd endpoints are addresses or
- * names of /etc/hosts (localhost) in practice, and libcurl's resolver thread is no better. */
+/*
+ * An address is taken as it is; a name is resolved off the loop (lib/resolve.h), and the
+ * connection goes on from resolved(). 0: addresses ready; 1: resolving; -errno with @why.
+ */
 static int resolve(struct h2c_conn *k, char *why, size_t whylen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
@@ -188,7 +192,11 @@ static int resolve(struct h2c_conn *k, char *why, size_t whylen)
 	r = getaddrinfo(host, port, &hints, &k->ai);
 	if (r == EAI_NONAME) {
 		hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-		r = getaddrinfo(host, port, &hints, &k->ai);
+		k->rj = resolve_start(k->p->loop, host, port, &hints, resolved, k);
+		if (k->rj)
+			return 1;
+		snprintf(why, whylen, "cannot resolve %s: %s", host, strerror(errno));
+		return -ECONNREFUSED;
 	}
 	if (r != 0) {
 		snprintf(why, whylen, "cannot resolve %s: %s", host, gai_strerror(r));
@@ -231,6 +239,35 @@ static int connect_next(struct h2c_conn *k)
 	return -err;
 }
 
+/* The name of @k resolved (or not): connect, or fail its streams. */
+static void resolved(void *ctx, int rc, struct addrinfo *ai)
+{
+	struct h2c_conn *k = ctx;
+	struct h2c_pool *p = k->p;
+	char why[H2C_WHY_MAX];
+	int err;
+
+	k->rj = NULL; /* the job ends with this call */
+	h2c_pool_enter(p);
+	k->busy++;
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "cannot resolve the host of %s: %s", k->origin,
+		         gai_strerror(rc));
+		h2c_conn_fail(k, -ECONNREFUSED, why);
+	} else {
+		k->ai = k->ai_next = ai;
+		err = connect_next(k);
+		if (err < 0) {
+			snprintf(why, sizeof(why), "cannot connect to %s: %s", k->origin,
+			         strerror(-err));
+			h2c_conn_fail(k, -ECONNREFUSED, why);
+		}
+	}
+	k->busy--;
+	h2c_conn_release(k);
+	h2c_pool_leave(p);
+}
+
 static void connect_timeout(struct ev_timer *t, void *ctx)
 {
 	struct h2c_conn *k = ctx;
@@ -251,6 +288,7 @@ struct h2c_conn *h2c_conn_new(struct h2c_pool *p, const char *origin, long conne
                               char *why, size_t whylen)
 {
 	struct h2c_conn *k = calloc(1, sizeof(*k));
+	bool resolving;
 	int err;
 
 	if (!k)
@@ -259,6 +297,9 @@ struct h2c_conn *h2c_conn_new(struct h2c_pool *p, const char *origin, long conne
 	k->fd = -1;
 	snprintf(k->origin, sizeof(k->origin), "%s", origin);
 	err = resolve(k, why, whylen);
+	resolving = err == 1;
+	if (resolving)
+		err = 0;
 	if (err == 0)
 		err = session_new(k);
 	if (err == 0) {
@@ -267,7 +308,7 @@ struct h2c_conn *h2c_conn_new(struct h2c_pool *p, const char *origin, long conne
 		                  ev_timer_start(k->timer, (uint64_t)connect_timeout_ms, 0) < 0))
 			err = -ENOMEM;
 	}
-	if (err == 0) {
+	if (err == 0 && !resolving) {
 		err = connect_next(k);
 		if (err < 0)
 			snprintf(why, whylen, "cannot connect to %s: %s", origin, strerror(-err));
@@ -275,6 +316,8 @@ struct h2c_conn *h2c_conn_new(struct h2c_pool *p, const char *origin, long conne
 	k->next = p->conns;
 	p->conns = k;
 	if (err < 0) {
+		resolve_cancel(k->rj);
+		k->rj = NULL;
 		/* the request still gets its failure through the loop, as with libcurl */
 		k->state = H2C_DEAD;
 		k->err = err == -EINVAL ? -EINVAL : (err == -ENOMEM ? -ENOMEM : -ECONNREFUSED);
@@ -458,6 +501,8 @@ void h2c_conn_fail(struct h2c_conn *k, int err, const char *why)
 	ev_timer_stop(k->timer);
 	if (k->io)
 		ev_io_set_events(k->io, 0);
+	resolve_cancel(k->rj);
+	k->rj = NULL;
 }
 
 static void conn_unlink(struct h2c_conn *k)

@@ -14,6 +14,7 @@
 #define H2C_WHY_MAX    400
 
 struct h2c_conn;
+struct resolve_job;
 
 struct h2c_stream {
 	struct h2c_pool *p;
@@ -62,6 +63,7 @@ struct h2c_conn {
 	struct ev_io *io;
 	struct ev_timer *timer; /* connect timeout */
 	struct addrinfo *ai, *ai_next;
+	struct resolve_job *rj; /* resolving its name */
 	nghttp2_session *ng;
 	uint8_t *out; /* bytes nghttp2 produced that the socket did not take yet */
 	size_t out_off, out_len, out_cap;

@@ -193,6 +193,7 @@ cleanup() {
 		if [ -e "/run/netns/$ns" ]; then
 			ip netns del "$ns" 2>/dev/null || echo "lib.sh: could not delete netns $ns" >&2
 		fi
+		[ -d "/etc/netns/$ns" ] && rm -rf "/etc/netns/${ns:?}"
 	done
 	TW_NETNS=()
 	# Kept only after a failure; an interrupt (130/143) is not one.
@@ -282,6 +283,15 @@ ns_etcd() { echo "${TW_PREFIX}e"; }
 # host_ip I: underlay address of host I.
 host_ip() { echo "${TW_HOST_IP[$1]:-$TW_UNDERLAY_NET.$((10 + $1))}"; }
 declare -gA TW_HOST_IP=() # hosts on the routed segment (198.51.100.0/24)
+
+# netns_resolv NS LINES...: the resolv.conf that `ip netns exec NS` shows its processes
+# (/etc/netns/NS/resolv.conf, bind-mounted by ip over /etc/resolv.conf; removed with NS).
+netns_resolv() {
+	local ns=$1
+	shift
+	mkdir -p "/etc/netns/$ns" || fail "cannot create /etc/netns/$ns"
+	printf '%s\n' "$@" >"/etc/netns/$ns/resolv.conf" || fail "cannot write /etc/netns/$ns/resolv.conf"
+}
 
 # netns_add NAME: create a namespace (recorded for cleanup) with lo up.
 netns_add() {

@@ -6,6 +6,10 @@
 #  1. twilld --etcd-endpoints=http://192.0.2.250:2379,<m1>,<m2>: the subnet file appears within
 #     DEAD_START_MS (500 ms) of the start (plus what a start with the live members only takes
 #     beyond 150 ms on this machine at this moment, measured just before).
+#  1b. The same with a name first, whose DNS server never answers (h1's resolv.conf names
+#     192.0.2.250, which drops UDP too): the lookup runs off twilld's event loop, so the
+#     subnet file still appears within the limit (a lookup in the loop would stall it for the
+#     resolver's whole timeout, 2 x 3 s).
 #  2. The member twilld uses (the one its sockets received the most bytes from) is frozen with
 #     SIGSTOP: a lease put through the third member is programmed in h1's kernel within
 #     MOVE_MS (the request timeout, 5 s, + 1 s to apply) of the freeze (or of the put, when the
@@ -46,6 +50,7 @@ h1=$(ns_host 1)
 netns_add "${TW_PREFIX}x"
 _tw_attach "${TW_PREFIX}x" "$DEAD" dead
 ip netns exec "${TW_PREFIX}x" iptables -w -A INPUT -p tcp -j DROP || fail "iptables DROP in ${TW_PREFIX}x"
+ip netns exec "${TW_PREFIX}x" iptables -w -A INPUT -p udp -j DROP || fail "iptables DROP udp in ${TW_PREFIX}x"
 syn_vanishes || fail "a connect to $DEAD from h1 did not hang: the dead member answers"
 log "$DEAD: every TCP packet dropped there, connects from h1 hang"
 
@@ -71,6 +76,22 @@ ms=$START_MS
 limit=$((DEAD_START_MS + (base > 150 ? base - 150 : 0)))
 log "1: --etcd-endpoints=$eps: subnet file $ms ms after the start (live members only: $base ms; limit $limit ms)"
 assert_le "$ms" "$limit" "1: start to subnet file (ms) with a dead member first"
+assert_lease 1 vxlan
+
+# --- 1b. a name whose DNS server never answers, first -------------------------------------------
+NAME=etcd-m0.twill.test
+netns_resolv "$h1" "nameserver $DEAD" "options timeout:3 attempts:2"
+# the lookup hangs for h1's processes (proof that the case tests what it says)
+rc=0
+ip netns exec "$h1" timeout 1 getent ahosts "$NAME" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 124 ] || fail "1b: a lookup of $NAME in h1 did not hang (rc $rc): the DNS server answers"
+stop_twilld 1
+assert_eq "$TW_LAST_RC" 0 "twilld's exit status on SIGTERM"
+eps="http://$NAME:2379,$live"
+start_ms "$eps"
+ms=$START_MS
+log "1b: --etcd-endpoints=$eps: subnet file $ms ms after the start (limit $limit ms)"
+assert_le "$ms" "$limit" "1b: start to subnet file (ms) with an unresolvable name first"
 assert_lease 1 vxlan
 
 # leader_to_m3: move the raft leadership to m3 (so the failures below never start an election

@@ -4,7 +4,8 @@
  * that breaks, streamed bodies and cancel, and freeing the client from a callback.
  * Paths: /hello answers "hello"; /silent never answers; /goaway answers with a GOAWAY that
  * refuses the stream; /close closes the connection; /echo answers each request DATA chunk
- * with the same bytes and never ends.
+ * with the same bytes and never ends. Names (localhost, from /etc/hosts: no DNS query leaves
+ * the machine) are resolved off the loop (lib/resolve.c).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@
 #include "lib/http.h"
 
 static struct ev_loop *loop;
+static const char *req_host = "127.0.0.1"; /* the host of the requests' URLs */
 
 /* ---- the server ---- */
 
@@ -290,7 +292,7 @@ static struct http_req *req(struct http_client *c, const char *path, long timeou
 		                       .on_data = stream ? on_data : NULL };
 	struct http_req *r;
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", srv.port, path);
+	snprintf(url, sizeof(url), "http://%s:%d%s", req_host, srv.port, path);
 	r = http_request(c, &o, on_done, x);
 	cr_assert(r, "http_request: %s", strerror(errno));
 	cr_assert(!x->done, "callback ran from inside http_request");
@@ -461,4 +463,38 @@ Test(lib_h2c, connect_refused)
 	cr_assert_eq(a.status, 0);
 	cr_assert_eq(http_client_connects(c), 0);
 	http_client_free(c);
+}
+
+Test(lib_h2c, a_name_is_resolved_off_the_loop_and_shared)
+{
+	struct http_client *c = http_client_new(loop);
+	struct res x[5] = { 0 };
+
+	req_host = "localhost";
+	for (int i = 0; i < 5; i++)
+		req(c, "/hello", 3000, false, &x[i]);
+	for (int i = 0; i < 5; i++) {
+		wait_done(&x[i]);
+		cr_assert_eq(x[i].rc, 0, "request %d: %d", i, x[i].rc);
+		cr_assert_str_eq(x[i].body, "hello");
+	}
+	cr_assert_eq(srv.accepted, 1, "%d connections", srv.accepted);
+	cr_assert_eq(http_client_connects(c), 1);
+	http_client_free(c);
+}
+
+Test(lib_h2c, free_client_while_resolving)
+{
+	struct http_client *c = http_client_new(loop);
+	struct res a = { 0 };
+	uint64_t end;
+
+	req_host = "localhost";
+	req(c, "/hello", 3000, false, &a);
+	http_client_free(c); /* the lookup thread finishes on its own and frees the job */
+	end = ev_now_ms() + 300;
+	while (ev_now_ms() < end)
+		ev_loop_run_once(loop, 20);
+	cr_assert(!a.done, "a request of a freed client completed");
+	cr_assert_eq(srv.accepted, 0, "a freed client connected");
 }
