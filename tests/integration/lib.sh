@@ -284,13 +284,13 @@ ns_etcd() { echo "${TW_PREFIX}e"; }
 host_ip() { echo "${TW_HOST_IP[$1]:-$TW_UNDERLAY_NET.$((10 + $1))}"; }
 declare -gA TW_HOST_IP=() # hosts on the routed segment (198.51.100.0/24)
 
-# netns_resolv NS LINES...: the resolv.conf that `ip netns exec NS` shows its processes
-# (/etc/netns/NS/resolv.conf, bind-mounted by ip over /etc/resolv.conf; removed with NS).
-netns_resolv() {
-	local ns=$1
-	shift
+# netns_etc NS FILE LINES...: the /etc/FILE (resolv.conf, hosts) that `ip netns exec NS` shows
+# its processes (/etc/netns/NS/FILE, bind-mounted by ip over /etc/FILE; removed with NS).
+netns_etc() {
+	local ns=$1 f=$2
+	shift 2
 	mkdir -p "/etc/netns/$ns" || fail "cannot create /etc/netns/$ns"
-	printf '%s\n' "$@" >"/etc/netns/$ns/resolv.conf" || fail "cannot write /etc/netns/$ns/resolv.conf"
+	printf '%s\n' "$@" >"/etc/netns/$ns/$f" || fail "cannot write /etc/netns/$ns/$f"
 }
 
 # netns_add NAME: create a namespace (recorded for cleanup) with lo up.

@@ -80,7 +80,7 @@ assert_lease 1 vxlan
 
 # --- 1b. a name whose DNS server never answers, first -------------------------------------------
 NAME=etcd-m0.twill.test
-netns_resolv "$h1" "nameserver $DEAD" "options timeout:3 attempts:2"
+netns_etc "$h1" resolv.conf "nameserver $DEAD" "options timeout:3 attempts:2"
 # the lookup hangs for h1's processes (proof that the case tests what it says)
 rc=0
 ip netns exec "$h1" timeout 1 getent ahosts "$NAME" >/dev/null 2>&1 || rc=$?
