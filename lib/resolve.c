@@ -26,8 +26,9 @@ struct resolve_job {
 	struct ev_io *io;
 	char host[256], port[16];
 	struct addrinfo hints;
-	int rc;              /* written by the thread before the eventfd, read after it */
+	int rc;              /* written by the thread before @finished, read after it */
 	struct addrinfo *ai; /* the same; the loop side takes it */
+	int finished;        /* atomic: rc and ai are final */
 	resolve_cb cb;
 	void *ctx;
 };
@@ -50,6 +51,7 @@ static void *job_run(void *arg)
 	j->rc = getaddrinfo(j->host, j->port, &j->hints, &j->ai);
 	if (j->rc != 0)
 		j->ai = NULL;
+	__atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
 	/* an eventfd write of 8 bytes does not fail short of overflow: nothing to do if it did */
 	if (write(j->efd, &one, sizeof(one)) < 0) {
 	}
@@ -66,7 +68,8 @@ static void job_done(struct ev_io *io, int fd, uint32_t revents, void *ctx)
 	(void)io;
 	(void)fd;
 	(void)revents;
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (!__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE))
+		return; /* cannot happen: the eventfd is written after */
 	ai = j->ai;
 	rc = j->rc;
 	j->ai = NULL;

@@ -25,7 +25,8 @@ typedef void (*resolve_cb)(void *ctx, int rc, struct addrinfo *ai);
 struct resolve_job *resolve_start(struct ev_loop *loop, const char *host, const char *port,
                                   const struct addrinfo *hints, resolve_cb cb, void *ctx);
 
-/* No callback any more; the thread, if still resolving, cleans up after itself. */
+/* No callback any more; the thread, if still resolving, cleans up after itself. Only before
+ * the callback ran: the job is gone after it. */
 void resolve_cancel(struct resolve_job *j);
 
 #endif
