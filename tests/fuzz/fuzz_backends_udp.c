@@ -162,11 +162,18 @@ static void gso(const uint8_t *buf, size_t len)
 			return;
 		for (size_t i = 0; i < o.n; i++) {
 			const struct udp_seg *s = &o.segs[i];
+			const uint8_t *h = o.hdrs[i];
 
-			if (s->hdr_len + s->pay_len > mtu || s->pay_off + s->pay_len > len ||
-			    rd16(o.hdrs[i] + 2) != s->hdr_len + s->pay_len)
+			if (s->hdr_len + s->pay_len > mtu || s->pay_off + s->pay_len > len)
 				abort();
-			check_ip_csum(o.hdrs[i]);
+			if (h[0] >> 4 == 6) { /* GSO_TCPV6: payload length, no header checksum */
+				if (s->hdr_len < 40 || rd16(h + 4) != s->hdr_len + s->pay_len - 40)
+					abort();
+				continue;
+			}
+			if (h[0] >> 4 != 4 || rd16(h + 2) != s->hdr_len + s->pay_len)
+				abort();
+			check_ip_csum(h);
 		}
 		segs += o.n;
 		first += o.n;
