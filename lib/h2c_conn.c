@@ -176,7 +176,7 @@ static int split_origin(const char *origin, char *host, size_t hlen, char *port,
 
 /*
  * An address is taken as it is; a name is resolved off the loop (lib/resolve.h), and the
- * connection goes on from resolved(). 0: addresses ready; 1: resolving; -errno with @why.
+ * connection goes on from resolved() (@k->rj set meanwhile). 0, or -errno with @why.
  */
 static int resolve(struct h2c_conn *k, char *why, size_t whylen)
 {
@@ -194,7 +194,7 @@ static int resolve(struct h2c_conn *k, char *why, size_t whylen)
 		hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
 		k->rj = resolve_start(k->p->loop, host, port, &hints, resolved, k);
 		if (k->rj)
-			return 1;
+			return 0;
 		snprintf(why, whylen, "cannot resolve %s: %s", host, strerror(errno));
 		return -ECONNREFUSED;
 	}
@@ -288,7 +288,6 @@ struct h2c_conn *h2c_conn_new(struct h2c_pool *p, const char *origin, long conne
                               char *why, size_t whylen)
 {
 	struct h2c_conn *k = calloc(1, sizeof(*k));
-	bool resolving;
 	int err;
 
 	if (!k)
@@ -297,9 +296,6 @@ struct h2c_conn *h2c_conn_new(struct h2c_pool *p, const char *origin, long conne
 	k->fd = -1;
 	snprintf(k->origin, sizeof(k->origin), "%s", origin);
 	err = resolve(k, why, whylen);
-	resolving = err == 1;
-	if (resolving)
-		err = 0;
 	if (err == 0)
 		err = session_new(k);
 	if (err == 0) {
@@ -308,7 +304,7 @@ struct h2c_conn *h2c_conn_new(struct h2c_pool *p, const char *origin, long conne
 		                  ev_timer_start(k->timer, (uint64_t)connect_timeout_ms, 0) < 0))
 			err = -ENOMEM;
 	}
-	if (err == 0 && !resolving) {
+	if (err == 0 && !k->rj) { /* with a lookup under way, resolved() connects */
 		err = connect_next(k);
 		if (err < 0)
 			snprintf(why, whylen, "cannot connect to %s: %s", origin, strerror(-err));

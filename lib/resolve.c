@@ -118,27 +118,23 @@ struct resolve_job *resolve_start(struct ev_loop *loop, const char *host, const 
 	j->ctx = ctx;
 	j->refs = 2;
 	j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (j->efd < 0) {
-		free(j);
-		return NULL;
-	}
+	if (j->efd < 0)
+		goto fail;
 	j->io = ev_io_new(loop, j->efd, EPOLLIN, job_done, j);
-	if (!j->io) {
-		r = errno;
-		close(j->efd);
-		free(j);
-		errno = r;
-		return NULL;
-	}
+	if (!j->io)
+		goto fail;
 	r = start_thread(j);
-	if (r != 0) {
-		ev_io_free(j->io);
+	if (r == 0)
+		return j;
+	errno = r;
+fail:
+	r = errno;
+	ev_io_free(j->io);
+	if (j->efd >= 0)
 		close(j->efd);
-		free(j);
-		errno = r;
-		return NULL;
-	}
-	return j;
+	free(j);
+	errno = r;
+	return NULL;
 }
 
 void resolve_cancel(struct resolve_job *j)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # twilld and twillctl under valgrind (memcheck) in a real vxlan cluster (real etcd, 2 hosts):
-# h1's twilld runs under valgrind, h2's natively; h1 names etcd by a host name. Exercised under valgrind: start and
-# convergence, a remote lease added and removed, the own lease key deleted (re-acquired),
-# SIGHUP with the config unchanged, changed, invalid and missing, then SIGTERM: twilld must
-# exit 0 (valgrind exits 99 on any memory error or definite/indirect leak) and its log must say
-# "ERROR SUMMARY: 0 errors". twillctl leases, leases --json, config get, reserve, release and
-# watch --count 1 run under valgrind too, each with the same exit-code check.
+# h1's twilld runs under valgrind, h2's natively; h1 names etcd by a host name. Exercised
+# under valgrind: start and convergence, a remote lease added and removed, the own lease key
+# deleted (re-acquired), SIGHUP with the config unchanged, changed, invalid and missing, then
+# SIGTERM: twilld must exit 0 (valgrind exits 99 on any memory error or definite/indirect
+# leak) and its log must say "ERROR SUMMARY: 0 errors". twillctl leases, leases --json, config
+# get, reserve, release and watch --count 1 run under valgrind too, each with the same
+# exit-code check.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh disable=SC2034
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
